@@ -1,0 +1,5 @@
+"""Objectives over the coefficients of a linear model (the layer solvers see)."""
+
+from ._linear_softmax import LinearSoftmaxLoss
+
+__all__ = ["LinearSoftmaxLoss"]

@@ -1,0 +1,440 @@
+"""The softmax cross-entropy objective lifted onto linear coefficients."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from softmaxreg.functional import logsumexp
+
+__all__ = ["LinearSoftmaxLoss"]
+
+# Cache the full probability matrix for repeated Hessian-vector products at
+# one point only while it stays below this many float64 entries (32 MiB).
+_PROBA_CACHE_MAX = 1 << 22
+
+
+class LinearSoftmaxLoss:
+    r"""Mean softmax cross-entropy of a linear model, as a function of its coefficients.
+
+    For data ``X`` (n_samples, n_features), labels ``y`` and sample weights
+    ``s`` (summing to ``S``), with coefficients ``W`` (n_classes, n_features)
+    and intercept ``b`` (n_classes,):
+
+    .. math::
+
+        z_i = W x_i + b, \qquad
+        p_i = \operatorname{softmax}(z_i), \qquad
+        f(W, b) = \frac{1}{S} \sum_i s_i
+                  \bigl(\operatorname{logsumexp}(z_i) - z_{i, y_i}\bigr)
+                  + \frac{\lambda}{2} \lVert W \rVert_F^2 .
+
+    Gradient and Hessian, with ``Y`` the one-hot (or probability) targets and
+    ``P`` the predicted probabilities:
+
+    .. math::
+
+        \nabla_W f = \frac{1}{S} (P - Y)^\top \operatorname{diag}(s) X + \lambda W,
+        \qquad
+        \nabla_b f = \frac{1}{S} (P - Y)^\top s,
+
+    and the Hessian block between the rows of classes ``k`` and ``l`` is
+
+    .. math::
+
+        H_{kl} = \frac{1}{S} \sum_i s_i \, p_{ik} (\delta_{kl} - p_{il}) \,
+                 \tilde x_i \tilde x_i^\top + \lambda \delta_{kl} I ,
+
+    with :math:`\tilde x_i = (x_i, 1)` when there is an intercept (the
+    penalty never touches the intercept entry).  ``hessp`` applies it to a
+    direction ``V`` without forming it, through the softmax JVP
+    :math:`p \odot (z_V - \langle p, z_V \rangle)` with :math:`z_V = V \tilde x`.
+
+    **Conventions.**
+    *Coefficients* are ``coef`` of shape (n_classes, n_features) and
+    ``intercept`` of shape (n_classes,), logits ``X @ coef.T + intercept``, as in
+    scikit-learn.  *The flat vector* ``w`` seen by solvers holds the free rows
+    only, as the C-ordered ravel of an array of shape
+    (n_free, n_features + fit_intercept) whose last column is the intercept;
+    :meth:`unpack` and :meth:`pack` convert.  *Reference class*: with
+    ``reference_class=None`` all ``n_classes`` rows are free (symmetric coding;
+    the softmax is invariant to adding one vector to every row, so without a
+    penalty the optimum is not unique).  With ``reference_class=r`` (a class
+    code) row ``r`` is fixed at zero and ``n_free = n_classes - 1``: the
+    statsmodels ``MNLogit`` parametrization (which always takes ``r = 0``).
+    *Scaling*: the objective is the sample-weighted *mean* (divided by ``S``,
+    the sum of sample weights), so ``l2_reg_strength = 1 / (C S)`` gives
+    scikit-learn's ``C * sum_i s_i CE_i + 0.5 ||W||^2`` divided by ``C S``.  The
+    observed information of the summed log-likelihood is
+    ``S * hessian(w)`` (with ``l2_reg_strength=0``).
+    *Precision*: logits are computed in the dtype of ``X`` (float32 stays
+    float32); everything after, and every sum over rows, is float64.
+
+    Parameters
+    ----------
+    X : {ndarray, scipy.sparse matrix} of shape (n_samples, n_features)
+        Features, float32 or float64; CSR or CSC when sparse.  Not copied.
+    y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        Integer class codes ``0 .. n_classes - 1``, or a matrix of target
+        probabilities (rows summing to one; one-hot is the usual case).
+    n_classes : int, default=None
+        Number of classes; ``y.max() + 1`` when None and ``y`` holds codes.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Non-negative weights; all ones when None.
+    fit_intercept : bool, default=True
+        Whether ``w`` holds an intercept column.
+    l2_reg_strength : float, default=0.0
+        :math:`\lambda` above.
+    reference_class : int, default=None
+        Class code whose row is fixed at zero, or None for symmetric coding.
+    chunk_size : int, default=None
+        Rows processed at a time; bounds the temporary memory of a pass to
+        about ``chunk_size * (n_classes + n_features)`` floats.  None picks a
+        size holding about four million logits per chunk.
+
+    Examples
+    --------
+    One sample, two classes, zero coefficients: both probabilities are 1/2,
+    the loss is log 2 and the intercept gradient is p - y = (0.5, -0.5).
+
+    >>> import numpy as np
+    >>> loss = LinearSoftmaxLoss(np.array([[1.0]]), np.array([1]))
+    >>> w = np.zeros(loss.n_params)
+    >>> f, g = loss.loss_gradient(w)
+    >>> print(round(f, 6), round(np.log(2), 6))
+    0.693147 0.693147
+    >>> coef_grad, intercept_grad = loss.unpack(g)
+    >>> coef_grad.tolist(), intercept_grad.tolist()
+    ([[0.5], [-0.5]], [0.5, -0.5])
+    """
+
+    def __init__(
+        self,
+        X,
+        y,
+        *,
+        n_classes=None,
+        sample_weight=None,
+        fit_intercept=True,
+        l2_reg_strength=0.0,
+        reference_class=None,
+        chunk_size=None,
+    ):
+        if sp.issparse(X):
+            if X.format not in ("csr", "csc"):
+                raise ValueError(
+                    f"sparse X must be CSR or CSC, got {X.format!r}; convert with X.tocsr()."
+                )
+        else:
+            X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+        if X.dtype not in (np.float32, np.float64):
+            raise ValueError(f"X must be float32 or float64, got {X.dtype}; cast it first.")
+        n_samples, n_features = X.shape
+        if n_samples == 0:
+            raise ValueError("X has no rows; the loss needs at least one sample.")
+
+        y = np.asarray(y)
+        if y.ndim == 1:
+            if y.shape[0] != n_samples:
+                raise ValueError(f"y has {y.shape[0]} entries but X has {n_samples} rows.")
+            if not np.issubdtype(y.dtype, np.integer):
+                if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+                    raise ValueError("y must hold integer class codes 0..n_classes-1.")
+                y = y.astype(np.intp)
+            if y.min() < 0:
+                raise ValueError("y must hold class codes >= 0.")
+            if n_classes is None:
+                n_classes = int(y.max()) + 1
+            if y.max() >= n_classes:
+                raise ValueError(f"y holds code {int(y.max())} but n_classes={n_classes}.")
+            y = y.astype(np.intp, copy=False)
+        elif y.ndim == 2:
+            if y.shape[0] != n_samples:
+                raise ValueError(f"y has {y.shape[0]} rows but X has {n_samples}.")
+            if n_classes is None:
+                n_classes = y.shape[1]
+            if y.shape[1] != n_classes:
+                raise ValueError(f"y has {y.shape[1]} columns but n_classes={n_classes}.")
+            y = np.asarray(y, dtype=np.float64)
+            if not np.all(np.isfinite(y)) or np.any(y < 0):
+                raise ValueError("target probabilities in y must be finite and >= 0.")
+        else:
+            raise ValueError(f"y must be 1-D codes or a 2-D probability matrix, got shape {y.shape}.")
+        n_classes = int(n_classes)
+        if n_classes < 2:
+            raise ValueError(f"softmax regression needs n_classes >= 2, got {n_classes}.")
+
+        if sample_weight is None:
+            sample_weight = np.ones(n_samples)
+        else:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (n_samples,):
+                raise ValueError(
+                    f"sample_weight must have shape ({n_samples},), got {sample_weight.shape}."
+                )
+            if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+                raise ValueError("sample_weight must be finite and non-negative.")
+        total = float(sample_weight.sum())
+        if not total > 0:
+            raise ValueError("sample_weight sums to zero; at least one sample needs weight > 0.")
+
+        if reference_class is not None:
+            reference_class = int(reference_class)
+            if not 0 <= reference_class < n_classes:
+                raise ValueError(
+                    f"reference_class must be a class code in 0..{n_classes - 1}, got {reference_class}."
+                )
+        if chunk_size is None:
+            chunk_size = max(1, (1 << 22) // max(n_classes, n_features, 1))
+        chunk_size = int(chunk_size)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
+        if sp.issparse(X) and X.format == "csc" and chunk_size < n_samples:
+            X = X.tocsr()  # row slicing of CSC is quadratic
+
+        self.X = X
+        self.y = y
+        self.n_samples = n_samples
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.sample_weight = sample_weight
+        self.sum_sample_weight = total
+        self.fit_intercept = bool(fit_intercept)
+        self.l2_reg_strength = float(l2_reg_strength)
+        self.reference_class = reference_class
+        self.chunk_size = chunk_size
+        self._free = np.array(
+            [k for k in range(n_classes) if k != reference_class], dtype=np.intp
+        )
+        self._proba_cache = None
+
+    # -- coefficient layout ---------------------------------------------------
+
+    @property
+    def n_free(self):
+        """Number of free class rows (``n_classes``, or one fewer with a reference)."""
+        return self._free.size
+
+    @property
+    def n_dof(self):
+        """Parameters per class row: ``n_features + fit_intercept``."""
+        return self.n_features + int(self.fit_intercept)
+
+    @property
+    def n_params(self):
+        """Length of the flat coefficient vector ``w``."""
+        return self.n_free * self.n_dof
+
+    def unpack(self, w):
+        """Split a flat vector into ``coef`` (n_classes, n_features) and ``intercept`` (n_classes,).
+
+        The reference row, if any, is zero; without an intercept it is all zero.
+        """
+        w = np.asarray(w)
+        if w.shape != (self.n_params,):
+            raise ValueError(f"w must have shape ({self.n_params},), got {w.shape}.")
+        free = w.reshape(self.n_free, self.n_dof)
+        full = np.zeros((self.n_classes, self.n_dof), dtype=w.dtype)
+        full[self._free] = free
+        if self.fit_intercept:
+            return full[:, :-1], full[:, -1]
+        return full, np.zeros(self.n_classes, dtype=w.dtype)
+
+    def pack(self, coef, intercept=None):
+        """Flat vector ``w`` from ``coef`` and ``intercept`` (inverse of :meth:`unpack`).
+
+        With a reference class the reference row is first subtracted from every
+        row (the probabilities do not change), so any coefficients can be packed.
+        """
+        coef = np.asarray(coef, dtype=np.float64)
+        if coef.shape != (self.n_classes, self.n_features):
+            raise ValueError(
+                f"coef must have shape ({self.n_classes}, {self.n_features}), got {coef.shape}."
+            )
+        full = np.zeros((self.n_classes, self.n_dof))
+        full[:, : self.n_features] = coef
+        if self.fit_intercept:
+            full[:, -1] = 0.0 if intercept is None else intercept
+        if self.reference_class is not None:
+            full -= full[self.reference_class]
+        return full[self._free].ravel()
+
+    # -- evaluation -----------------------------------------------------------
+
+    def loss(self, w):
+        """Objective value ``f(w)`` (float)."""
+        return self._pass(w, need_grad=False)[0]
+
+    def gradient(self, w):
+        """Gradient of ``f`` at ``w``, ndarray of shape (n_params,)."""
+        return self._pass(w, need_grad=True)[1]
+
+    def loss_gradient(self, w):
+        """``(f(w), gradient(w))`` in one pass over the data."""
+        f, g, _ = self._pass(w, need_grad=True)
+        return f, g
+
+    def hessp(self, w, v):
+        """Hessian of ``f`` at ``w`` times the direction ``v`` (never forms the Hessian)."""
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (self.n_params,):
+            raise ValueError(f"v must have shape ({self.n_params},), got {v.shape}.")
+        return self._pass(w, need_grad=False, v=v)[2]
+
+    def hessian(self, w):
+        """Dense Hessian of ``f`` at ``w``, ndarray of shape (n_params, n_params).
+
+        Costs ``n_free**2`` weighted Gram matrices; meant for small problems and
+        for inference.  Ordering follows the flat layout of ``w``.
+        """
+        coef, intercept = self._unpack64(w)
+        free, d = self._free, self.n_dof
+        H = np.zeros((self.n_free, d, self.n_free, d))
+        for rows in self._chunks():
+            Xc = self._rows(rows)
+            P = self._proba(Xc, coef, intercept)[:, free]
+            sw = self.sample_weight[rows] / self.sum_sample_weight
+            Xt = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc, dtype=np.float64)
+            if self.fit_intercept:
+                Xt = np.hstack([Xt, np.ones((Xt.shape[0], 1))])
+            for a in range(self.n_free):
+                for c in range(a, self.n_free):
+                    r = sw * P[:, a] * ((a == c) - P[:, c])
+                    block = Xt.T @ (r[:, None] * Xt)
+                    H[a, :, c, :] += block
+                    if c != a:
+                        H[c, :, a, :] += block.T
+        if self.l2_reg_strength:
+            pen = np.zeros(d)
+            pen[: self.n_features] = self.l2_reg_strength
+            for a in range(self.n_free):
+                H[a, :, a, :] += np.diag(pen)
+        return H.reshape(self.n_params, self.n_params)
+
+    # -- the pass over rows (the one place the speed work replaces) -----------
+
+    def _pass(self, w, need_grad, v=None):
+        """Stream ``X`` once in row chunks.
+
+        Returns ``(f, grad, hessp)``; ``f`` is None when ``v`` is given (a
+        Hessian-vector product needs only the probabilities), ``grad`` is None
+        unless ``need_grad``, ``hessp`` is None unless ``v`` is given.
+        """
+        coef, intercept = self._unpack64(w)
+        K, p = self.n_classes, self.n_features
+        S = self.sum_sample_weight
+        want_loss = v is None
+        if v is not None:
+            v_coef, v_int = self.unpack(v)
+        total = 0.0
+        G = np.zeros((K, p)) if (need_grad or v is not None) else None
+        gb = np.zeros(K) if G is not None else None
+        use_cache = v is not None and self.n_samples * K <= _PROBA_CACHE_MAX
+        cached = self._cached_proba(w) if use_cache else None
+        store = [] if (use_cache and cached is None) else None
+
+        for ci, rows in enumerate(self._chunks()):
+            Xc = self._rows(rows)
+            sw = self.sample_weight[rows] / S
+            if cached is not None:
+                P = cached[ci]
+            else:
+                Z = self._logits(Xc, coef, intercept)
+                lse = logsumexp(Z, axis=1)
+                if want_loss:
+                    total += float(sw @ self._cross_entropy(Z, lse, rows))
+                P = np.exp(Z - lse[:, None]) if (need_grad or v is not None) else None
+                if store is not None:
+                    store.append(P)
+            if v is not None:
+                Zv = self._logits(Xc, v_coef, v_int)
+                R = P * (Zv - np.sum(P * Zv, axis=1, keepdims=True))
+            elif need_grad:
+                R = P - self._targets(rows)
+            else:
+                continue
+            R *= sw[:, None]
+            G += self._xt_dot(Xc, R)
+            gb += R.sum(axis=0)
+
+        if store is not None:
+            self._proba_cache = (np.array(w, dtype=np.float64, copy=True), store)
+        lam = self.l2_reg_strength
+        f = None
+        if want_loss:
+            f = total + 0.5 * lam * float(np.sum(coef * coef)) if lam else total
+        grad = hv = None
+        if G is not None:
+            base = v_coef if v is not None else coef
+            if lam:
+                G += lam * base
+            out = self._pack_free(G, gb)
+            if v is not None:
+                hv = out
+            else:
+                grad = out
+        return f, grad, hv
+
+    # -- helpers --------------------------------------------------------------
+
+    def _unpack64(self, w):
+        w = np.asarray(w, dtype=np.float64)
+        return self.unpack(w)
+
+    def _pack_free(self, G, gb):
+        if self.fit_intercept:
+            G = np.hstack([G, gb[:, None]])
+        return np.ascontiguousarray(G[self._free]).ravel()
+
+    def _chunks(self):
+        n, c = self.n_samples, self.chunk_size
+        if c >= n:
+            yield slice(0, n)
+            return
+        for start in range(0, n, c):
+            yield slice(start, min(start + c, n))
+
+    def _rows(self, rows):
+        if rows.start == 0 and rows.stop == self.n_samples:
+            return self.X
+        return self.X[rows]
+
+    def _logits(self, Xc, coef, intercept):
+        # Matmul in X's dtype (float32 stays fast), result widened to float64.
+        Z = Xc @ coef.T.astype(Xc.dtype, copy=False)
+        Z = np.asarray(Z, dtype=np.float64)
+        if self.fit_intercept:
+            Z += intercept
+        return Z
+
+    def _proba(self, Xc, coef, intercept):
+        Z = self._logits(Xc, coef, intercept)
+        return np.exp(Z - logsumexp(Z, axis=1)[:, None])
+
+    def _xt_dot(self, Xc, R):
+        """``R.T @ Xc`` as float64 (K, p), with R (n_chunk, K) float64."""
+        if sp.issparse(Xc):
+            return np.asarray((Xc.T @ R).T, dtype=np.float64)
+        if Xc.dtype == np.float32:
+            return (R.astype(np.float32).T @ Xc).astype(np.float64)
+        return R.T @ Xc
+
+    def _cross_entropy(self, Z, lse, rows):
+        y = self.y[rows]
+        if y.ndim == 1:
+            return lse - np.take_along_axis(Z, y[:, None], axis=1)[:, 0]
+        return lse * y.sum(axis=1) - np.sum(y * Z, axis=1)
+
+    def _targets(self, rows):
+        y = self.y[rows]
+        if y.ndim == 2:
+            return y
+        Y = np.zeros((y.shape[0], self.n_classes))
+        Y[np.arange(y.shape[0]), y] = 1.0
+        return Y
+
+    def _cached_proba(self, w):
+        cache = self._proba_cache
+        if cache is not None and np.array_equal(cache[0], w):
+            return cache[1]
+        return None
