@@ -42,7 +42,7 @@ from typing import Any
 import array_api_compat
 
 from ._array import as_array, compute_dtypes, get_namespace, move_axis_last, normalize_axis, quiet_fp, restore_axis
-from ._softmax import check_temperature, shift, softmax
+from ._softmax import cast, check_temperature, shift, softmax
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "binary_cross_entropy", "distillation_loss"]
 
@@ -174,7 +174,7 @@ class _Problem:
         return xp.where(den > 0, total / xp.where(den > 0, den, xp.ones_like(den)), xp.zeros_like(total))
 
     def cast(self, y):
-        return y if y.dtype == self.out_dtype else self.xp.astype(y, self.out_dtype)
+        return cast(self.xp, y, self.out_dtype)
 
 
 def cross_entropy(
@@ -354,7 +354,7 @@ def binary_cross_entropy(
         loss = xp.sum(loss)
     elif reduction == "mean":
         loss = xp.mean(loss) if math.prod(loss.shape) else xp.asarray(0.0, dtype=compute, device=device)
-    return loss if loss.dtype == out else xp.astype(loss, out)
+    return cast(xp, loss, out)
 
 
 def distillation_loss(

@@ -85,6 +85,28 @@ def _i64_as_f64(typingctx, i):
     return sig, codegen
 
 
+@intrinsic
+def _f32_as_i32(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_as_i64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", **_jit)
 def _exp32(t):
     """exp(t) for float32 t <= 0 (NaN propagates; t < -110 gives 0)."""
@@ -149,3 +171,100 @@ def _exp_overload(t):
     if t == types.float64:
         return lambda t: _exp64(t)
     return None
+
+
+@numba.njit(inline="always", **_jit)
+def _rowmax(xi):
+    """Max of a row, vectorised through the integer order of IEEE floats.
+
+    For non-NaN floats, mapping the bits ``b`` to ``b ^ ((b >> 31) & 0x7f..f)``
+    is monotone, so an integer max (which vectorises; a float max with NaN
+    semantics does not) gives the float max. A NaN with the sign bit clear maps
+    above +inf (the max is then NaN); one with the sign bit set maps below -inf
+    and is ignored here, but then poisons the row's sum, which flags the row.
+    """
+    if xi.dtype == np.float32:
+        m = np.int32(-2147483648)
+        for j in range(xi.shape[0]):
+            b = _f32_as_i32(xi[j])
+            m = max(m, b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+        return _i32_as_f32(m ^ ((m >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+    else:
+        m = np.int64(-9223372036854775808)
+        for j in range(xi.shape[0]):
+            b = _f64_as_i64(xi[j])
+            m = max(m, b ^ ((b >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
+        return _i64_as_f64(m ^ ((m >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
+
+
+@numba.njit(inline="always", **_jit)
+def _rest(xi, m, inv_t, out, store):
+    """Sum of exp((x_j - m) * inv_t) over the non-maximal terms, in float64.
+
+    Terms with ``x_j == m`` (exactly 1) are counted apart, so the returned
+    ``rest`` (the sum of the others, plus ``ties - 1``) keeps full relative
+    accuracy when it is tiny; ``1 + rest`` is the softmax denominator. With
+    ``store`` the terms are written to ``out`` as well.
+    """
+    rest = 0.0
+    ties = 0
+    for j in range(xi.shape[0]):
+        t = (xi[j] - m) * inv_t
+        e = _exp(t)
+        if store:
+            out[j] = e
+        rest += np.float64(e) if t < 0 else 0.0
+        ties += t == 0
+    return rest + (ties - 1)
+
+
+@numba.njit(parallel=True, **_jit)
+def softmax_rows(x, inv_t, out, special):
+    """out[i] = softmax(x[i] * inv_t); flags rows with a non-finite max or a NaN."""
+    inv_t = x.dtype.type(inv_t)
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        oi = out[i]
+        m = _rowmax(xi)
+        if not np.isfinite(m):
+            special[i] = True
+            continue
+        rest = _rest(xi, m, inv_t, oi, True)
+        special[i] = rest != rest
+        scale = x.dtype.type(1.0 / (1.0 + rest))
+        for j in range(oi.shape[0]):
+            oi[j] *= scale
+
+
+@numba.njit(parallel=True, **_jit)
+def log_softmax_rows(x, inv_t, out, special):
+    """out[i] = log_softmax(x[i] * inv_t) = (x - m) inv_t - log1p(rest)."""
+    inv_t = x.dtype.type(inv_t)
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        oi = out[i]
+        m = _rowmax(xi)
+        if not np.isfinite(m):
+            special[i] = True
+            continue
+        rest = _rest(xi, m, inv_t, oi, False)
+        special[i] = rest != rest
+        lse = x.dtype.type(np.log1p(rest))
+        for j in range(oi.shape[0]):
+            oi[j] = (xi[j] - m) * inv_t - lse
+
+
+@numba.njit(parallel=True, **_jit)
+def logsumexp_rows(x, out, special):
+    """out[i] = logsumexp(x[i]) = m + log1p(rest)."""
+    one = x.dtype.type(1.0)
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        m = _rowmax(xi)
+        if not np.isfinite(m):
+            special[i] = True
+            out[i] = m
+            continue
+        rest = _rest(xi, m, one, xi, False)
+        special[i] = rest != rest
+        out[i] = m + x.dtype.type(np.log1p(rest))

@@ -153,7 +153,15 @@ def _prepare(x: Any, axis: int, where: Any = None):
 
 def _finish(xp: Any, y: Any, ax: int, out: Any) -> Any:
     y = restore_axis(xp, y, ax)
-    return y if y.dtype == out else xp.astype(y, out)
+    return cast(xp, y, out)
+
+
+def cast(xp: Any, y: Any, dtype: Any) -> Any:
+    """Cast back to the output dtype; values beyond float16's range become +-inf, quietly."""
+    if y.dtype == dtype:
+        return y
+    with quiet_fp():
+        return xp.astype(y, dtype)
 
 
 def logsumexp(x: Any, axis: int = -1, *, where: Any = None, keepdims: bool = False) -> Any:
@@ -198,8 +206,7 @@ def logsumexp(x: Any, axis: int = -1, *, where: Any = None, keepdims: bool = Fal
         lse = s.offset + s.log_norm
     if keepdims:
         return _finish(xp, lse, ax, out)
-    lse = lse[..., 0]
-    return lse if lse.dtype == out else xp.astype(lse, out)
+    return cast(xp, lse[..., 0], out)
 
 
 def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1.0) -> Any:
@@ -320,7 +327,7 @@ def sigmoid(x: Any) -> Any:
     with quiet_fp():
         e = xp.exp(-xp.abs(x))
         y = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return y if y.dtype == out else xp.astype(y, out)
+    return cast(xp, y, out)
 
 
 def log_sigmoid(x: Any) -> Any:
@@ -344,7 +351,7 @@ def log_sigmoid(x: Any) -> Any:
         x = xp.astype(x, compute)
     with quiet_fp():
         y = xp.minimum(x, xp.zeros_like(x)) - xp.log1p(xp.exp(-xp.abs(x)))
-    return y if y.dtype == out else xp.astype(y, out)
+    return cast(xp, y, out)
 
 
 def softmax_jacobian(x: Any, axis: int = -1, *, temperature: float = 1.0) -> Any:
@@ -383,7 +390,7 @@ def softmax_jacobian(x: Any, axis: int = -1, *, temperature: float = 1.0) -> Any
     eye = xp.eye(k, dtype=p.dtype, device=array_api_compat.device(p))
     col = xp.expand_dims(p, axis=-1)
     jac = (col * eye - col * xp.expand_dims(p, axis=-2)) / t
-    return jac if jac.dtype == out else xp.astype(jac, out)
+    return cast(xp, jac, out)
 
 
 def _apply_jacobian(x: Any, v: Any, axis: int, temperature: float, name: str) -> Any:
