@@ -1,0 +1,62 @@
+"""Data in and models out: file readers, built-in data sets, preprocessing, model files.
+
+* :func:`load_data` reads CSV, Parquet, NPZ or LibSVM files, or a built-in
+  data set by name (``fashion-mnist``, ``digits``, ``iris``, ``wine``);
+* :class:`Preprocessor` one-hot encodes, imputes and standardizes, and is
+  stored with the model;
+* :func:`save_model` / :func:`load_model` write and read the pickle-free
+  model file format documented in ``docs/model-file.md``.
+"""
+
+from ._datasets import (
+    BUILTIN_DATASETS,
+    FASHION_MNIST_CLASSES,
+    dataset_locations,
+    download_fashion_mnist,
+    find_fashion_mnist,
+    is_builtin,
+    load_builtin,
+    load_data,
+    stratified_split,
+)
+from ._idx import read_idx, write_idx
+from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, load_model, save_model
+from ._preprocess import Preprocessor
+from ._tabular import (
+    Dataset,
+    detect_format,
+    read_csv,
+    read_data_file,
+    read_libsvm,
+    read_npz,
+    read_parquet,
+    write_libsvm,
+)
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "FASHION_MNIST_CLASSES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Dataset",
+    "ModelBundle",
+    "Preprocessor",
+    "dataset_locations",
+    "detect_format",
+    "download_fashion_mnist",
+    "find_fashion_mnist",
+    "is_builtin",
+    "load_builtin",
+    "load_data",
+    "load_model",
+    "read_csv",
+    "read_data_file",
+    "read_idx",
+    "read_libsvm",
+    "read_npz",
+    "read_parquet",
+    "save_model",
+    "stratified_split",
+    "write_idx",
+    "write_libsvm",
+]
