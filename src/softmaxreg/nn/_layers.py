@@ -438,7 +438,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+        keep = self.rng.random(x.shape) >= self.p  # float64 draws: same mask for either dtype
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
         self._mask = keep.astype(x.dtype)
         self._mask *= x.dtype.type(scale)
