@@ -107,8 +107,10 @@ def fit_temperature(logits, labels, sample_weight=None, *, tol: float = 1e-12,
     float
         :math:`T^\star`. When the logits already rank every label first and
         confidence can only help (:math:`f' < 0` for all :math:`\beta`), the
-        infimum is at :math:`T \to 0`; the result is then capped at
-        :math:`T = 10^{-6}`, i.e. the returned probabilities are one-hot.
+        infimum is at :math:`T \to 0`; the result is then the first
+        :math:`T = 2^{-j}` at which the derivative vanishes in floating point
+        (capped at :math:`T = 10^{-6}`), where the probabilities are one-hot
+        to rounding.
 
     Examples
     --------
