@@ -311,6 +311,33 @@ class LinearSoftmaxLoss:
                 H[a, :, a, :] += np.diag(pen)
         return H.reshape(self.n_params, self.n_params)
 
+    def minibatch_gradient(self, w, rows):
+        r"""Unbiased estimate of :meth:`gradient` from the rows ``rows`` alone.
+
+        With :math:`B` = ``len(rows)`` and weights rescaled to mean one,
+        :math:`s'_i = s_i n / S`:
+
+        .. math::
+
+            \hat g = \frac1B \sum_{i \in \text{rows}} s'_i\, (p_i - y_i) \tilde x_i^\top
+                     + \lambda W ,
+
+        whose expectation over a uniformly drawn batch is the full gradient.
+        With unit weights this is the plain batch mean.  This is the step
+        direction of the ``sgd`` solver.
+        """
+        coef, intercept = self._unpack64(w)
+        rows = np.asarray(rows)
+        Xb = self.X[rows]
+        Z = self._logits(Xb, coef, intercept)
+        R = np.exp(Z - logsumexp(Z, axis=1)[:, None]) - self._targets(rows)
+        scale = self.n_samples / (self.sum_sample_weight * rows.size)
+        R *= (scale * self.sample_weight[rows])[:, None]
+        G = self._xt_dot(Xb, R)
+        if self.l2_reg_strength:
+            G += self.l2_reg_strength * coef
+        return self._pack_free(G, R.sum(axis=0))
+
     # -- the pass over rows (the one place the speed work replaces) -----------
 
     def _pass(self, w, need_grad, v=None):

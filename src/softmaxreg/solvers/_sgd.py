@@ -23,6 +23,8 @@ def sgd(
     tol=None,
     n_iter_no_change=5,
     callback=None,
+    velocity=None,
+    first_epoch=0,
 ):
     r"""Minibatch SGD: one shuffled pass over the rows per epoch.
 
@@ -75,6 +77,11 @@ def sgd(
         Patience of the stopping rule.
     callback : callable, default=None
         ``callback(x, fun, epoch)`` after each epoch; returning True stops.
+    velocity : ndarray of shape (n_params,), default=None
+        Momentum buffer to continue from (updated in place), for incremental
+        training; zeros when None.
+    first_epoch : int, default=0
+        Epoch index handed to the schedule for the first epoch of this call.
 
     Returns
     -------
@@ -102,16 +109,19 @@ def sgd(
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    rate = get_schedule(schedule, learning_rate, max_epochs)
+    rate = get_schedule(schedule, learning_rate, max(int(max_epochs), 1))
     x = np.array(x0, copy=True)
-    v = np.zeros_like(x) if momentum else None
+    if momentum:
+        v = np.zeros_like(x) if velocity is None else velocity
+    else:
+        v = None
     history = []
     best, no_change = np.inf, 0
     converged = tol is None
     message = "ran max_epochs epochs" if tol is None else "maximum number of epochs reached"
     epoch = 0
     for epoch in range(1, int(max_epochs) + 1):
-        lr = rate(epoch - 1)
+        lr = rate(first_epoch + epoch - 1)
         perm = rng.permutation(n_samples)
         for start in range(0, n_samples, batch_size):
             g = batch_gradient(x, perm[start : start + batch_size])

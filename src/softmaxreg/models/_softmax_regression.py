@@ -1,0 +1,627 @@
+"""SoftmaxRegression: multinomial logistic regression with a scikit-learn interface."""
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from softmaxreg.functional import log_softmax, softmax
+from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.solvers import lbfgs, newton_cg, proximal, sgd
+from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
+
+from ._validation import (
+    Interval,
+    Options,
+    check_finite,
+    check_params,
+    check_sample_weight,
+    class_weight_to_sample_weight,
+)
+
+__all__ = ["SoftmaxRegression"]
+
+_SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
+
+
+class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+    r"""Softmax (multinomial logistic) regression.
+
+    Models :math:`P(y = k \mid x) = \operatorname{softmax}(W x + b)_k` and fits
+    ``W`` (``coef_``) and ``b`` (``intercept_``) by minimizing, in
+    scikit-learn's convention (so ``C`` means what it means in
+    :class:`sklearn.linear_model.LogisticRegression`),
+
+    .. math::
+
+        C \sum_i s_i \, \mathrm{CE}_i + \mathrm{penalty}(W), \qquad
+        \mathrm{CE}_i = \operatorname{logsumexp}(z_i) - z_{i, y_i},
+
+    with :math:`s_i` the sample weights times the class weights and
+    ``penalty`` :math:`\tfrac12 \lVert W \rVert_F^2` ("l2"),
+    :math:`\lVert W \rVert_1` ("l1"),
+    :math:`\rho \lVert W \rVert_1 + \tfrac{1 - \rho}{2} \lVert W \rVert_F^2`
+    ("elasticnet", :math:`\rho` = ``l1_ratio``) or 0 (None).  The intercept is
+    never penalized.  ``history_`` and the callback report the *per-sample*
+    objective: the above divided by :math:`C \sum_i s_i`.
+
+    Parameters
+    ----------
+    penalty : {"l2", "l1", "elasticnet", None}, default="l2"
+    C : float, default=1.0
+        Inverse regularization strength (> 0).
+    l1_ratio : float in [0, 1], default=None
+        Elastic-net mixing; required for ``penalty="elasticnet"``.
+    fit_intercept : bool, default=True
+    solver : {"auto", "lbfgs", "newton-cg", "sgd", "proximal"}, default="auto"
+        "auto" is "lbfgs" for "l2" and None and "proximal" (FISTA) for "l1" and
+        "elasticnet", the only solver that handles an L1 term.  "sgd" is
+        minibatch SGD (``max_iter`` epochs, see :func:`softmaxreg.solvers.sgd`).
+    max_iter : int, default=100
+        Iterations, or epochs for "sgd".
+    tol : float, default=1e-4
+        Stopping tolerance: max-abs gradient of the per-sample objective for
+        "lbfgs" and "newton-cg", of the gradient mapping for "proximal", and
+        the epoch improvement of the objective for "sgd" (None: run all epochs).
+    batch_size : int, default=256
+        Rows per "sgd" step.
+    learning_rate : float, default=0.1
+        Base "sgd" step size.
+    learning_rate_schedule : str or callable, default="constant"
+        "constant", "inverse_time", "cosine", "step", "exponential", or a
+        callable ``epoch -> rate``.
+    momentum : float in [0, 1), default=0.0
+        Heavy-ball momentum of "sgd" (PyTorch's convention).
+    class_weight : dict, "balanced" or None, default=None
+        Multiplies the sample weights per class; "balanced" uses
+        ``n_samples / (n_classes * count_k)``.
+    warm_start : bool, default=False
+        Start from the previous solution when the classes and features match.
+    reference_class : label or None, default=None
+        None: symmetric coding, all rows free (identified only through the
+        penalty).  A class label: that class's row of ``coef_`` and its
+        intercept are fixed at zero (statsmodels ``MNLogit`` parametrization),
+        and the other rows are log-odds against it.
+    dtype : {None, "float32", "float64"}, default=None
+        Compute dtype; None keeps float32 input as float32 and uses float64
+        otherwise.  Accumulations are float64 either way.
+    random_state : int, Generator or None, default=None
+        Seeds "sgd" (initial weights and permutations).
+    verbose : int, default=0
+        Print the objective after every iteration when > 0.
+    callback : callable, default=None
+        ``callback(info)`` after every iteration or epoch with a dict holding
+        ``iteration``, ``objective`` (per-sample), ``elapsed`` (seconds) and
+        ``solver``; returning True stops training (without a warning).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_classes, n_features)
+        One row per class, also for two classes (scikit-learn keeps one row
+        there; here ``coef_[1] - coef_[0]`` is that row, and with
+        ``reference_class=classes_[0]`` it is simply ``coef_[1]``).
+    intercept_ : ndarray of shape (n_classes,)
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` had string column names.
+    n_iter_ : int
+        Iterations (epochs) of the last fit; accumulated over ``partial_fit``.
+    history_ : list of float
+        Per-sample objective after each iteration or epoch.
+    converged_ : bool
+
+    Examples
+    --------
+    Two points, one feature, no penalty worth speaking of: each point is
+    classified as itself with probability near one.
+
+    >>> import numpy as np
+    >>> X, y = np.array([[-1.0], [1.0]]), np.array(["a", "b"])
+    >>> model = SoftmaxRegression(C=100.0).fit(X, y)
+    >>> model.predict([[-2.0], [2.0]]).tolist()
+    ['a', 'b']
+    >>> model.coef_.shape, model.predict_proba([[0.0]]).round(6).tolist()
+    ((2, 1), [[0.5, 0.5]])
+    """
+
+    _parameter_constraints = {
+        "penalty": Options("l2", "l1", "elasticnet", None),
+        "C": Interval(0, None, open_low=True),
+        "l1_ratio": Interval(0, 1, none_ok=True),
+        "fit_intercept": Options(True, False),
+        "solver": Options(*_SOLVERS),
+        "max_iter": Interval(1, None, integer=True),
+        "tol": Interval(0, None, none_ok=True),
+        "batch_size": Interval(1, None, integer=True),
+        "learning_rate": Interval(0, None, open_low=True),
+        "learning_rate_schedule": Options(*SCHEDULE_NAMES, callable_ok=True),
+        "momentum": Interval(0, 1),
+        "class_weight": (Options(None, "balanced"), dict),
+        "warm_start": Options(True, False),
+        "dtype": Options(None, "float32", "float64"),
+        "verbose": Interval(0, None, integer=True),
+        "callback": Options(None, callable_ok=True),
+    }
+
+    def __init__(
+        self,
+        penalty="l2",
+        *,
+        C=1.0,
+        l1_ratio=None,
+        fit_intercept=True,
+        solver="auto",
+        max_iter=100,
+        tol=1e-4,
+        batch_size=256,
+        learning_rate=0.1,
+        learning_rate_schedule="constant",
+        momentum=0.0,
+        class_weight=None,
+        warm_start=False,
+        reference_class=None,
+        dtype=None,
+        random_state=None,
+        verbose=0,
+        callback=None,
+    ):
+        self.penalty = penalty
+        self.C = C
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.momentum = momentum
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.reference_class = reference_class
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callback = callback
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # -- fitting ---------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (n_samples, n_features) and labels ``y`` (n_samples,).
+
+        A failed fit raises and leaves a previously fitted model as it was.
+        """
+        saved = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X, y, sample_weight):
+        self._check_params()
+        X, y = self._validate_Xy(X, y, reset=True)
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                f"y has only one class ({classes[0]!r}); softmax regression needs at least "
+                "two classes to fit."
+            )
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        sw = sw * class_weight_to_sample_weight(self.class_weight, classes, codes)
+        if not sw.sum() > 0:
+            raise ValueError("all rows have zero weight after class_weight; nothing to fit.")
+        solver = self._resolve_solver()
+        reference = self._reference_code(classes)
+        l2, l1 = self._penalty_strengths(sw.sum())
+        if solver == "sgd" and sp.issparse(X) and X.format == "csc":
+            X = X.tocsr()  # minibatches slice rows
+        loss = LinearSoftmaxLoss(
+            X,
+            codes,
+            n_classes=classes.size,
+            sample_weight=sw,
+            fit_intercept=self.fit_intercept,
+            l2_reg_strength=l2,
+            reference_class=reference,
+        )
+        compute_dtype = X.dtype
+        warm = self._warm_start_point(loss, classes)
+        rng = np.random.default_rng(self.random_state)
+        if solver == "sgd":
+            if warm is not None:
+                x0 = warm
+            else:
+                W0 = rng.normal(0.0, 0.01, size=(classes.size, X.shape[1]))
+                x0 = loss.pack(W0.astype(compute_dtype).astype(np.float64), np.zeros(classes.size))
+            x0 = x0.astype(compute_dtype)
+        else:
+            x0 = warm if warm is not None else np.zeros(loss.n_params)
+
+        result = self._run_solver(solver, loss, x0, l1, rng)
+        if not np.all(np.isfinite(result.x)):
+            raise ValueError(
+                f"{solver} produced non-finite coefficients ({result.message}); lower "
+                "learning_rate or scale the features."
+            )
+        coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
+        if self.penalty is None:
+            self._check_identification(loss, coef, intercept, classes)
+
+        self.classes_ = classes
+        self.coef_ = np.ascontiguousarray(coef, dtype=compute_dtype)
+        self.intercept_ = np.ascontiguousarray(intercept, dtype=compute_dtype)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = list(result.history)
+        self.converged_ = bool(result.converged)
+        self.solver_ = solver
+        # Training data by reference (no copies), for inference; see `inference`.
+        self._loss = loss
+        self._inference_cache = {}
+        self._partial_state = None
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One SGD epoch over the batch ``(X, y)``, continuing from the current state.
+
+        True multinomial updates: the same step as ``solver="sgd"`` (minibatches
+        of ``batch_size`` rows, ``learning_rate_schedule`` indexed by the number
+        of ``partial_fit`` calls so far, momentum carried across calls).  The L2
+        term is scaled by the total weight seen so far, so a stream of batches
+        approaches the fit on all of them.  ``classes`` (all labels) may be given
+        on the first call; without it a label first seen in a later batch is
+        added as a new class with a zero row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = SoftmaxRegression(random_state=0, learning_rate=0.5)
+        >>> _ = model.partial_fit([[0.0], [1.0]], [0, 1])
+        >>> _ = model.partial_fit([[2.0]], [2])  # a new class appears
+        >>> model.classes_.tolist(), model.coef_.shape
+        ([0, 1, 2], (3, 1))
+        """
+        saved = dict(self.__dict__)
+        try:
+            return self._partial_fit(X, y, classes, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _partial_fit(self, X, y, classes, sample_weight):
+        self._check_params()
+        if self.penalty in ("l1", "elasticnet"):
+            raise ValueError(
+                "partial_fit runs SGD, which supports penalty 'l2' or None; use fit with "
+                "solver='proximal' for L1."
+            )
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' needs all the data at once; pass a dict to partial_fit."
+            )
+        first = getattr(self, "_partial_state", None) is None or not hasattr(self, "coef_")
+        X, y = self._validate_Xy(X, y, reset=first)
+        if sp.issparse(X) and X.format == "csc":
+            X = X.tocsr()
+        if first:
+            known = np.unique(np.asarray(classes)) if classes is not None else np.unique(y)
+            fixed = classes is not None
+            coef = np.zeros((known.size, X.shape[1]))
+            intercept = np.zeros(known.size)
+            if getattr(self, "coef_", None) is not None and self.warm_start and np.array_equal(
+                getattr(self, "classes_", None), known
+            ):
+                coef, intercept = self.coef_.astype(np.float64), self.intercept_.astype(np.float64)
+            state = {
+                "rng": np.random.default_rng(self.random_state),
+                "epochs": 0,
+                "seen_weight": 0.0,
+                "velocity": None,
+                "fixed_classes": fixed,
+                "history": [],
+                "dtype": X.dtype,
+            }
+        else:
+            known, coef = self.classes_, self.coef_.astype(np.float64)
+            intercept = self.intercept_.astype(np.float64)
+            state = dict(self._partial_state)
+        if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
+            raise ValueError(
+                f"classes={np.unique(np.asarray(classes)).tolist()} differs from the classes of "
+                f"the first partial_fit call, {known.tolist()}."
+            )
+        new = np.setdiff1d(np.unique(y), known)
+        if new.size:
+            if state["fixed_classes"]:
+                raise ValueError(
+                    f"y holds labels {new.tolist()} that are not in classes={known.tolist()} "
+                    "given to the first partial_fit call."
+                )
+            merged = np.union1d(known, new)
+            where = np.searchsorted(merged, known)
+            grown_coef = np.zeros((merged.size, coef.shape[1]))
+            grown_int = np.zeros(merged.size)
+            grown_coef[where], grown_int[where] = coef, intercept
+            if state["velocity"] is not None:
+                state["velocity"] = None  # layout changed; restart momentum
+            known, coef, intercept = merged, grown_coef, grown_int
+        if known.size < 2:
+            raise ValueError(
+                f"partial_fit has seen only one class ({known[0]!r}); pass classes=[...] listing "
+                "all labels, or a batch holding at least two classes."
+            )
+        codes = np.searchsorted(known, y)
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        sw = sw * class_weight_to_sample_weight(self.class_weight, known, codes)
+        if not sw.sum() > 0:
+            raise ValueError("all rows of this batch have zero weight; nothing to learn.")
+        state["seen_weight"] += float(sw.sum())
+        l2 = 1.0 / (self.C * state["seen_weight"]) if self.penalty == "l2" else 0.0
+        loss = LinearSoftmaxLoss(
+            X,
+            codes,
+            n_classes=known.size,
+            sample_weight=sw,
+            fit_intercept=self.fit_intercept,
+            l2_reg_strength=l2,
+            reference_class=self._reference_code(known),
+        )
+        # The batch's objective uses the batch's own weight for the penalty.
+        objective = LinearSoftmaxLoss(
+            X, codes, n_classes=known.size, sample_weight=sw, fit_intercept=self.fit_intercept,
+            l2_reg_strength=1.0 / (self.C * sw.sum()) if self.penalty == "l2" else 0.0,
+            reference_class=self._reference_code(known),
+        )
+        dtype = state["dtype"]
+        x0 = loss.pack(coef, intercept).astype(dtype)
+        if self.momentum and state["velocity"] is None:
+            state["velocity"] = np.zeros_like(x0)
+        rate = get_schedule(self.learning_rate_schedule, self.learning_rate, self.max_iter)
+        start = time.perf_counter()
+        result = sgd(
+            loss.minibatch_gradient,
+            x0,
+            n_samples=X.shape[0],
+            batch_size=self.batch_size,
+            max_epochs=1,
+            schedule=rate,
+            momentum=self.momentum,
+            rng=state["rng"],
+            objective=objective.loss,
+            tol=None,
+            velocity=state["velocity"],
+            first_epoch=state["epochs"],
+        )
+        if not np.all(np.isfinite(result.x)):
+            raise ValueError("partial_fit produced non-finite coefficients; lower learning_rate.")
+        state["epochs"] += 1
+        state["history"] = state["history"] + list(result.history)
+        coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
+        self._notify(state["epochs"], result.history[-1], start, "sgd")
+        self.classes_ = known
+        self.coef_ = np.ascontiguousarray(coef, dtype=dtype)
+        self.intercept_ = np.ascontiguousarray(intercept, dtype=dtype)
+        self.n_iter_ = state["epochs"]
+        self.history_ = state["history"]
+        self.converged_ = False
+        self.solver_ = "sgd"
+        self._partial_state = state
+        self._loss = None
+        self._inference_cache = {}
+        return self
+
+    # -- prediction ------------------------------------------------------------
+
+    def decision_function(self, X):
+        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes).
+
+        For two classes, scikit-learn's convention: the 1-D margin
+        ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
+        """
+        Z = self._logits(X)
+        if Z.shape[1] == 2:
+            return Z[:, 1] - Z[:, 0]
+        return Z
+
+    def predict(self, X):
+        """Most probable class per row, shape (n_samples,)."""
+        return self.classes_[np.argmax(self._logits(X), axis=1)]
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes)."""
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X):
+        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
+        return log_softmax(self._logits(X), axis=1)
+
+    # -- statistical inference (delegated to models._inference) ------------------
+
+    def inference(self, cov_type="nonrobust"):
+        """Standard errors, z statistics and covariance of the fitted coefficients.
+
+        Returns the object of :func:`softmaxreg.models._inference.compute_inference`
+        (cached per ``cov_type``); needs a model fitted with ``fit``.
+        """
+        check_is_fitted(self)
+        if getattr(self, "_loss", None) is None:
+            raise ValueError(
+                "inference needs the training data of a full fit; call fit (not partial_fit) first."
+            )
+        if cov_type not in self._inference_cache:
+            from ._inference import compute_inference
+
+            self._inference_cache[cov_type] = compute_inference(
+                self._loss,
+                self.coef_.astype(np.float64),
+                self.intercept_.astype(np.float64),
+                cov_type=cov_type,
+                classes=self.classes_,
+                feature_names=getattr(self, "feature_names_in_", None),
+                reference_class=self.reference_class,
+                fit_intercept=self.fit_intercept,
+            )
+        return self._inference_cache[cov_type]
+
+    def cov_params(self, cov_type="nonrobust"):
+        """Covariance matrix of the free coefficients (see :meth:`inference`)."""
+        return self.inference(cov_type).cov_params
+
+    def summary(self, alpha=0.05, cov_type="nonrobust"):
+        """Coefficient table: estimate, standard error, z, p-value, confidence interval."""
+        return self.inference(cov_type).summary(alpha)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _check_params(self):
+        check_params(self, self._parameter_constraints)
+        if self.penalty == "elasticnet" and self.l1_ratio is None:
+            raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
+        if self.solver == "sgd" and self.tol is None:
+            return
+        if self.tol is None:
+            raise ValueError(f"tol=None is only meaningful for solver='sgd'; got solver={self.solver!r}.")
+
+    def _resolve_solver(self):
+        l1 = self.penalty in ("l1", "elasticnet")
+        if self.solver == "auto":
+            return "proximal" if l1 else "lbfgs"
+        if l1 and self.solver != "proximal":
+            raise ValueError(
+                f"penalty={self.penalty!r} is not smooth; solver={self.solver!r} cannot handle "
+                "it. Use solver='proximal' (or 'auto')."
+            )
+        return self.solver
+
+    def _penalty_strengths(self, total_weight):
+        """Per-sample L2 and L1 strengths: the penalty divided by ``C * sum(s)``."""
+        scale = 1.0 / (self.C * total_weight)
+        if self.penalty == "l2":
+            return scale, 0.0
+        if self.penalty == "l1":
+            return 0.0, scale
+        if self.penalty == "elasticnet":
+            return (1.0 - self.l1_ratio) * scale, self.l1_ratio * scale
+        return 0.0, 0.0
+
+    def _reference_code(self, classes):
+        if self.reference_class is None:
+            return None
+        matches = np.flatnonzero(classes == self.reference_class)
+        if matches.size != 1:
+            raise ValueError(
+                f"reference_class={self.reference_class!r} is not one of the classes "
+                f"{classes.tolist()}."
+            )
+        return int(matches[0])
+
+    def _warm_start_point(self, loss, classes):
+        if not self.warm_start or not hasattr(self, "coef_"):
+            return None
+        if not np.array_equal(self.classes_, classes) or self.coef_.shape[1] != loss.n_features:
+            return None
+        return loss.pack(self.coef_.astype(np.float64), self.intercept_.astype(np.float64))
+
+    def _run_solver(self, solver, loss, x0, l1, rng):
+        start = time.perf_counter()
+
+        def on_iteration(x, f, n_iter):
+            return self._notify(n_iter, f, start, solver)
+
+        if solver == "lbfgs":
+            return lbfgs(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
+        if solver == "newton-cg":
+            return newton_cg(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
+        if solver == "proximal":
+            weights = np.zeros((loss.n_free, loss.n_dof))
+            weights[:, : loss.n_features] = l1
+            return proximal(
+                loss, x0, l1=weights.ravel(), tol=self.tol, max_iter=self.max_iter,
+                callback=on_iteration,
+            )
+        return sgd(
+            loss.minibatch_gradient,
+            x0,
+            n_samples=loss.n_samples,
+            batch_size=self.batch_size,
+            max_epochs=self.max_iter,
+            learning_rate=self.learning_rate,
+            schedule=self.learning_rate_schedule,
+            momentum=self.momentum,
+            rng=rng,
+            objective=loss.loss,
+            tol=self.tol,
+            callback=on_iteration,
+        )
+
+    def _notify(self, iteration, objective, start, solver):
+        if self.verbose:
+            print(f"[SoftmaxRegression:{solver}] iteration {iteration}: objective {objective:.8g}")
+        if self.callback is None:
+            return False
+        info = {
+            "iteration": int(iteration),
+            "objective": float(objective),
+            "elapsed": time.perf_counter() - start,
+            "solver": solver,
+        }
+        return bool(self.callback(info))
+
+    def _check_identification(self, loss, coef, intercept, classes):
+        try:
+            from ._inference import check_identification
+        except ImportError:  # inference module not available
+            return
+        check_identification(
+            loss,
+            coef,
+            intercept,
+            classes=classes,
+            feature_names=getattr(self, "feature_names_in_", None),
+            reference_class=self.reference_class,
+        )
+
+    def _validate_Xy(self, X, y, reset):
+        dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=("csr", "csc"),
+            dtype=dtype[self.dtype],
+            ensure_all_finite=False,
+            reset=reset,
+        )
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        check_classification_targets(y)
+        return X, y
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
+            reset=False,
+        )
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        Z = X @ self.coef_.T.astype(X.dtype, copy=False)
+        Z = np.asarray(Z)
+        if self.fit_intercept:
+            Z = Z + self.intercept_.astype(X.dtype, copy=False)
+        return Z

@@ -1,0 +1,183 @@
+"""Input and parameter checks shared by the estimators (errors say what to fix)."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "check_params",
+    "check_finite",
+    "check_sample_weight",
+    "class_weight_to_sample_weight",
+    "Interval",
+    "Options",
+]
+
+
+class Interval:
+    """A real (or integer) parameter in ``[low, high]``; ``open_low`` excludes ``low``."""
+
+    def __init__(self, low=None, high=None, *, open_low=False, integer=False, none_ok=False):
+        self.low, self.high, self.open_low = low, high, open_low
+        self.integer, self.none_ok = integer, none_ok
+
+    def accepts(self, value):
+        if value is None:
+            return self.none_ok
+        kind = numbers.Integral if self.integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return False
+        if np.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self):
+        kind = "an integer" if self.integer else "a real number"
+        low = "" if self.low is None else (f" > {self.low}" if self.open_low else f" >= {self.low}")
+        high = "" if self.high is None else f" and <= {self.high}"
+        extra = " or None" if self.none_ok else ""
+        return f"{kind}{low}{high}{extra}"
+
+
+class Options:
+    """A parameter taking one of a fixed set of values (strings, None, booleans)."""
+
+    def __init__(self, *values, callable_ok=False, any_hashable=False):
+        self.values, self.callable_ok, self.any_hashable = values, callable_ok, any_hashable
+
+    def accepts(self, value):
+        if self.callable_ok and callable(value):
+            return True
+        if any(value is v or (isinstance(v, str) and value == v) for v in self.values):
+            return True
+        return False
+
+    def describe(self):
+        choices = ", ".join(repr(v) for v in self.values)
+        return f"one of {choices}" + (" or a callable" if self.callable_ok else "")
+
+
+def check_params(estimator, constraints):
+    """Check ``estimator``'s parameters against a ``{name: constraint}`` table.
+
+    A constraint is an :class:`Interval`, an :class:`Options`, a type (``dict``),
+    or a tuple of those (any one may accept).
+
+    Examples
+    --------
+    >>> class E:
+    ...     C = -1.0
+    >>> check_params(E(), {"C": Interval(0, None, open_low=True)})
+    Traceback (most recent call last):
+    ...
+    ValueError: C must be a real number > 0, got -1.0.
+    """
+    for name, rule in constraints.items():
+        value = getattr(estimator, name)
+        rules = rule if isinstance(rule, tuple) else (rule,)
+        if any(_accepts(r, value) for r in rules):
+            continue
+        wanted = " or ".join(_describe(r) for r in rules)
+        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+
+
+def _accepts(rule, value):
+    if isinstance(rule, type):
+        return isinstance(value, rule)
+    return rule.accepts(value)
+
+
+def _describe(rule):
+    if isinstance(rule, type):
+        return f"a {rule.__name__}"
+    return rule.describe()
+
+
+def check_finite(X, name="X", feature_names=None):
+    """Raise a ValueError naming the first row and column of ``X`` holding NaN or inf.
+
+    Examples
+    --------
+    >>> check_finite(np.array([[1.0, 2.0], [3.0, np.nan]]), feature_names=["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: X contains NaN at row 1, column 1 ('b'); impute or drop it before fitting or predicting.
+    """
+    if sp.issparse(X):
+        data = X.data
+        if np.all(np.isfinite(data)):
+            return
+        coo = X.tocoo()
+        bad = np.flatnonzero(~np.isfinite(coo.data))
+        order = np.lexsort((coo.col[bad], coo.row[bad]))[0]
+        row, col = int(coo.row[bad][order]), int(coo.col[bad][order])
+        value = coo.data[bad][order]
+    else:
+        if np.all(np.isfinite(X)):
+            return
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        value = X[row, col]
+    what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    label = f" ({feature_names[col]!r})" if feature_names is not None else ""
+    raise ValueError(
+        f"{name} contains {what} at row {row}, column {col}{label}; "
+        "impute or drop it before fitting or predicting."
+    )
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Sample weights as float64 of shape (n_samples,): finite, non-negative, not all zero."""
+    if sample_weight is None:
+        return np.ones(n_samples)
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        sample_weight = np.full(n_samples, float(sample_weight))
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must be numeric, got dtype {sw.dtype}.")
+    sw = sw.astype(np.float64)
+    if sw.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},) (one weight per row of X), "
+            f"got {sw.shape}."
+        )
+    bad = np.flatnonzero(~np.isfinite(sw) | (sw < 0))
+    if bad.size:
+        raise ValueError(
+            f"sample_weight must be finite and non-negative; row {bad[0]} has {sw[bad[0]]}."
+        )
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight sums to zero; give at least one row a positive weight.")
+    return sw
+
+
+def class_weight_to_sample_weight(class_weight, classes, codes):
+    """Per-row multipliers from ``class_weight`` (None, dict label -> weight, or "balanced").
+
+    "balanced" gives class ``k`` the weight ``n_samples / (n_classes * count_k)``
+    (scikit-learn's convention).
+    """
+    n_classes = len(classes)
+    if class_weight is None:
+        return np.ones(codes.shape[0])
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        counts = np.bincount(codes, minlength=n_classes)
+        weights = codes.shape[0] / (n_classes * np.maximum(counts, 1))
+        return weights[codes]
+    if isinstance(class_weight, dict):
+        weights = np.ones(n_classes)
+        index = {c: k for k, c in enumerate(classes.tolist())}
+        for label, value in class_weight.items():
+            if label not in index:
+                raise ValueError(
+                    f"class_weight has label {label!r}, which is not among the classes "
+                    f"{classes.tolist()}."
+                )
+            value = float(value)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"class_weight[{label!r}] must be finite and >= 0, got {value}.")
+            weights[index[label]] = value
+        return weights[codes]
+    raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}.")
