@@ -58,8 +58,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
     solver : {"auto", "lbfgs", "newton-cg", "sgd", "proximal"}, default="auto"
         "auto" is "lbfgs" for "l2" and None and "proximal" (FISTA) for "l1" and
-        "elasticnet", the only solver that handles an L1 term.  "sgd" is
-        minibatch SGD (``max_iter`` epochs, see :func:`softmaxreg.solvers.sgd`).
+        "elasticnet".  "sgd" is minibatch SGD (``max_iter`` epochs, see
+        :func:`softmaxreg.solvers.sgd`; proximal steps for an L1 term).
     max_iter : int, default=100
         Iterations, or epochs for "sgd".
     tol : float, default=1e-4
@@ -301,11 +301,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _partial_fit(self, X, y, classes, sample_weight):
         self._check_params()
-        if self.penalty in ("l1", "elasticnet"):
-            raise ValueError(
-                "partial_fit runs SGD, which supports penalty 'l2' or None; use fit with "
-                "solver='proximal' for L1."
-            )
         if isinstance(self.class_weight, str):
             raise ValueError(
                 "class_weight='balanced' needs all the data at once; pass a dict to partial_fit."
@@ -367,7 +362,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if not sw.sum() > 0:
             raise ValueError("all rows of this batch have zero weight; nothing to learn.")
         state["seen_weight"] += float(sw.sum())
-        l2 = 1.0 / (self.C * state["seen_weight"]) if self.penalty == "l2" else 0.0
+        l2, l1 = self._penalty_strengths(state["seen_weight"])
+        batch_l2, batch_l1 = self._penalty_strengths(float(sw.sum()))
         loss = LinearSoftmaxLoss(
             X,
             codes,
@@ -380,8 +376,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         # The batch's objective uses the batch's own weight for the penalty.
         objective = LinearSoftmaxLoss(
             X, codes, n_classes=known.size, sample_weight=sw, fit_intercept=self.fit_intercept,
-            l2_reg_strength=1.0 / (self.C * sw.sum()) if self.penalty == "l2" else 0.0,
-            reference_class=self._reference_code(known),
+            l2_reg_strength=batch_l2, reference_class=self._reference_code(known),
         )
         dtype = state["dtype"]
         x0 = loss.pack(coef, intercept).astype(dtype)
@@ -398,10 +393,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             schedule=rate,
             momentum=self.momentum,
             rng=state["rng"],
-            objective=objective.loss,
+            objective=self._objective(objective, batch_l1),
             tol=None,
             velocity=state["velocity"],
             first_epoch=state["epochs"],
+            l1=self._l1_weights(loss, l1),
         )
         if not np.all(np.isfinite(result.x)):
             raise ValueError("partial_fit produced non-finite coefficients; lower learning_rate.")
@@ -436,7 +432,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        Z = self._logits(X)
+        return self.classes_[np.argmax(Z, axis=1)]
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes)."""
@@ -499,10 +496,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         l1 = self.penalty in ("l1", "elasticnet")
         if self.solver == "auto":
             return "proximal" if l1 else "lbfgs"
-        if l1 and self.solver != "proximal":
+        if l1 and self.solver not in ("proximal", "sgd"):
             raise ValueError(
                 f"penalty={self.penalty!r} is not smooth; solver={self.solver!r} cannot handle "
-                "it. Use solver='proximal' (or 'auto')."
+                "it. Use solver='proximal' (or 'auto'), or 'sgd'."
             )
         return self.solver
 
@@ -546,10 +543,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if solver == "newton-cg":
             return newton_cg(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
         if solver == "proximal":
-            weights = np.zeros((loss.n_free, loss.n_dof))
-            weights[:, : loss.n_features] = l1
             return proximal(
-                loss, x0, l1=weights.ravel(), tol=self.tol, max_iter=self.max_iter,
+                loss, x0, l1=self._l1_weights(loss, l1), tol=self.tol, max_iter=self.max_iter,
                 callback=on_iteration,
             )
         return sgd(
@@ -562,10 +557,28 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             schedule=self.learning_rate_schedule,
             momentum=self.momentum,
             rng=rng,
-            objective=loss.loss,
+            objective=self._objective(loss, l1),
             tol=self.tol,
             callback=on_iteration,
+            l1=self._l1_weights(loss, l1),
         )
+
+    @staticmethod
+    def _l1_weights(loss, l1):
+        """Per-coordinate L1 weights of the flat vector (None without L1; intercept never)."""
+        if not l1:
+            return None
+        weights = np.zeros((loss.n_free, loss.n_dof))
+        weights[:, : loss.n_features] = l1
+        return weights.ravel()
+
+    @classmethod
+    def _objective(cls, loss, l1):
+        """Per-sample objective including an L1 term, for the SGD history."""
+        weights = cls._l1_weights(loss, l1)
+        if weights is None:
+            return loss.loss
+        return lambda x: loss.loss(x) + float(weights @ np.abs(x))
 
     def _notify(self, iteration, objective, start, solver):
         if self.verbose:
@@ -620,8 +633,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             reset=False,
         )
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
-        Z = X @ self.coef_.T.astype(X.dtype, copy=False)
-        Z = np.asarray(Z)
+        # The product runs in X's dtype; the logits are widened to float64 so that
+        # probabilities near 1 keep their log-distance from 1 (as in the loss).
+        Z = np.asarray(X @ self.coef_.T.astype(X.dtype, copy=False), dtype=np.float64)
         if self.fit_intercept:
-            Z = Z + self.intercept_.astype(X.dtype, copy=False)
+            Z += self.intercept_
         return Z

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._proximal import soft_threshold
 from ._result import OptimizeResult, warn_not_converged
 from ._schedules import get_schedule
 
@@ -25,6 +26,7 @@ def sgd(
     callback=None,
     velocity=None,
     first_epoch=0,
+    l1=None,
 ):
     r"""Minibatch SGD: one shuffled pass over the rows per epoch.
 
@@ -82,6 +84,10 @@ def sgd(
         training; zeros when None.
     first_epoch : int, default=0
         Epoch index handed to the schedule for the first epoch of this call.
+    l1 : float or ndarray of shape (n_params,), default=None
+        L1 weights :math:`\ell`: after every step the proximal map
+        ``x <- soft_threshold(x, lr * l1)`` is applied (proximal SGD), which
+        gives exact zeros.  ``objective`` should then include the L1 term.
 
     Returns
     -------
@@ -130,6 +136,8 @@ def sgd(
                 v += g
                 g = v
             x -= np.asarray(lr * g, dtype=x.dtype)
+            if l1 is not None:
+                x[...] = soft_threshold(x, lr * l1)
         f = float(objective(x)) if objective is not None else float("nan")
         history.append(f)
         if not np.all(np.isfinite(x)):
