@@ -468,6 +468,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 feature_names=getattr(self, "feature_names_in_", None),
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,
+                penalty=self.penalty,
             )
         return self._inference_cache[cov_type]
 
