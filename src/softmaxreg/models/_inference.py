@@ -105,7 +105,7 @@ A tiny two-class problem whose only feature perfectly separates the classes:
 ...                      reference_class="no")
 Traceback (most recent call last):
 ...
-softmaxreg.models._inference.IdentificationError: perfect separation: ...
+softmaxreg.models._inference.IdentificationError: perfect or quasi-complete separation: ...
 """
 
 from __future__ import annotations
@@ -150,6 +150,11 @@ class IdentificationError(ValueError):
 # -- names and coding -----------------------------------------------------------------
 
 
+def _label(v):
+    """A class label as a plain Python object (``'c'``, not ``np.str_('c')``)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _feature_names(feature_names, n_features):
     if feature_names is None:
         return [f"x{j}" for j in range(n_features)]
@@ -177,7 +182,7 @@ def _check_reference(loss, classes, reference_class):
     code = loss.reference_class
     if reference_class is None:
         if code is not None:
-            return classes[code]
+            return _label(classes[code])
         return None
     if code is None or classes[code] != reference_class:
         raise ValueError(
@@ -360,17 +365,19 @@ def _separation_message(theta, A, sample, own, other, classes, columns, free_ind
     all_strict = np.bincount(sample[strict], minlength=n) == np.bincount(sample, minlength=n)
     n_perfect = int(np.sum(all_strict))
     if len(hubs) == 1:
-        rest = [classes[c] for c in sorted(involved) if c != hubs[0]]
-        what = f"class {classes[hubs[0]]!r} is separated from {rest}"
+        rest = [_label(classes[c]) for c in sorted(involved) if c != hubs[0]]
+        what = f"class {_label(classes[hubs[0]])!r} is separated from {rest}"
     else:
         what = "classes " + ", ".join(
-            f"{classes[a]!r} / {classes[b]!r}" for a, b in sorted({tuple(sorted(p)) for p in pairs})
+            f"{_label(classes[a])!r} / {_label(classes[b])!r}"
+            for a, b in sorted({tuple(sorted(p)) for p in pairs})
         ) + " are separated"
-    kind = "perfect" if bool(np.all(strict)) else "quasi-complete"
+    # The LP's vertex solution may touch the closest samples (zero margin), so
+    # it cannot tell perfect from quasi-complete separation; the count is a floor.
     return (
-        f"{kind} separation: {what} by the features {feats}; along this direction the "
-        f"likelihood keeps increasing ({n_perfect} samples get fitted probability -> 1 for "
-        "their class), so the maximum-likelihood estimate does not exist and the "
+        f"perfect or quasi-complete separation: {what} by the features {feats}; along "
+        f"this direction the likelihood keeps increasing (at least {n_perfect} samples get "
+        "fitted probability -> 1 for their class), so the maximum-likelihood estimate does not exist and the "
         "coefficients diverge. Fit with a penalty (penalty='l2'), or drop or merge the "
         "named features or classes."
     )
@@ -438,7 +445,7 @@ def check_identification(
         raise IdentificationError(
             "with reference_class=None (symmetric coding) and no penalty the coefficients are "
             "identified only up to a vector added to every class row. Choose a reference "
-            f"class (e.g. reference_class={classes[0]!r}) or fit with penalty='l2'."
+            f"class (e.g. reference_class={_label(classes[0])!r}) or fit with penalty='l2'."
         )
     R, dependent = _dependent_columns(loss, rtol)
     if dependent:
@@ -638,7 +645,7 @@ def compute_inference(
         k, j = np.unravel_index(np.argmax(V), V.shape)
         return (
             f"the information matrix is singular (condition ratio {ratio:.2e}); the weakest "
-            f"direction loads most on class {classes[free[k]]!r}, feature {layout_cols[j]!r}. "
+            f"direction loads most on class {_label(classes[free[k]])!r}, feature {layout_cols[j]!r}. "
             "Check for separation or collinearity, drop or merge that feature, or fit with "
             "penalty='l2'."
         )
@@ -662,7 +669,7 @@ def compute_inference(
     order = _display_order(free.size, loss.n_features, loss.fit_intercept)
     params = w[order]
     cov = cov[np.ix_(order, order)]
-    row_classes = [classes[k] for k in free for _ in range(d)]
+    row_classes = [_label(classes[k]) for k in free for _ in range(d)]
     row_features = [_design_columns(loss, features)[j] for _ in free for j in range(d)]
     W_coef, _ = loss.unpack(w)
     log_lik = -S * (loss.loss(w) - 0.5 * lam * float(np.sum(W_coef * W_coef)))

@@ -1,0 +1,341 @@
+"""Inference for softmax regression against statsmodels MNLogit, and identification checks."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import statsmodels.api as sm
+
+import softmaxreg.models._inference as inference
+from softmaxreg.functional import softmax
+from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.models._inference import (
+    IdentificationError,
+    InferenceResult,
+    check_identification,
+    compute_inference,
+)
+
+DATASETS = [(0, 300, 3, 3), (1, 250, 2, 4), (2, 200, 4, 3)]  # seed, n, d, K
+
+
+def make_data(seed, n, d, K):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    B = rng.normal(size=(d + 1, K))
+    Z = sm.add_constant(X) @ B
+    P = softmax(Z)
+    y = (rng.uniform(size=(n, 1)) > np.cumsum(P, axis=1)).sum(axis=1)
+    assert np.unique(y).size == K
+    return X, y
+
+
+def newton_fit(loss, tol=1e-12):
+    """Plain Newton on the loss object (the test's own optimizer)."""
+    w = np.zeros(loss.n_params)
+    for _ in range(100):
+        g = loss.gradient(w)
+        if np.max(np.abs(g)) < tol:
+            break
+        w = w - np.linalg.solve(loss.hessian(w), g)
+    assert np.max(np.abs(loss.gradient(w))) < 1e-9
+    return loss.unpack(w)
+
+
+def mnlogit(X, y, cov_type="nonrobust"):
+    return sm.MNLogit(y, sm.add_constant(X)).fit(
+        disp=0, method="newton", maxiter=100, tol=1e-12, cov_type=cov_type
+    )
+
+
+def sm_rows(arr):
+    """statsmodels (d + 1, K - 1) arrays in our order: class by class, intercept first."""
+    return np.asarray(arr).T.ravel()
+
+
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0"])
+def test_matches_statsmodels_mnlogit(data, cov_type):
+    X, y = make_data(*data)
+    K = data[3]
+    classes = np.array([f"class{k}" for k in range(K)])
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(loss)
+    res = compute_inference(
+        loss, coef, intercept, cov_type=cov_type, classes=classes,
+        feature_names=[f"f{j}" for j in range(X.shape[1])], reference_class="class0",
+        fit_intercept=True,
+    )
+    ref = mnlogit(X, y, cov_type)
+    np.testing.assert_allclose(res.params, sm_rows(ref.params), rtol=1e-6)
+    np.testing.assert_allclose(res.bse, sm_rows(ref.bse), rtol=1e-6)
+    np.testing.assert_allclose(res.pvalues, sm_rows(ref.pvalues), rtol=1e-5)
+    np.testing.assert_allclose(res.zvalues, sm_rows(ref.tvalues), rtol=1e-6)
+    np.testing.assert_allclose(res.conf_int(0.1), ref.conf_int(0.1).reshape(-1, 2), rtol=1e-6)
+    np.testing.assert_allclose(res.cov_params, ref.cov_params(), rtol=1e-6, atol=1e-10)
+    assert res.log_likelihood == pytest.approx(ref.llf, rel=1e-10)
+    assert res.index[:2] == [("class1", "intercept"), ("class1", "f0")]
+
+
+@pytest.mark.parametrize("data", DATASETS[:2])
+def test_hc1_is_hc0_with_small_sample_factor(data):
+    # statsmodels' MNLogit returns its HC0 matrix for cov_type="HC1" (no factor);
+    # ours applies n / (n - q) as statsmodels does for OLS.
+    X, y = make_data(*data)
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(loss)
+    hc0 = compute_inference(loss, coef, intercept, cov_type="HC0")
+    hc1 = compute_inference(loss, coef, intercept, cov_type="HC1")
+    n, q = X.shape[0], hc0.params.size
+    np.testing.assert_allclose(hc1.cov_params, hc0.cov_params * n / (n - q), rtol=1e-12)
+    np.testing.assert_allclose(hc1.bse, sm_rows(mnlogit(X, y, "HC0").bse) * np.sqrt(n / (n - q)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0"])
+def test_any_reference_class_by_reparametrization(cov_type):
+    X, y = make_data(0, 300, 3, 3)
+    ref_code = 2
+    loss = LinearSoftmaxLoss(X, y, reference_class=ref_code)
+    coef, intercept = newton_fit(loss)
+    classes = np.array(["ant", "bee", "cow"])
+    res = compute_inference(loss, coef, intercept, cov_type=cov_type, classes=classes,
+                            reference_class="cow")
+    # statsmodels takes the smallest label as reference: relabel cow -> 0.
+    relabel = np.array([1, 2, 0])  # ant -> 1, bee -> 2, cow -> 0
+    ref = mnlogit(X, relabel[y], cov_type)
+    # statsmodels column j is our class with new label j + 1: ant, then bee.
+    np.testing.assert_allclose(res.params, sm_rows(ref.params), rtol=1e-6)
+    np.testing.assert_allclose(res.bse, sm_rows(ref.bse), rtol=1e-6)
+    np.testing.assert_allclose(res.pvalues, sm_rows(ref.pvalues), rtol=1e-5)
+    assert [c for c, _ in res.index[::4]] == ["ant", "bee"]
+    assert res.reference_class == "cow"
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0", "HC1"])
+@pytest.mark.parametrize("penalty_C", [None, 0.5])
+def test_frequency_weights_equal_repeated_rows(cov_type, penalty_C):
+    X, y = make_data(1, 120, 2, 3)
+    counts = np.random.default_rng(3).integers(0, 4, size=X.shape[0])
+    l2 = 0.0 if penalty_C is None else 1.0 / (penalty_C * counts.sum())
+    loss_w = LinearSoftmaxLoss(X, y, sample_weight=counts.astype(float), reference_class=1,
+                               l2_reg_strength=l2)
+    loss_r = LinearSoftmaxLoss(np.repeat(X, counts, 0), np.repeat(y, counts), reference_class=1,
+                               l2_reg_strength=l2)
+    coef, intercept = newton_fit(loss_w)
+    a = compute_inference(loss_w, coef, intercept, cov_type=cov_type)
+    b = compute_inference(loss_r, coef, intercept, cov_type=cov_type)
+    np.testing.assert_allclose(a.cov_params, b.cov_params, rtol=1e-9, atol=1e-14)
+    assert a.n_obs == b.n_obs == counts.sum()
+
+
+def test_sparse_equals_dense_and_float32_design():
+    X, y = make_data(2, 200, 4, 3)
+    X[np.abs(X) < 0.5] = 0.0
+    dense = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(dense)
+    for cov_type in ("nonrobust", "HC1"):
+        a = compute_inference(dense, coef, intercept, cov_type=cov_type)
+        b = compute_inference(LinearSoftmaxLoss(sp.csr_matrix(X), y, reference_class=0), coef,
+                              intercept, cov_type=cov_type)
+        np.testing.assert_allclose(a.cov_params, b.cov_params, rtol=1e-10, atol=1e-14)
+
+
+def _information(X, y, coef, intercept, free, C=None):
+    """Observed information assembled entry by entry from its definition (test oracle)."""
+    Xt = np.hstack([np.ones((X.shape[0], 1)), X])
+    P = softmax(X @ coef.T + intercept)
+    d = Xt.shape[1]
+    H = np.zeros((len(free) * d, len(free) * d))
+    for a, k in enumerate(free):
+        for b, m in enumerate(free):
+            w = P[:, k] * ((k == m) - P[:, m])
+            H[a * d:(a + 1) * d, b * d:(b + 1) * d] = Xt.T @ (w[:, None] * Xt)
+    if C is not None:
+        for a in range(len(free)):
+            idx = a * d + np.arange(1, d)
+            H[idx, idx] += 1.0 / C
+    return H
+
+
+def test_l2_covariance_is_inverse_penalized_hessian():
+    X, y = make_data(0, 150, 3, 3)
+    C = 0.3
+    loss = LinearSoftmaxLoss(X, y, reference_class=0, l2_reg_strength=1 / (C * X.shape[0]))
+    coef, intercept = newton_fit(loss)
+    res = compute_inference(loss, coef, intercept, penalty="l2")
+    H = _information(X, y, coef, intercept, [1, 2], C=C)
+    np.testing.assert_allclose(res.cov_params, np.linalg.inv(H), rtol=1e-9, atol=1e-14)
+    assert res.penalty == "l2"
+    assert "Laplace" in str(res.summary())
+
+
+def test_l2_symmetric_coding_centres_intercepts():
+    X, y = make_data(1, 150, 2, 4)
+    C = 1.0
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1 / (C * X.shape[0]))
+    coef, intercept = newton_fit_symmetric(loss)
+    res = compute_inference(loss, coef, intercept + 5.0)  # any shift of the intercepts
+    b = res.params[::3]
+    assert b.sum() == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(b, intercept - intercept.mean(), atol=1e-12)
+    null = np.zeros(res.params.size)
+    null[::3] = 1.0
+    np.testing.assert_allclose(res.cov_params @ null, 0.0, atol=1e-12)
+    # On the sum-zero subspace, the covariance inverts the Hessian there.
+    H = _information(X, y, coef, intercept, range(4), C=C)
+    Pj = np.eye(H.shape[0]) - np.outer(null, null) / 4
+    np.testing.assert_allclose(res.cov_params @ H @ Pj, Pj, atol=1e-9)
+
+
+def newton_fit_symmetric(loss):
+    """Newton with the intercept shift projected out (the Hessian is singular along it)."""
+    w = np.zeros(loss.n_params)
+    for _ in range(100):
+        g = loss.gradient(w)
+        if np.max(np.abs(g)) < 1e-12:
+            break
+        w = w - np.linalg.lstsq(loss.hessian(w), g, rcond=None)[0]
+    return loss.unpack(w)
+
+
+def test_estimator_summary_matches_statsmodels():
+    from softmaxreg.models import SoftmaxRegression
+
+    X, y = make_data(0, 300, 3, 3)
+    labels = np.array(["lo", "mid", "hi"])[y]
+    model = SoftmaxRegression(penalty=None, reference_class="hi", tol=1e-10, max_iter=500)
+    model.fit(X, labels)
+    res = model.inference("HC0")
+    # sorted classes: hi, lo, mid; reference "hi" is statsmodels' first class after relabel.
+    relabel = np.array([1, 2, 0])  # code of lo -> 1, mid -> 2, hi -> 0
+    ref = mnlogit(X, relabel[y], "HC0")
+    np.testing.assert_allclose(res.params, sm_rows(ref.params), rtol=1e-4)
+    np.testing.assert_allclose(res.bse, sm_rows(ref.bse), rtol=1e-4)
+    text = str(model.summary(alpha=0.05))
+    for column in ("coef", "std err", "z", "P>|z|", "[0.025", "0.975]", "class = lo", "x2"):
+        assert column in text
+
+
+# -- identification ---------------------------------------------------------------------
+
+
+def test_perfect_separation_names_class_and_feature():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = rng.integers(0, 2, size=90)
+    y[X[:, 1] > 0.3] = 2  # class 2 exactly when x1 > 0.3
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    with pytest.raises(IdentificationError, match="separation") as err:
+        check_identification(loss, classes=np.array(["a", "b", "c"]),
+                             feature_names=["age", "dose", "sex"], reference_class="a")
+    msg = str(err.value)
+    assert "class 'c' is separated" in msg and "'dose'" in msg
+    assert "'age'" not in msg and "'sex'" not in msg
+    assert "penalty" in msg
+    coef, intercept = np.zeros((3, 3)), np.zeros(3)
+    with pytest.raises(IdentificationError, match="separation"):
+        compute_inference(loss, coef, intercept)
+
+
+def test_quasi_separation_is_detected():
+    # y = 1 whenever x > 0, both classes at x = 0: quasi-complete separation.
+    x = np.array([-3.0, -2.0, -1.0, 0.0, 0.0, 1.0, 2.0, 3.0])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    loss = LinearSoftmaxLoss(x[:, None], y, reference_class=0)
+    with pytest.raises(IdentificationError, match="quasi-complete separation") as err:
+        check_identification(loss, feature_names=["x"])
+    assert "'x'" in str(err.value)
+
+
+def test_no_separation_on_overlapping_data_and_large_problem_subset(monkeypatch):
+    X, y = make_data(0, 300, 3, 3)
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    check_identification(loss)  # overlapping classes: nothing raised
+    monkeypatch.setattr(inference, "_LP_BUDGET", 3000)
+    check_identification(loss)  # settled on a random subset of rows
+
+
+def test_collinear_constant_and_zero_features_are_named():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = rng.integers(0, 3, size=60)
+    Xc = np.column_stack([X, X[:, 0] + 2 * X[:, 1]])
+    with pytest.raises(IdentificationError, match="rank deficient") as err:
+        check_identification(LinearSoftmaxLoss(Xc, y, reference_class=0),
+                             feature_names=["a", "b", "c", "d"])
+    assert "d = 1 * a + 2 * b" in str(err.value) and "['d']" in str(err.value)
+    Xk = np.column_stack([X, np.full(60, 7.0)])
+    with pytest.raises(IdentificationError, match="'k' is constant"):
+        check_identification(LinearSoftmaxLoss(Xk, y, reference_class=0),
+                             feature_names=["a", "b", "c", "k"])
+    Xz = np.column_stack([np.zeros(60), X])
+    with pytest.raises(IdentificationError, match="'z' is zero on every sample"):
+        check_identification(LinearSoftmaxLoss(Xz, y, reference_class=0),
+                             feature_names=["z", "a", "b", "c"])
+    with pytest.raises(IdentificationError, match="rank deficient"):
+        compute_inference(LinearSoftmaxLoss(Xc, y, reference_class=0), np.zeros((3, 4)),
+                          np.zeros(3))
+
+
+def test_symmetric_coding_without_penalty_is_refused():
+    X, y = make_data(0, 100, 2, 3)
+    loss = LinearSoftmaxLoss(X, y)
+    check_identification(loss)  # fitting and predicting are fine
+    with pytest.raises(IdentificationError, match="reference_class"):
+        compute_inference(loss, np.zeros((3, 2)), np.zeros(3))
+
+
+def test_l1_and_bad_arguments_are_refused():
+    X, y = make_data(0, 100, 2, 3)
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(loss)
+    with pytest.raises(ValueError, match="not defined for penalty='l1'"):
+        compute_inference(loss, coef, intercept, penalty="l1")
+    with pytest.raises(ValueError, match="cov_type"):
+        compute_inference(loss, coef, intercept, cov_type="HC3")
+    with pytest.raises(ValueError, match="does not match"):
+        compute_inference(loss, coef, intercept, classes=np.array(["a", "b", "c"]),
+                          reference_class="b")
+    with pytest.raises(ValueError, match="fit_intercept"):
+        compute_inference(loss, coef, intercept, fit_intercept=False)
+    with pytest.raises(ValueError, match="feature_names"):
+        compute_inference(loss, coef, intercept, feature_names=["only one"])
+
+
+# -- result object ----------------------------------------------------------------------
+
+
+def test_summary_table_and_frame():
+    X, y = make_data(0, 300, 3, 3)
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(loss)
+    res = compute_inference(loss, coef, intercept, classes=np.array(["a", "b", "c"]),
+                            feature_names=["age", "dose", "weight"])
+    text = str(res.summary(alpha=0.1))
+    for token in ("coef", "std err", "z", "P>|z|", "[0.05", "0.95]", "class = b", "class = c",
+                  "intercept", "weight", "Covariance type:", "nonrobust", "Log-likelihood:"):
+        assert token in text
+    lines = text.splitlines()
+    table = [ln for ln in lines if ln.startswith(("intercept", "age", "dose", "weight"))]
+    assert len(table) == 8 and len({len(ln) for ln in table}) == 1  # aligned
+    frame = res.summary(0.1).to_frame()
+    assert list(frame.columns) == ["coef", "std err", "z", "P>|z|", "[0.05", "0.95]"]
+    assert frame.index.names == ["class", "feature"]
+    assert frame.loc[("c", "dose"), "coef"] == pytest.approx(res.params[6])
+
+
+def test_from_stored_arrays_round_trip():
+    X, y = make_data(1, 250, 2, 4)
+    loss = LinearSoftmaxLoss(X, y, reference_class=0)
+    coef, intercept = newton_fit(loss)
+    res = compute_inference(loss, coef, intercept, cov_type="HC1")
+    back = InferenceResult.from_dict(res.to_dict())
+    np.testing.assert_array_equal(back.params, res.params)
+    np.testing.assert_array_equal(back.pvalues, res.pvalues)
+    np.testing.assert_array_equal(back.cov_params, res.cov_params)
+    assert str(back.summary()) == str(res.summary())
+    bare = InferenceResult(res.params, res.bse, classes=res.classes, features=res.features)
+    np.testing.assert_allclose(bare.conf_int(), res.conf_int())
+    assert bare.cov_params is None
+    with pytest.raises(ValueError, match="positive"):
+        InferenceResult([1.0], [0.0], classes=["a"], features=["x"])
