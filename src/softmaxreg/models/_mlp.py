@@ -321,6 +321,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         codes = np.searchsorted(known, y)
         self._train(X, codes, 1, None, None)
+        self.converged_ = False
         return self
 
     # -- prediction ------------------------------------------------------------
@@ -338,7 +339,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        codes = np.argmax(self._logits(X), axis=1)
+        return self.classes_[codes]
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(z)``, shape (n_samples, n_classes)."""
@@ -466,8 +468,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, codes, n_epochs, X_val, codes_val):
         """Run ``n_epochs`` epochs from the current state; return whether a criterion stopped it."""
-        net, opt, rng, loss_fn = self._net, self._opt, self._rng, self._loss_fn
         schedule = get_schedule(self.learning_rate_schedule, self._base_lr(), self.max_epochs)
+        self._net.train()
+        # overflow in a diverging run is reported by the ValueError of _epochs, not as warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._epochs(X, codes, n_epochs, X_val, codes_val, schedule)
+
+    def _epochs(self, X, codes, n_epochs, X_val, codes_val, schedule):
+        net, opt, rng, loss_fn = self._net, self._opt, self._rng, self._loss_fn
         n, bs = X.shape[0], int(self.batch_size)
         alpha = float(self.alpha)
         tol = 0.0 if self.tol is None else float(self.tol)
@@ -476,7 +484,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         best_weights = None
         start = time.perf_counter()
         stopped_by = None
-        net.train()
         for _ in range(n_epochs):
             epoch = self.n_iter_  # 0-based index into the schedule
             lr = schedule(epoch)
@@ -494,6 +501,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 net.backward(loss_fn.backward())
                 opt.step()
                 total += loss * idx.size
+            if not all(np.isfinite(p).all() for p, _ in self._all_params()):
+                raise ValueError(
+                    f"training diverged at epoch {epoch + 1} (non-finite weights); lower "
+                    "learning_rate or scale the features."
+                )
             objective = total / n
             if alpha:
                 objective += 0.5 * alpha * sum(float(np.vdot(w, w)) for w in self.coefs_)

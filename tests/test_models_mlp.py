@@ -1,0 +1,339 @@
+"""MLPClassifier: scikit-learn checks, the SGD equivalence with SoftmaxRegression,
+training step for step against PyTorch, and the estimator's behaviour."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from softmaxreg.functional import log_softmax
+from softmaxreg.models._mlp import MLPClassifier
+
+torch = pytest.importorskip("torch")
+
+
+@parametrize_with_checks([MLPClassifier(random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(n=240, p=5, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    return X, np.minimum(y, k - 1)
+
+
+# -- the SGD equivalence with SoftmaxRegression --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "penalty, momentum, schedule",
+    [(None, 0.0, "constant"), ("l2", 0.9, "constant"), ("l2", 0.5, "cosine"), ("l2", 0.0, "step")],
+)
+def test_no_hidden_layer_equals_softmax_regression_sgd(dtype, penalty, momentum, schedule):
+    """hidden_layer_sizes=() + sgd + alpha = 1/(C n) is SoftmaxRegression(solver='sgd')."""
+    from softmaxreg.models._softmax_regression import SoftmaxRegression
+
+    X, y = _data(n=301)  # a short last batch
+    X = X.astype(dtype)
+    C, n = 0.5, X.shape[0]
+    common = dict(batch_size=64, learning_rate=0.2, learning_rate_schedule=schedule,
+                  momentum=momentum, random_state=3)
+    sr = SoftmaxRegression(penalty=penalty, C=C, solver="sgd", max_iter=6, tol=None,
+                           **common).fit(X, y)
+    mlp = MLPClassifier(hidden_layer_sizes=(), alpha=1 / (C * n) if penalty else 0.0,
+                        max_epochs=6, **common).fit(X, y)
+    assert mlp.coefs_[0].dtype == sr.coef_.dtype == dtype
+    # float64: the same arithmetic up to summation order; float32: a few ulps
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mlp.coefs_[0], sr.coef_, **tol)
+    np.testing.assert_allclose(mlp.intercepts_[0], sr.intercept_, **tol)
+    assert mlp.n_iter_ == sr.n_iter_ == 6
+    np.testing.assert_allclose(mlp.predict_proba(X), sr.predict_proba(X), **tol)
+
+
+# -- training, step for step, against PyTorch ----------------------------------------------
+
+
+def _torch_replica(mlp_kwargs, X, y, seed, hidden, activation, dtype):
+    """Train the same network in PyTorch: weights and permutations from the documented stream."""
+    from softmaxreg.nn import init
+
+    rng = np.random.default_rng(seed)
+    sizes = [X.shape[1], *hidden, int(y.max()) + 1]
+    weights = []
+    for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i == len(hidden):
+            w = init.normal(0.01)(rng, (fo, fi), np.float64)
+        elif activation == "relu":
+            w = init.he_normal(rng, (fo, fi), np.float64)
+        else:
+            w = init.glorot_normal(rng, (fo, fi), np.float64)
+        weights.append(w.astype(dtype))
+    tdt = torch.float32 if dtype == np.float32 else torch.float64
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    mods = []
+    for i, w in enumerate(weights):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0]).to(tdt)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(w))
+            lin.bias.zero_()
+        mods.append(lin)
+        if i < len(weights) - 1:
+            mods.append(acts[activation]())
+    net = torch.nn.Sequential(*mods)
+    lins = [m for m in mods if isinstance(m, torch.nn.Linear)]
+    groups = [{"params": [m.weight for m in lins], "weight_decay": mlp_kwargs.get("alpha", 0.0)},
+              {"params": [m.bias for m in lins], "weight_decay": 0.0}]
+    if mlp_kwargs.get("optimizer", "sgd") == "sgd":
+        opt = torch.optim.SGD(groups, lr=mlp_kwargs["learning_rate"],
+                              momentum=mlp_kwargs.get("momentum", 0.0))
+    else:
+        opt = torch.optim.Adam(groups, lr=mlp_kwargs["learning_rate"])
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    bs = mlp_kwargs["batch_size"]
+    for _ in range(mlp_kwargs["max_epochs"]):
+        perm = rng.permutation(X.shape[0])
+        for lo in range(0, X.shape[0], bs):
+            idx = torch.tensor(perm[lo:lo + bs])
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
+            opt.step()
+    return [m.weight.detach().numpy() for m in lins], [m.bias.detach().numpy() for m in lins]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "hidden, activation, kwargs",
+    [
+        ((7,), "relu", dict(optimizer="sgd", learning_rate=0.3, momentum=0.9, alpha=1e-3)),
+        ((6, 5), "tanh", dict(optimizer="sgd", learning_rate=0.2)),
+        ((6,), "sigmoid", dict(optimizer="adam", learning_rate=0.01, alpha=1e-2)),
+    ],
+)
+def test_training_matches_torch(dtype, hidden, activation, kwargs):
+    X, y = _data(n=150)
+    X = X.astype(dtype)
+    kw = dict(batch_size=32, max_epochs=3, **kwargs)
+    mlp = MLPClassifier(hidden_layer_sizes=hidden, activation=activation, random_state=7,
+                        **kw).fit(X, y)
+    tw, tb = _torch_replica(kw, X, y, 7, hidden, activation, dtype)
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    for ours, theirs in zip(mlp.coefs_ + mlp.intercepts_, tw + tb):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs, **tol)
+
+
+# -- behaviour -----------------------------------------------------------------------------
+
+
+def test_learns_digits():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    Xtr, ytr, Xte, yte = X[:1400], y[:1400], X[1400:], y[1400:]
+    for opt, lr in (("sgd", 0.2), ("adam", 3e-3)):
+        clf = MLPClassifier(hidden_layer_sizes=(64,), optimizer=opt, learning_rate=lr,
+                            momentum=0.9 if opt == "sgd" else 0.0, batch_size=32,
+                            max_epochs=15, random_state=0).fit(Xtr, ytr)
+        assert clf.score(Xte, yte) > 0.9, opt
+        assert clf.history_[-1] < 0.3 * clf.history_[0]
+        assert clf.predict_proba(Xte).dtype == np.float32
+
+
+def test_seed_reproducibility():
+    X, y = _data()
+    kw = dict(hidden_layer_sizes=(8, 4), dropout=0.2, max_epochs=3, batch_size=16)
+    a = MLPClassifier(random_state=1, **kw).fit(X, y)
+    b = MLPClassifier(random_state=1, **kw).fit(X, y)
+    c = MLPClassifier(random_state=2, **kw).fit(X, y)
+    for wa, wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.history_ == b.history_
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+    # prediction switches dropout off: deterministic
+    np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(X))
+
+
+def test_init_policy():
+    X, y = _data(n=10, p=300)
+    clf = MLPClassifier(hidden_layer_sizes=(400,), max_epochs=1, learning_rate=1e-9,
+                        random_state=0).fit(X, y)
+    assert clf.coefs_[0].std() == pytest.approx(np.sqrt(2 / 300), rel=0.02)  # He
+    assert clf.coefs_[1].std() == pytest.approx(0.01, rel=0.1)  # output N(0, 0.01^2)
+    tanh = MLPClassifier(hidden_layer_sizes=(400,), activation="tanh", max_epochs=1,
+                         learning_rate=1e-9, random_state=0).fit(X, y)
+    assert tanh.coefs_[0].std() == pytest.approx(np.sqrt(2 / 700), rel=0.02)  # Glorot
+
+
+def test_float32_end_to_end_and_dtype_option():
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_epochs=2, random_state=0)
+    clf.fit(X.astype(np.float32), y)
+    assert all(w.dtype == np.float32 for w in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X).dtype == np.float32
+    clf.set_params(dtype="float32").fit(X, y)
+    assert clf.coefs_[0].dtype == np.float32
+    clf.set_params(dtype="float64").fit(X.astype(np.float32), y)
+    assert clf.coefs_[0].dtype == np.float64
+
+
+def test_log_proba_is_log_softmax_and_finite():
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_epochs=2, random_state=0).fit(X, y)
+    Z = clf.decision_function(X * 1e4)
+    lp = clf.predict_log_proba(X * 1e4)
+    np.testing.assert_allclose(lp, log_softmax(Z, axis=1), rtol=1e-12)
+    assert np.all(np.isfinite(lp))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-12)
+
+
+def test_binary_decision_function_is_margin():
+    X, y = _data(k=2)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_epochs=2, random_state=0).fit(X, y)
+    margin = clf.decision_function(X)
+    assert margin.shape == (X.shape[0],)
+    lp = clf.predict_log_proba(X)
+    np.testing.assert_allclose(margin, lp[:, 1] - lp[:, 0], rtol=1e-10, atol=1e-12)
+
+
+def test_early_stopping_keeps_best_weights():
+    X, y = _data(n=400)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, n_iter_no_change=2,
+                        max_epochs=200, learning_rate=0.5, batch_size=16, random_state=0)
+    clf.fit(X, y)
+    assert clf.converged_ and clf.n_iter_ < 200
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # the kept weights are the best epoch's: recompute the validation split and its score
+    rng = np.random.default_rng(0)
+    for n_in, n_out in ((5, 16), (16, 3)):
+        rng.normal(size=(n_out, n_in))
+    val = np.sort(rng.permutation(400)[:40])
+    assert clf.score(X[val], y[val]) == pytest.approx(clf.best_validation_score_)
+
+
+def test_tol_stopping_and_convergence_warning():
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), tol=10.0, n_iter_no_change=2, max_epochs=50,
+                        random_state=0).fit(X, y)
+    assert clf.converged_ and clf.n_iter_ == 3  # epoch 1 sets the baseline, 2 and 3 fail it
+    with pytest.warns(ConvergenceWarning, match="max_epochs=3"):
+        MLPClassifier(hidden_layer_sizes=(4,), tol=0.0, n_iter_no_change=5, max_epochs=3,
+                      random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MLPClassifier(hidden_layer_sizes=(4,), max_epochs=3, random_state=0).fit(X, y)
+
+
+def test_callback_protocol_and_stop():
+    X, y = _data()
+    seen = []
+
+    def cb(info):
+        seen.append(info)
+        return info["iteration"] == 3
+
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_epochs=10, random_state=0, callback=cb,
+                        alpha=0.01).fit(X, y)
+    assert clf.n_iter_ == 3 and len(seen) == 3 and not clf.converged_
+    assert [s["iteration"] for s in seen] == [1, 2, 3]
+    assert {"objective", "elapsed", "solver", "learning_rate"} <= set(seen[0])
+    assert [s["objective"] for s in seen] == clf.history_
+    # the objective is the mean minibatch loss plus the penalty
+    assert clf.history_[-1] > 0.5 * 0.01 * sum(float((w**2).sum()) for w in clf.coefs_)
+
+
+def test_partial_fit_equals_fit_epoch_by_epoch():
+    X, y = _data()
+    kw = dict(hidden_layer_sizes=(6,), momentum=0.9, batch_size=32, random_state=4,
+              learning_rate_schedule="exponential", max_epochs=3)
+    full = MLPClassifier(**kw).fit(X, y)
+    inc = MLPClassifier(**kw)
+    for _ in range(3):
+        inc.partial_fit(X, y, classes=np.unique(y))
+    assert inc.n_iter_ == 3
+    for a, b in zip(full.coefs_ + full.intercepts_, inc.coefs_ + inc.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(full.history_, inc.history_)
+
+
+def test_partial_fit_classes_errors():
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(3,), random_state=0).partial_fit(X, y % 2)
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="differs from the classes"):
+        clf.partial_fit(X, y % 2, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="only the class"):
+        MLPClassifier().partial_fit(X, np.zeros(len(y)))
+    assert clf.n_iter_ == 1  # failed calls left it unchanged
+
+
+def test_model_file_round_trip(tmp_path):
+    from softmaxreg.io._model_file import load_model, save_model
+
+    X, y = _data()
+    labels = np.array(["a", "b", "c"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(6, 4), activation="tanh", max_epochs=3,
+                        random_state=0, dtype="float32").fit(X, labels)
+    save_model(tmp_path / "m.srm", clf)
+    loaded = load_model(tmp_path / "m.srm").estimator
+    assert isinstance(loaded, MLPClassifier)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    loaded.partial_fit(X, labels)  # continues training from the stored weights
+    assert loaded.n_iter_ == 4 and loaded.coefs_[0].dtype == np.float32
+
+
+def test_failed_fit_leaves_model_unchanged():
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_epochs=2, random_state=0).fit(X, y)
+    before = [w.copy() for w in clf.coefs_]
+    X_bad = X.copy()
+    X_bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN at row 3, column 2"):
+        clf.fit(X_bad, y)
+    for a, b in zip(before, clf.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_divergence_is_an_error_not_nan():
+    X, y = _data()
+    with pytest.raises(ValueError, match="diverged"):
+        MLPClassifier(hidden_layer_sizes=(32,), learning_rate=1e6, max_epochs=5,
+                      random_state=0).fit((X * 1e3).astype(np.float32), y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
+        (dict(hidden_layer_sizes="big"), "hidden_layer_sizes"),
+        (dict(activation="gelu"), "activation"),
+        (dict(optimizer="lbfgs"), "optimizer"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate_schedule="linear"), "learning_rate_schedule"),
+        (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(dtype="float16"), "dtype"),
+    ],
+)
+def test_bad_params(params, match):
+    X, y = _data(n=20)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_one_class_and_tiny_validation_errors():
+    X, y = _data(n=20)
+    with pytest.raises(ValueError, match="only one class"):
+        MLPClassifier().fit(X, np.zeros(20))
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.9).fit(X[:2], [0, 1])
