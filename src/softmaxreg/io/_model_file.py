@@ -247,6 +247,13 @@ def _atomic_write(path: str, write) -> None:
         raise FileNotFoundError(f"cannot write {path!r}: the folder {directory!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
+        try:  # mkstemp creates 0600; give the file the mode a plain open() would
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

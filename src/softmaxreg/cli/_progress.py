@@ -1,0 +1,149 @@
+"""A progress bar for training, drawn on stderr only when it is a terminal.
+
+The estimators call ``callback(info)`` after every iteration (full-batch
+solvers) or epoch (SGD) with at least ``iteration``, ``objective`` and
+``elapsed``. :class:`TrainingProgress` is such a callback: it redraws one
+line, at most ten times a second, showing the count (against the maximum),
+the per-sample objective, the training accuracy when it can be computed, the
+elapsed time and the rate::
+
+    lbfgs  ██████████░░░░░░░░░░  212/1000 it  loss 0.4212  acc 0.8561  0:07  29.8 it/s
+
+Without a terminal (a pipe, a CI log) or with ``--quiet`` it draws nothing;
+with ``-v`` it prints one plain line per iteration instead, which also suits
+logs. It records every call, so the training curve can be stored with the
+model even when nothing is drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["TrainingProgress", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a duration in seconds.
+
+    >>> format_duration(7.4), format_duration(75), format_duration(3725)
+    ('0:07', '1:15', '1:02:05')
+    """
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TrainingProgress:
+    """Training callback that draws a progress bar and keeps the history.
+
+    Parameters
+    ----------
+    total : int or None
+        Maximum number of iterations (epochs); the bar is proportional to it.
+    unit : str
+        "it" for iterations, "epoch" for epochs.
+    label : str
+        Shown first (e.g. the solver name).
+    stream : file, default=sys.stderr
+    enabled : bool or None
+        Draw the bar; None means "when ``stream`` is a terminal".
+    verbose : int
+        With ``verbose >= 1`` every call prints a line instead of a bar.
+    accuracy : callable, optional
+        ``accuracy(info) -> float or None``: training accuracy for the bar
+        (estimators that pass their current coefficients make this possible).
+
+    Attributes
+    ----------
+    records : list of dict
+        ``iteration``, ``objective``, ``elapsed`` (and ``accuracy`` when known)
+        per call.
+    """
+
+    _min_interval = 0.1
+
+    def __init__(self, total=None, unit="it", label="", stream=None, enabled=None,
+                 verbose=0, accuracy=None):
+        self.total = total
+        self.unit = unit
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled and verbose < 1
+        self.verbose = verbose
+        self.accuracy = accuracy
+        self.records: list[dict] = []
+        self._last_draw = 0.0
+        self._width = 0
+        self._start = time.perf_counter()
+        ascii_only = not _encodable("█░", self.stream)
+        self._full, self._empty = ("#", "-") if ascii_only else ("█", "░")
+
+    def __call__(self, info: dict) -> bool:
+        rec = {
+            "iteration": int(info.get("iteration", len(self.records) + 1)),
+            "objective": float(info.get("objective", np.nan)),
+            "elapsed": float(info.get("elapsed", time.perf_counter() - self._start)),
+        }
+        now = time.perf_counter()
+        due = now - self._last_draw >= self._min_interval
+        if self.accuracy is not None and (self.verbose or (self.enabled and due)):
+            acc = self.accuracy(info)
+            if acc is not None:
+                rec["accuracy"] = float(acc)
+        self.records.append(rec)
+        if self.verbose >= 1:
+            self.stream.write(self._text(rec, bar=False) + "\n")
+            self.stream.flush()
+        elif self.enabled and due:
+            self._draw(rec)
+            self._last_draw = now
+        return False
+
+    def _text(self, rec: dict, bar: bool) -> str:
+        it, el = rec["iteration"], rec["elapsed"]
+        parts = [self.label] if self.label else []
+        if bar and self.total:
+            width = 20
+            filled = int(round(width * min(1.0, it / self.total)))
+            parts.append(self._full * filled + self._empty * (width - filled))
+        count = f"{it}/{self.total}" if self.total else f"{it}"
+        parts.append(f"{count} {self.unit}")
+        parts.append(f"loss {rec['objective']:.4f}")
+        if "accuracy" in rec:
+            parts.append(f"acc {rec['accuracy']:.4f}")
+        parts.append(format_duration(el))
+        if el > 0:
+            rate = it / el
+            parts.append(f"{rate:.1f} {self.unit}/s" if rate >= 1 else f"{el / max(it, 1):.1f} s/{self.unit}")
+        return "  ".join(parts)
+
+    def _draw(self, rec: dict) -> None:
+        text = self._text(rec, bar=True)
+        pad = max(0, self._width - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self._width = len(text)
+
+    def close(self) -> None:
+        """Draw the final state and end the line (when drawing at all)."""
+        if self.enabled and self.records:
+            self._draw(self.records[-1])
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+def _encodable(text: str, stream) -> bool:
+    enc = getattr(stream, "encoding", None) or "ascii"
+    try:
+        text.encode(enc)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
