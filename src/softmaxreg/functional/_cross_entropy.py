@@ -40,9 +40,10 @@ import math
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from ._array import as_array, compute_dtypes, get_namespace, move_axis_last, normalize_axis, quiet_fp, restore_axis
-from ._softmax import cast, check_temperature, shift, softmax
+from ._softmax import cast, check_temperature, fast_kernels, shift, softmax
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "binary_cross_entropy", "distillation_loss"]
 
@@ -163,6 +164,14 @@ class _Problem:
             terms = xp.where(c != 0, c * nlogp, xp.zeros_like(c))
             return xp.sum(terms, axis=-1)
 
+    def gradient_rows(self):
+        """Gradient of each sample's loss, (sum c) softmax(z/T) - c) / T, shape (..., K)."""
+        xp = self.xp
+        c = self.coefficients()
+        p = self.s.exp / (1.0 + self.s.rest)
+        with quiet_fp():
+            return (xp.sum(c, axis=-1, keepdims=True) * p - c) / self.temperature
+
     def reduce(self, values):
         xp = self.xp
         if self.reduction == "none":
@@ -175,6 +184,55 @@ class _Problem:
 
     def cast(self, y):
         return cast(self.xp, y, self.out_dtype)
+
+
+def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, grad):
+    """The kernels' cross-entropy (or gradient) for integer labels, or ``None``.
+
+    Only clearly valid calls take the fast path; anything else (and every error
+    message) is left to :class:`_Problem`. Rows the kernels flag (non-finite
+    maximum, NaN, out-of-range label) are computed here by :class:`_Problem`.
+    """
+    logits = as_array(logits)
+    k = fast_kernels(logits)
+    if k is None or reduction not in _REDUCTIONS:
+        return None
+    target = as_array(target)
+    if type(target) is not np.ndarray or target.dtype.kind not in "iu":
+        return None
+    if not (isinstance(axis, int) and -logits.ndim <= axis < logits.ndim):
+        return None
+    ax = axis % logits.ndim
+    n_classes = logits.shape[ax]
+    if tuple(target.shape) != logits.shape[:ax] + logits.shape[ax + 1 :]:
+        return None
+    if weight is not None:
+        weight = as_array(weight)
+        if type(weight) is not np.ndarray or weight.shape != (n_classes,) or weight.dtype.kind not in "fiu":
+            return None
+    try:
+        eps = float(label_smoothing)
+        t = check_temperature(temperature)
+    except (TypeError, ValueError):
+        return None
+    if not 0.0 <= eps <= 1.0:
+        return None
+
+    def reference(rows, labels):
+        pb = _Problem(
+            rows, labels, axis=-1, weight=weight, ignore_index=ignore_index,
+            label_smoothing=eps, temperature=t, reduction="none",
+        )
+        if grad:
+            return pb.gradient_rows(), pb.denominator()
+        return pb.per_sample(), pb.denominator()
+
+    with quiet_fp():
+        y = k.cross_entropy_labels(logits, target, ax, weight, ignore_index, eps, t, reduction, grad, reference)
+    if not grad and reduction != "none":
+        out_dtype = compute_dtypes(np, logits)[1]
+        return np.asarray(y, dtype=out_dtype)
+    return y
 
 
 def cross_entropy(
@@ -237,6 +295,9 @@ def cross_entropy(
     >>> cross_entropy(logits, np.array([[0.0, 1.0], [0.5, 0.5]]), reduction="none")  # soft targets
     array([0.28768207, 0.69314718])
     """
+    fast = _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, False)
+    if fast is not None:
+        return fast
     pb = _Problem(
         logits, target, axis=axis, weight=weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, temperature=temperature, reduction=reduction,
@@ -278,15 +339,15 @@ def cross_entropy_grad(
     >>> cross_entropy_grad(np.log([[1.0, 3.0]]), np.array([1]))  # softmax - onehot
     array([[ 0.25, -0.25]])
     """
+    fast = _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, True)
+    if fast is not None:
+        return fast
     pb = _Problem(
         logits, target, axis=axis, weight=weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, temperature=temperature, reduction=reduction,
     )
     xp = pb.xp
-    c = pb.coefficients()
-    p = pb.s.exp / (1.0 + pb.s.rest)
-    with quiet_fp():
-        g = (xp.sum(c, axis=-1, keepdims=True) * p - c) / pb.temperature
+    g = pb.gradient_rows()
     if pb.reduction == "mean":
         den = pb.denominator()
         g = g / xp.where(den > 0, den, xp.ones_like(den))

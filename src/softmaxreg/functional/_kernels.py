@@ -48,13 +48,7 @@ from numba import prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-__all__ = [
-    "softmax_rows",
-    "log_softmax_rows",
-    "logsumexp_rows",
-    "cross_entropy_labels_rows",
-    "cross_entropy_grad_labels_rows",
-]
+__all__ = ["MIN_SIZE", "applies", "softmax_family", "cross_entropy_labels"]
 
 # Reassociation lets LLVM vectorise the sums and the max; we keep IEEE
 # semantics for inf and NaN (no "nnan"/"ninf"), which the special-row logic
@@ -174,6 +168,23 @@ def _exp_overload(t):
 
 
 @numba.njit(inline="always", **_jit)
+def _rowmax32(xi):
+    m = np.int32(-2147483648)
+    for j in range(xi.shape[0]):
+        b = _f32_as_i32(xi[j])
+        m = max(m, b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+    return _i32_as_f32(m ^ ((m >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+
+
+@numba.njit(inline="always", **_jit)
+def _rowmax64(xi):
+    m = np.int64(-9223372036854775808)
+    for j in range(xi.shape[0]):
+        b = _f64_as_i64(xi[j])
+        m = max(m, b ^ ((b >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
+    return _i64_as_f64(m ^ ((m >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
+
+
 def _rowmax(xi):
     """Max of a row, vectorised through the integer order of IEEE floats.
 
@@ -183,18 +194,16 @@ def _rowmax(xi):
     above +inf (the max is then NaN); one with the sign bit set maps below -inf
     and is ignored here, but then poisons the row's sum, which flags the row.
     """
-    if xi.dtype == np.float32:
-        m = np.int32(-2147483648)
-        for j in range(xi.shape[0]):
-            b = _f32_as_i32(xi[j])
-            m = max(m, b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-        return _i32_as_f32(m ^ ((m >> np.int32(31)) & np.int32(0x7FFFFFFF)))
-    else:
-        m = np.int64(-9223372036854775808)
-        for j in range(xi.shape[0]):
-            b = _f64_as_i64(xi[j])
-            m = max(m, b ^ ((b >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
-        return _i64_as_f64(m ^ ((m >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)))
+    raise NotImplementedError("only callable from Numba-compiled code")
+
+
+@overload(_rowmax, inline="always", fastmath=_FASTMATH)
+def _rowmax_overload(xi):
+    if xi.dtype == types.float32:
+        return lambda xi: _rowmax32(xi)
+    if xi.dtype == types.float64:
+        return lambda xi: _rowmax64(xi)
+    return None
 
 
 @numba.njit(inline="always", **_jit)
@@ -213,7 +222,8 @@ def _rest(xi, m, inv_t, out, store):
         e = _exp(t)
         if store:
             out[j] = e
-        rest += np.float64(e) if t < 0 else 0.0
+        # t > 0 is impossible, so the last branch is a NaN: it poisons the sum.
+        rest += np.float64(e) if t < 0 else (0.0 if t == 0 else np.float64(t))
         ties += t == 0
     return rest + (ties - 1)
 
@@ -268,3 +278,407 @@ def logsumexp_rows(x, out, special):
         rest = _rest(xi, m, one, xi, False)
         special[i] = rest != rest
         out[i] = m + x.dtype.type(np.log1p(rest))
+
+
+# ---------------------------------------------------------------------------
+# Short rows (K below SMALL_K): a row is too short for the vector loops above
+# (a few lanes and a long remainder), so blocks of _BLOCK rows are transposed
+# into a (K, _BLOCK) scratch and every step runs across rows instead.
+
+SMALL_K = 48
+_BLOCK = 64
+
+SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
+
+
+@numba.njit(inline="always", **_jit)
+def _block_stats(x, r0, nb, inv_t, T, m, rest, mode):
+    """Transpose rows r0:r0+nb into T and compute their max and ``rest``.
+
+    Afterwards ``T[j, r]`` holds exp(t) (mode SOFTMAX) or t (otherwise), with
+    ``t = (x[r0 + r, j] - m[r]) * inv_t``.
+    """
+    K = x.shape[1]
+    for j in range(K):
+        for r in range(nb):
+            T[j, r] = x[r0 + r, j]
+    for r in range(nb):
+        m[r] = T[0, r]
+        rest[r] = -1.0
+    for j in range(1, K):
+        for r in range(nb):
+            v = T[j, r]
+            m[r] = v if v > m[r] else m[r]
+    for j in range(K):
+        for r in range(nb):
+            t = (T[j, r] - m[r]) * inv_t
+            e = _exp(t)
+            T[j, r] = e if mode == SOFTMAX else t
+            # Ties with the max count 1; t > 0 is impossible, so the last branch
+            # is a NaN, which poisons the row's sum (and flags the row).
+            rest[r] += np.float64(e) if t < 0 else (1.0 if t == 0 else np.float64(t))
+
+
+@numba.njit(parallel=True, **_jit)
+def rows_small(x, inv_t, mode, out, special):
+    """softmax / log_softmax / logsumexp of short rows (see SMALL_K)."""
+    n, K = x.shape
+    inv_t = x.dtype.type(inv_t)
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    for b in prange(nblocks):
+        r0 = b * _BLOCK
+        nb = min(_BLOCK, n - r0)
+        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        m = np.empty(_BLOCK, dtype=x.dtype)
+        rest = np.empty(_BLOCK, dtype=np.float64)
+        _block_stats(x, r0, nb, inv_t, T, m, rest, mode)
+        for r in range(nb):
+            special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+        if mode == SOFTMAX:
+            for r in range(nb):
+                rest[r] = 1.0 / (1.0 + rest[r])
+            for r in range(nb):
+                s = x.dtype.type(rest[r])
+                for j in range(K):
+                    out[r0 + r, j] = T[j, r] * s
+        elif mode == LOG_SOFTMAX:
+            for r in range(nb):
+                rest[r] = np.log1p(rest[r])
+            for r in range(nb):
+                s = x.dtype.type(rest[r])
+                for j in range(K):
+                    out[r0 + r, j] = T[j, r] - s
+        else:
+            for r in range(nb):
+                out[r0 + r, 0] = m[r] + x.dtype.type(np.log1p(rest[r]))
+
+
+# ---------------------------------------------------------------------------
+# Cross-entropy with integer labels.
+#
+# With t_k = (z_k - m) / T and L = log1p(rest), -log softmax(z/T)_k = L - t_k,
+# and (module docstring of _cross_entropy) the loss of a counted row is
+#     l = sum_k c_k (L - t_k),   c = (1 - eps) w_y e_y + (eps / K) w,
+# its gradient (sum_k c_k) p - c, all divided by T. Ignored rows (label ==
+# ignore) give 0; a label outside [0, K) flags the row (the reference raises).
+
+
+@numba.njit(inline="always", **_jit)
+def _coef(labels, i, w, has_w, ignore, has_ignore, K, eps):
+    """(valid, y, c_y, w_y): the label's coefficient (1 - eps) w_y and weight.
+
+    valid is 1 for a counted label, 0 for an ignored one, -1 for one out of range.
+    """
+    y = labels[i]
+    if has_ignore and y == ignore:
+        return 0, 0, 0.0, 0.0
+    if y < 0 or y >= K:
+        return -1, 0, 0.0, 0.0
+    wy = np.float64(w[y]) if has_w else 1.0
+    return 1, y, (1.0 - eps) * wy, wy
+
+
+@numba.njit(parallel=True, **_jit)
+def label_denominator(labels, w, has_w, ignore, has_ignore, K):
+    """Sum of w_y over the non-ignored labels, and whether any label is out of range."""
+    n = labels.shape[0]
+    nblocks = (n + 4095) // 4096
+    parts = np.zeros((nblocks, 2))
+    for b in prange(nblocks):
+        den = 0.0
+        bad = 0.0
+        for i in range(b * 4096, min(n, (b + 1) * 4096)):
+            y = labels[i]
+            if not (has_ignore and y == ignore):
+                if y < 0 or y >= K:
+                    bad += 1.0
+                else:
+                    den += np.float64(w[y]) if has_w else 1.0
+        parts[b, 0] = den
+        parts[b, 1] = bad
+    return parts[:, 0].sum(), parts[:, 1].sum()
+
+
+@numba.njit(parallel=True, **_jit)
+def ce_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row, out, special):
+    """Cross-entropy of rows with long K; returns (sum of losses, denominator).
+
+    With ``per_row`` the loss of row i goes to ``out[i]``. Partial sums are
+    kept per block of rows (float64) and added at the end.
+    """
+    n, K = x.shape
+    epk = eps / K
+    inv = x.dtype.type(inv_t)
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    parts = np.zeros((nblocks, 2))
+    for b in prange(nblocks):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            xi = x[i]
+            valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+            m = _rowmax(xi)
+            if valid < 0 or not np.isfinite(m):
+                special[i] = True
+                continue
+            rest = _rest(xi, m, inv, xi, False)
+            if rest != rest:
+                special[i] = True
+                continue
+            special[i] = False
+            loss = 0.0
+            if valid == 1:
+                L = np.log1p(rest)
+                ty = np.float64((xi[y] - m) * inv)
+                loss = cy * (L - ty) if cy != 0.0 else 0.0
+                if eps > 0.0:
+                    acc = 0.0
+                    for k in range(K):
+                        wk = np.float64(w[k]) if has_w else 1.0
+                        tk = np.float64((xi[k] - m) * inv)
+                        acc += wk * (L - tk) if wk != 0.0 else 0.0
+                    loss += epk * acc
+                parts[b, 1] += wy
+            parts[b, 0] += loss
+            if per_row:
+                out[i] = loss
+    return parts[:, 0].sum(), parts[:, 1].sum()
+
+
+@numba.njit(parallel=True, **_jit)
+def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row, out, special):
+    """As :func:`ce_labels_rows`, for short rows (blocks transposed, see SMALL_K)."""
+    n, K = x.shape
+    epk = eps / K
+    inv = x.dtype.type(inv_t)
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    parts = np.zeros((nblocks, 2))
+    for b in prange(nblocks):
+        r0 = b * _BLOCK
+        nb = min(_BLOCK, n - r0)
+        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        m = np.empty(_BLOCK, dtype=x.dtype)
+        rest = np.empty(_BLOCK, dtype=np.float64)
+        _block_stats(x, r0, nb, inv, T, m, rest, LOG_SOFTMAX)
+        btotal = 0.0
+        bden = 0.0
+        for r in range(nb):
+            i = r0 + r
+            valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+            if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
+                special[i] = True
+                continue
+            special[i] = False
+            loss = 0.0
+            if valid == 1:
+                L = np.log1p(rest[r])
+                loss = cy * (L - np.float64(T[y, r])) if cy != 0.0 else 0.0
+                if eps > 0.0:
+                    acc = 0.0
+                    for k in range(K):
+                        wk = np.float64(w[k]) if has_w else 1.0
+                        acc += wk * (L - np.float64(T[k, r])) if wk != 0.0 else 0.0
+                    loss += epk * acc
+                bden += wy
+            btotal += loss
+            if per_row:
+                out[i] = loss
+        parts[b, 0] = btotal
+        parts[b, 1] = bden
+    return parts[:, 0].sum(), parts[:, 1].sum()
+
+
+@numba.njit(parallel=True, **_jit)
+def ce_grad_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special):
+    """out = scale * ((sum c) softmax(x / T) - c) / T for rows with long K."""
+    n, K = x.shape
+    epk = eps / K
+    sw = 0.0
+    for k in range(K):
+        sw += np.float64(w[k]) if has_w else 1.0
+    inv = x.dtype.type(inv_t)
+    for i in prange(n):
+        xi = x[i]
+        oi = out[i]
+        valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+        m = _rowmax(xi)
+        if valid < 0 or not np.isfinite(m):
+            special[i] = True
+            continue
+        rest = _rest(xi, m, inv, oi, True)
+        if rest != rest:
+            special[i] = True
+            continue
+        special[i] = False
+        if valid == 0:
+            for k in range(K):
+                oi[k] = 0.0
+            continue
+        f = scale * inv_t
+        sc = cy + epk * sw
+        a = x.dtype.type(f * sc / (1.0 + rest))
+        if eps > 0.0:
+            b = x.dtype.type(f * epk)
+            if has_w:
+                for k in range(K):
+                    oi[k] = a * oi[k] - b * w[k]
+            else:
+                for k in range(K):
+                    oi[k] = a * oi[k] - b
+        else:
+            for k in range(K):
+                oi[k] = a * oi[k]
+        oi[y] -= x.dtype.type(f * cy)
+
+
+@numba.njit(parallel=True, **_jit)
+def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special):
+    """As :func:`ce_grad_labels_rows`, for short rows."""
+    n, K = x.shape
+    epk = eps / K
+    sw = 0.0
+    for k in range(K):
+        sw += np.float64(w[k]) if has_w else 1.0
+    inv = x.dtype.type(inv_t)
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    for b in prange(nblocks):
+        r0 = b * _BLOCK
+        nb = min(_BLOCK, n - r0)
+        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        m = np.empty(_BLOCK, dtype=x.dtype)
+        rest = np.empty(_BLOCK, dtype=np.float64)
+        _block_stats(x, r0, nb, inv, T, m, rest, SOFTMAX)
+        f = scale * inv_t
+        for r in range(nb):
+            i = r0 + r
+            valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+            if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
+                special[i] = True
+                continue
+            special[i] = False
+            if valid == 0:
+                for k in range(K):
+                    out[i, k] = 0.0
+                continue
+            a = x.dtype.type(f * (cy + epk * sw) / (1.0 + rest[r]))
+            bb = f * epk
+            for k in range(K):
+                c = (np.float64(w[k]) if has_w else 1.0) * bb
+                out[i, k] = a * T[k, r] - x.dtype.type(c)
+            out[i, y] -= x.dtype.type(f * cy)
+
+
+# ---------------------------------------------------------------------------
+# NumPy glue: what the functional core calls.
+
+#: Arrays smaller than this take the reference path: there the kernels would
+#: save microseconds and cost a compilation (or a cache load) per signature.
+MIN_SIZE = 1 << 14
+
+_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def applies(x) -> bool:
+    """Whether ``x`` (already through ``as_array``) can take a fast path."""
+    return type(x) is np.ndarray and x.dtype.type in _FLOATS and x.ndim >= 1 and x.size >= MIN_SIZE
+
+
+def _rows(x, axis):
+    """(x as C-contiguous float32/float64 rows along ``axis``, the moved shape)."""
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    xm = np.moveaxis(x, axis, -1)
+    return np.ascontiguousarray(xm).reshape(-1, xm.shape[-1]), xm.shape
+
+
+def softmax_family(x, axis, temperature, mode, reference):
+    """softmax (mode 0), log_softmax (1) or logsumexp (2) of ``x`` along ``axis``.
+
+    ``reference(rows)`` computes the same function on a 2-D array of rows
+    (class axis last) and is called on the rows the kernels flag as special.
+    Returns an array in ``x``'s dtype: ``x``'s shape, or without ``axis`` for
+    logsumexp.
+    """
+    rows, shape = _rows(x, axis)
+    n, K = rows.shape
+    special = np.empty(n, dtype=np.bool_)
+    if mode == LOGSUMEXP:
+        out = np.empty((n, 1), dtype=rows.dtype)
+        if K < SMALL_K:
+            rows_small(rows, 1.0, LOGSUMEXP, out, special)
+        else:
+            logsumexp_rows(rows, out[:, 0], special)
+    else:
+        out = np.empty_like(rows)
+        if K < SMALL_K:
+            rows_small(rows, 1.0 / temperature, mode, out, special)
+        elif mode == SOFTMAX:
+            softmax_rows(rows, 1.0 / temperature, out, special)
+        else:
+            log_softmax_rows(rows, 1.0 / temperature, out, special)
+    if special.any():
+        out[special] = np.reshape(reference(rows[special]), (-1, out.shape[1]))
+    if mode == LOGSUMEXP:
+        y = out.reshape(shape[:-1])
+    else:
+        y = np.moveaxis(out.reshape(shape), -1, axis)
+    return y.astype(x.dtype, copy=False) if y.dtype != x.dtype else y
+
+
+def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature, reduction, grad, reference):
+    """Cross-entropy (or its gradient, ``grad=True``) for integer class labels.
+
+    ``reference(rows, labels)`` returns ``(per-sample losses or unreduced
+    gradient rows, denominator contributions)`` for the flagged rows (class
+    axis last); it also raises the reference's errors (labels out of range).
+    Returns the loss in float64 for the reductions (the caller casts) or the
+    per-sample losses / gradient in ``x``'s dtype.
+    """
+    rows, shape = _rows(x, axis)
+    n, K = rows.shape
+    labels = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
+    has_w = weight is not None
+    w = np.ascontiguousarray(weight, dtype=np.float64) if has_w else np.empty(0, np.float64)
+    has_ignore = ignore_index is not None
+    ignore = np.int64(ignore_index) if has_ignore else np.int64(0)
+    inv_t = 1.0 / temperature
+    special = np.empty(n, dtype=np.bool_)
+    if not grad:
+        per_row = reduction == "none"
+        out = np.empty(n if per_row else 1, dtype=np.float64)
+        kern = ce_labels_small if K < SMALL_K else ce_labels_rows
+        total, den = kern(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row, out, special)
+        if special.any():
+            idx = np.flatnonzero(special)
+            loss_s, den_s = reference(rows[idx], labels[idx])
+            total += float(np.sum(loss_s, dtype=np.float64))
+            den += float(den_s)
+            if per_row:
+                out[idx] = loss_s
+        if per_row:
+            return out.reshape(shape[:-1]).astype(x.dtype, copy=False)
+        if reduction == "sum":
+            return total
+        return total / den if den > 0 else 0.0
+    den, bad = label_denominator(labels, w, has_w, ignore, has_ignore, K)
+    scale = 1.0 / den if reduction == "mean" and den > 0 else 1.0
+    out = np.empty_like(rows)
+    kern = ce_grad_labels_small if K < SMALL_K else ce_grad_labels_rows
+    kern(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special)
+    if special.any():
+        idx = np.flatnonzero(special)
+        g_s, den_s = reference(rows[idx], labels[idx])
+        if reduction == "mean":
+            # All -inf rows are not counted: the denominator may shrink.
+            den_true = den - float(np.sum(_den_of(labels[idx], w, has_w, ignore, has_ignore))) + float(den_s)
+            true_scale = 1.0 / den_true if den_true > 0 else 1.0
+            if true_scale != scale:
+                out *= rows.dtype.type(true_scale / scale)
+            g_s = g_s * true_scale
+        out[idx] = g_s
+    y = np.moveaxis(out.reshape(shape), -1, axis)
+    return y.astype(x.dtype, copy=False) if y.dtype != x.dtype else y
+
+
+def _den_of(labels, w, has_w, ignore, has_ignore):
+    """Denominator contributions the kernels assumed for these labels (all in range)."""
+    valid = labels != ignore if has_ignore else np.ones(labels.shape, dtype=bool)
+    return (w[labels[valid]] if has_w else np.ones(int(valid.sum())))

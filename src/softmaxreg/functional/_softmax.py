@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import array_api_compat
+import numpy as np
 
 from ._array import as_array, compute_dtypes, get_namespace, move_axis_last, normalize_axis, quiet_fp, restore_axis
 
@@ -53,6 +54,53 @@ __all__ = [
 ]
 
 _INF = float("inf")
+
+_KERNELS: Any = None
+
+
+def fast_kernels(x: Any) -> Any:
+    """The Numba kernels module if ``x`` can take a fast path, else ``None``.
+
+    Only NumPy float arrays of at least ``_kernels.MIN_SIZE`` elements do;
+    ``_kernels`` (and Numba) is imported on the first such call, never at
+    import time, and a missing Numba leaves every function on this module's
+    Array API path, which is the reference the kernels are tested against.
+    """
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from . import _kernels
+        except ImportError:  # no Numba: the reference path does everything
+            _KERNELS = False
+        else:
+            _KERNELS = _kernels
+    if _KERNELS and _KERNELS.applies(x):
+        return _KERNELS
+    return None
+
+
+def _reference_rows(rows: Any, temperature: float, mode: int) -> Any:
+    """softmax (0) / log_softmax (1) / logsumexp (2) of NumPy rows, on the reference path."""
+    xp = get_namespace(rows)
+    s = shift(xp, rows, temperature=temperature)
+    with quiet_fp():
+        if mode == 0:
+            return s.exp / (1.0 + s.rest)
+        if mode == 1:
+            return s.shifted - s.log_norm
+        return s.offset + s.log_norm
+
+
+def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int) -> Any:
+    """The kernels' result for ``x``, or ``None`` when ``x`` takes the reference path."""
+    if where is not None:
+        return None
+    x = as_array(x)
+    k = fast_kernels(x)
+    if k is None:
+        return None
+    ax = normalize_axis(axis, x.ndim)
+    return k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode))
 
 
 class Shifted(NamedTuple):
@@ -200,6 +248,9 @@ def logsumexp(x: Any, axis: int = -1, *, where: Any = None, keepdims: bool = Fal
     >>> float(logsumexp(np.array([1.0, 9.0]), where=np.array([True, False])))
     1.0
     """
+    fast = _fast_family(x, axis, where, 1.0, 2)
+    if fast is not None:
+        return np.expand_dims(fast, axis) if keepdims else fast
     xp, xm, ax, out, where = _prepare(x, axis, where)
     s = shift(xp, xm, where=where)
     with quiet_fp():
@@ -250,6 +301,9 @@ def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1
     array([0.33333333, 0.66666667])
     """
     t = check_temperature(temperature)
+    fast = _fast_family(x, axis, where, t, 0)
+    if fast is not None:
+        return fast
     xp, xm, ax, out, where = _prepare(x, axis, where)
     s = shift(xp, xm, where=where, temperature=t)
     return _finish(xp, s.exp / (1.0 + s.rest), ax, out)
@@ -293,6 +347,9 @@ def log_softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float
     -4.248354255291589e-18
     """
     t = check_temperature(temperature)
+    fast = _fast_family(x, axis, where, t, 1)
+    if fast is not None:
+        return fast
     xp, xm, ax, out, where = _prepare(x, axis, where)
     s = shift(xp, xm, where=where, temperature=t)
     with quiet_fp():
