@@ -358,3 +358,39 @@ def test_backward_misuse():
     lin(np.ones((2, 3)))
     with pytest.raises(ValueError, match="shape"):
         lin.backward(np.ones((2, 3)))
+
+
+def test_fused_loss_fast_path_agrees_with_functional():
+    """Integer labels with default keywords take one log_softmax; same numbers as functional."""
+    from softmaxreg.functional import cross_entropy, cross_entropy_grad
+
+    rng = np.random.default_rng(8)
+    for dtype in DTYPES:
+        o = (5 * rng.normal(size=(33, 7))).astype(dtype)
+        y = rng.integers(0, 7, size=33)
+        ce = nn.SoftmaxCrossEntropy()
+        loss, grad = ce(o, y), ce.backward()
+        tol = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-16)
+        np.testing.assert_allclose(loss, cross_entropy(o, y), **tol)
+        np.testing.assert_allclose(grad, cross_entropy_grad(o, y), **tol)
+        assert grad.dtype == dtype
+
+
+def test_fused_loss_minus_inf_row_uses_functional_conventions():
+    from softmaxreg.functional import cross_entropy, cross_entropy_grad
+
+    o = np.array([[0.0, 1.0, -np.inf], [-np.inf, -np.inf, -np.inf]])
+    y = np.array([1, 0])
+    ce = nn.SoftmaxCrossEntropy()
+    loss = ce(o, y)
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(loss, cross_entropy(o, y))
+    np.testing.assert_array_equal(ce.backward(), cross_entropy_grad(o, y))
+
+
+def test_fused_loss_rejects_bad_labels():
+    ce = nn.SoftmaxCrossEntropy()
+    with pytest.raises(ValueError, match="labels"):
+        ce(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError):
+        ce(np.zeros((2, 3)), np.array([-1, 0]))

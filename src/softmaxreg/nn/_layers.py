@@ -484,7 +484,10 @@ class SoftmaxCrossEntropy(Module):
         super().__init__()
         self.kwargs = dict(weight=weight, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, reduction=reduction)
-        self._logits = self._target = None
+        # integer labels with the default keywords: one log_softmax serves loss and gradient
+        self._plain = weight is None and ignore_index is None and label_smoothing == 0.0 and (
+            reduction == "mean")
+        self._logits = self._target = self._logp = None
 
     def __call__(self, logits, target):
         return self.forward(logits, target)
@@ -492,12 +495,32 @@ class SoftmaxCrossEntropy(Module):
     def forward(self, logits, target):
         self._logits = _check_input(logits, "logits")
         self._target = np.asarray(target)
+        self._logp = None
+        n, k = self._logits.shape
+        t = self._target
+        if self._plain and t.shape == (n,) and t.dtype.kind in "iu" and n > 0:
+            if t.min() < 0 or t.max() >= k:
+                raise ValueError(
+                    f"target holds labels outside [0, {k}) for {k} classes; labels must be "
+                    "class indices 0 .. n_classes - 1."
+                )
+            logp = log_softmax(self._logits, axis=-1)
+            loss = -np.mean(logp[np.arange(n), t])
+            if np.isfinite(loss):  # rows of -inf logits etc.: the general path's conventions
+                self._logp = logp
+                return loss
         return cross_entropy(self._logits, self._target, **self.kwargs)
 
     def backward(self, grad_output=1.0):
         if self._logits is None:
             raise RuntimeError("backward called before forward: compute the loss first.")
-        grad = cross_entropy_grad(self._logits, self._target, **self.kwargs)
+        if self._logp is not None:
+            n = self._logp.shape[0]
+            grad = np.exp(self._logp)  # softmax(o) - onehot(y), over n
+            grad[np.arange(n), self._target] -= 1
+            grad /= grad.dtype.type(n)
+        else:
+            grad = cross_entropy_grad(self._logits, self._target, **self.kwargs)
         if np.ndim(grad_output) == 0 and grad_output == 1.0:
             return grad
         g = np.asarray(grad_output, dtype=grad.dtype)
