@@ -337,3 +337,18 @@ def test_one_class_and_tiny_validation_errors():
         MLPClassifier().fit(X, np.zeros(20))
     with pytest.raises(ValueError, match="early_stopping"):
         MLPClassifier(early_stopping=True, validation_fraction=0.9).fit(X[:2], [0, 1])
+
+
+def test_sparse_equals_dense():
+    import scipy.sparse as sp
+
+    X, y = _data()
+    X[np.abs(X) < 0.8] = 0.0
+    kw = dict(hidden_layer_sizes=(6,), max_epochs=3, batch_size=32, momentum=0.9, random_state=0)
+    dense = MLPClassifier(**kw).fit(X, y)
+    for fmt in (sp.csr_matrix, sp.csc_matrix):
+        sparse = MLPClassifier(**kw).fit(fmt(X), y)
+        for a, b in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(sparse.predict_proba(fmt(X)), dense.predict_proba(X),
+                                   rtol=1e-12)

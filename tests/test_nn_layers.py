@@ -394,3 +394,22 @@ def test_fused_loss_rejects_bad_labels():
         ce(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError):
         ce(np.zeros((2, 3)), np.array([-1, 0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_sparse_input_equals_dense(dtype):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(6, 5)).astype(dtype)
+    x[np.abs(x) < 0.7] = 0
+    g = rng.normal(size=(6, 3)).astype(dtype)
+    a = nn.Linear(5, 3, dtype=dtype, rng=0)
+    b = nn.Linear(5, 3, dtype=dtype, rng=0)
+    out_a, out_b = a(x), b(sp.csr_matrix(x))
+    assert type(out_b) is np.ndarray and out_b.dtype == dtype
+    np.testing.assert_allclose(out_b, out_a, rtol=1e-6)
+    np.testing.assert_allclose(b.backward(g), a.backward(g), rtol=1e-6)
+    np.testing.assert_allclose(b.grads["weight"], a.grads["weight"], rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="dtype"):
+        a(sp.csr_matrix(x.astype(int)))

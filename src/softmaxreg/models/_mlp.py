@@ -5,6 +5,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
@@ -112,6 +113,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ``validation_score``; returning True stops training (as for
         SoftmaxRegression).
 
+    ``X`` may be dense or scipy.sparse (CSR/CSC); the first layer multiplies it
+    as it is.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -208,6 +212,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callback = callback
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     # -- fitting ---------------------------------------------------------------
 
@@ -382,9 +391,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_Xy(self, X, y, reset):
         dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
-        X, y = validate_data(self, X, y, dtype=dtype[self.dtype], ensure_all_finite=False,
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype],
+                             ensure_all_finite=False, reset=reset)
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        if sp.issparse(X):
+            X = X.tocsr()  # minibatches gather rows
         check_classification_targets(y)
         return X, y
 
@@ -566,18 +577,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         """Forward pass from ``coefs_``/``intercepts_`` alone (works for a model read from a file)."""
         check_is_fitted(self, "coefs_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite=False,
-                          reset=False)
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+                          ensure_all_finite=False, reset=False)
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         dtype = np.asarray(self.coefs_[0]).dtype
-        X = X.astype(dtype, copy=False)
+        X = X.tocsr().astype(dtype, copy=False) if sp.issparse(X) else X.astype(dtype, copy=False)
         act = {"relu": lambda h: np.maximum(h, 0, out=h), "tanh": lambda h: np.tanh(h, out=h),
                "sigmoid": sigmoid}[self.activation]
         out = np.empty((X.shape[0], self.classes_.size), dtype=dtype)
         for lo in range(0, X.shape[0], _PREDICT_ROWS):
             h = X[lo:lo + _PREDICT_ROWS]
             for layer, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-                h = h @ np.asarray(w, dtype=dtype).T
+                h = np.asarray(h @ np.asarray(w, dtype=dtype).T)
                 h += np.asarray(b, dtype=dtype)
                 if layer < len(self.coefs_) - 1:
                     h = act(h)

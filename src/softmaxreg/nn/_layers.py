@@ -2,7 +2,8 @@
 
 Conventions
 -----------
-* Inputs are 2-D, ``(n_samples, n_features)``; rows are samples.
+* Inputs are 2-D, ``(n_samples, n_features)``; rows are samples. A
+  :class:`Linear` layer also takes a scipy.sparse matrix (a network's first layer).
 * ``forward(x)`` keeps what ``backward`` needs; ``backward(grad_output)``
   takes :math:`\\partial L / \\partial \\text{out}` (same shape as the output)
   and returns :math:`\\partial L / \\partial x`. Calling a layer is calling
@@ -30,6 +31,7 @@ layer :math:`o = x W^\\top + b` is then :math:`G^\\top X` with
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 from softmaxreg.functional import (
     cross_entropy,
@@ -67,6 +69,17 @@ def _check_input(x, name="input"):
         )
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {x.shape}.")
+    return x
+
+
+def _check_sparse(x):
+    """A scipy.sparse CSR/CSC matrix in float32/float64 (only Linear takes sparse input)."""
+    if x.dtype.type not in _FLOATS:
+        raise ValueError(
+            f"sparse input has dtype {x.dtype}; use x.astype(np.float32) or x.astype(np.float64)."
+        )
+    if x.format not in ("csr", "csc"):
+        x = x.tocsr()
     return x
 
 
@@ -212,7 +225,7 @@ class Linear(Module):
         self._x = None
 
     def forward(self, x):
-        x = _check_input(x)
+        x = _check_sparse(x) if sp.issparse(x) else _check_input(x)
         w = self.params["weight"]
         if x.shape[1] != self.in_features:
             raise ValueError(
@@ -224,7 +237,7 @@ class Linear(Module):
                 f"with x.astype(np.{w.dtype}) or build the layer with dtype=np.{x.dtype}."
             )
         self._x = x
-        out = x @ w.T
+        out = np.asarray(x @ w.T)  # a sparse x gives a dense product
         if "bias" in self.params:
             out += self.params["bias"]
         return out
@@ -237,7 +250,10 @@ class Linear(Module):
             raise ValueError(
                 f"grad_output has shape {g.shape}, expected {(self._x.shape[0], self.out_features)}."
             )
-        np.matmul(g.T, self._x, out=self.grads["weight"])
+        if sp.issparse(self._x):
+            self.grads["weight"][...] = (self._x.T @ g).T
+        else:
+            np.matmul(g.T, self._x, out=self.grads["weight"])
         if "bias" in self.params:
             np.sum(g, axis=0, out=self.grads["bias"])
         return g @ self.params["weight"] if self.input_grad else None
