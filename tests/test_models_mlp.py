@@ -155,6 +155,8 @@ def test_seed_reproducibility():
         np.testing.assert_array_equal(wa, wb)
     assert a.history_ == b.history_
     assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+    no_dropout = MLPClassifier(random_state=1, **{**kw, "dropout": 0.0}).fit(X, y)
+    assert not np.array_equal(a.coefs_[0], no_dropout.coefs_[0])  # the masks were applied
     # prediction switches dropout off: deterministic
     np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(X))
 

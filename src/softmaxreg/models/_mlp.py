@@ -25,6 +25,15 @@ _DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 _PREDICT_ROWS = 8192  # rows per block at prediction time: bounds the hidden activations' memory
 
 
+def _seed_dropout(net, rng):
+    """Give the network's Dropout layers generators seeded by one draw from ``rng``."""
+    dropouts = [layer for layer in net if isinstance(layer, Dropout)]
+    if dropouts:
+        seed = int(rng.integers(2**63))
+        for i, layer in enumerate(dropouts):
+            layer.rng = np.random.default_rng([seed, i])
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     r"""Multilayer perceptron classifier: hidden layers, then a softmax output.
 
@@ -274,12 +283,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X_val = codes_val = None
         if self.early_stopping:
             X, codes, X_val, codes_val = self._split(X, codes, rng)
-        if self.dropout > 0 and hidden:
-            seed = rng.integers(2**63)
-            for layer in net:
-                if isinstance(layer, Dropout):
-                    layer.rng = np.random.default_rng(seed)
-                    seed += 1
+        _seed_dropout(net, rng)
         self.classes_ = classes
         self._setup(net, linears, rng)
         self.history_ = []
@@ -303,12 +307,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             rng = np.random.default_rng(self.random_state)
             net, linears = self._build(hidden, X.shape[1], known.size, X.dtype, rng)
-            if self.dropout > 0 and hidden:
-                seed = rng.integers(2**63)
-                for layer in net:
-                    if isinstance(layer, Dropout):
-                        layer.rng = np.random.default_rng(seed)
-                        seed += 1
+            _seed_dropout(net, rng)
             self.classes_ = known
             self._setup(net, linears, rng)
             self.history_, self.n_iter_ = [], 0
@@ -449,7 +448,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _rebuild_from_coefs(self, hidden):
-        """A network around ``coefs_``/``intercepts_`` (e.g. a model read from a file)."""
+        """A network around ``coefs_``/``intercepts_`` (e.g. a model read from a file).
+
+        The optimizer state (momentum, Adam moments) starts afresh, and the
+        permutations restart from ``random_state``.
+        """
         coefs = [np.ascontiguousarray(w) for w in self.coefs_]
         dtype = coefs[0].dtype
         expected = [self.n_features_in_, *hidden, self.classes_.size]
