@@ -31,8 +31,8 @@ def _rows(mask: np.ndarray, limit: int = 3) -> str:
     return ", ".join(map(str, idx)) + more
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
 class Preprocessor:
@@ -170,7 +170,7 @@ class Preprocessor:
         if self.impute:
             spec["fill"] = str(present.astype(str).value_counts().idxmax())
         self.notes_.append(
-            f"one-hot encoded column {cname!r} ({_plural(len(categories), 'category')}"
+            f"one-hot encoded column {cname!r} ({_plural(len(categories), 'category', 'categories')}"
             f"{': ' + ', '.join(categories[:5]) if len(categories) <= 5 else ''})"
         )
         if len(categories) > 100:

@@ -220,6 +220,10 @@ def read_npz(path, target=None, *, require_target=True) -> Dataset:
     ``target`` naming the label column.
     """
     name = _check_exists(path)
+    with open(name, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            raise ValueError(f"{name!r} is not a readable .npz archive (not a ZIP file); "
+                             "write it with numpy.savez")
     try:
         with np.load(name, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
