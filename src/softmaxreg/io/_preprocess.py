@@ -322,8 +322,8 @@ class Preprocessor:
                             "without --impute, so fill or drop them"
                         )
                     values = values.fillna(c["fill"])
-                cats = pd.Categorical(values, categories=c["categories"])
-                codes = np.asarray(cats.codes)
+                lookup = {v: i for i, v in enumerate(c["categories"])}
+                codes = values.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
                 if (codes < 0).any():
                     unseen[c["name"]] = int((codes < 0).sum())
                 onehot = np.zeros((len(codes), len(c["categories"])))
