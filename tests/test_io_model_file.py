@@ -1,0 +1,212 @@
+"""Model files: exact round trips, refusal of damaged or foreign files, atomic writes."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from softmaxreg.io import FORMAT_VERSION, ModelBundle, Preprocessor, load_model, save_model
+from softmaxreg.io import _model_file
+from softmaxreg.models import SoftmaxRegression, TemperatureScaling
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "x1": rng.normal(size=120),
+        "x2": rng.normal(size=120) * 10,
+        "shape": rng.choice(["round", "square"], size=120),
+    })
+    logits = np.c_[frame.x1, frame.x2 / 10, (frame["shape"] == "round") * 1.0]
+    y = np.array(["ant", "bee", "cat"])[np.argmax(logits + rng.gumbel(size=(120, 3)), axis=1)]
+    return frame, y
+
+
+@pytest.fixture(scope="module")
+def bundle(data):
+    frame, y = data
+    pre = Preprocessor(standardize=True).fit(frame)
+    Z = pre.transform(frame)
+    est = SoftmaxRegression(C=10.0).fit(Z, y)
+    cal = TemperatureScaling(est).fit(Z, y)
+    return ModelBundle(est, pre, {"method": "temperature", "temperature": cal.temperature_},
+                       metadata={"data": "unit", "history": {"objective": np.array([1.0, 0.5])}},
+                       data_info={"name": "unit", "target": "kind", "image_shape": None, "class_names": None})
+
+
+def test_round_trip_is_exact(tmp_path, data, bundle):
+    frame, y = data
+    path = tmp_path / "m.srm"
+    save_model(path, bundle)
+    back = load_model(path)
+    assert type(back.estimator) is SoftmaxRegression
+    assert back.estimator.get_params() == {**bundle.estimator.get_params(), "callback": None}
+    for calibrated in (False, True):
+        np.testing.assert_array_equal(back.predict_proba(frame, calibrated=calibrated),
+                                      bundle.predict_proba(frame, calibrated=calibrated))
+    np.testing.assert_array_equal(back.predict(frame), bundle.predict(frame))
+    assert back.classes_.tolist() == ["ant", "bee", "cat"] and back.classes_.dtype.kind == "U"
+    assert back.calibration["temperature"] == bundle.calibration["temperature"]
+    np.testing.assert_array_equal(back.metadata["history"]["objective"], [1.0, 0.5])
+    assert back.data_info["target"] == "kind"
+    assert back.feature_names == ["x1", "x2", "shape=round", "shape=square"]
+
+
+def test_layout_is_documented_json_and_npy(tmp_path, bundle):
+    path = tmp_path / "m.srm"
+    save_model(path, bundle)
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("meta.json"))
+        assert meta["format"] == "softmaxreg-model" and meta["format_version"] == FORMAT_VERSION
+        assert meta["estimator"]["kind"] == "SoftmaxRegression"
+        assert meta["classes"] == {"type": "str", "values": ["ant", "bee", "cat"]}
+        assert meta["estimator"]["attributes"]["coef_"] == {"__array__": "coef_"}
+        coef = np.load(io.BytesIO(zf.read("arrays/coef_.npy")), allow_pickle=False)
+        np.testing.assert_array_equal(coef, bundle.estimator.coef_)
+        assert all(n == "meta.json" or (n.startswith("arrays/") and n.endswith(".npy")) for n in zf.namelist())
+    assert oct(os.stat(path).st_mode & 0o777) != "0o600"  # not left with mkstemp's private mode
+
+
+def test_integer_classes_and_calibrator_unwrapping(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = rng.integers(0, 3, size=60) * 10
+    est = SoftmaxRegression().fit(X, y)
+    cal = TemperatureScaling(est).fit(X, y)
+    save_model(tmp_path / "m.srm", cal)
+    back = load_model(tmp_path / "m.srm")
+    assert back.classes_.dtype.kind == "i" and back.classes_.tolist() == [0, 10, 20]
+    np.testing.assert_array_equal(back.predict_proba(X), cal.predict_proba(X))
+
+
+def test_mlp_round_trip(tmp_path):
+    mlp = pytest.importorskip("softmaxreg.models._mlp")
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(80, 5))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    model = mlp.MLPClassifier(hidden_layer_sizes=(7, 4), max_epochs=3, random_state=0).fit(X, y)
+    save_model(tmp_path / "mlp.srm", model)
+    back = load_model(tmp_path / "mlp.srm").estimator
+    assert type(back).__name__ == "MLPClassifier" and len(back.coefs_) == 3
+    np.testing.assert_array_equal(back.predict_proba(X), model.predict_proba(X))
+
+
+def _rewrite(path, out, edit_meta=None, drop=None, replace=None):
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.namelist():
+            if item == drop:
+                continue
+            blob = src.read(item)
+            if item == "meta.json" and edit_meta:
+                meta = json.loads(blob)
+                edit_meta(meta)
+                blob = json.dumps(meta).encode()
+            if replace and item in replace:
+                blob = replace[item]
+            dst.writestr(item, blob)
+
+
+@pytest.fixture
+def saved(tmp_path, bundle):
+    path = tmp_path / "good.srm"
+    save_model(path, bundle)
+    return path
+
+
+def test_refuses_truncated_and_corrupt(tmp_path, saved):
+    blob = saved.read_bytes()
+    (tmp_path / "trunc.srm").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="not a softmaxreg model file|corrupt or truncated"):
+        load_model(tmp_path / "trunc.srm")
+    flipped = bytearray(blob)
+    with zipfile.ZipFile(saved) as zf:
+        info = zf.getinfo("arrays/coef_.npy")
+    start = info.header_offset + 30 + len(info.filename) + 5
+    flipped[start] ^= 0xFF  # damage the compressed coefficients
+    (tmp_path / "flip.srm").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="corrupt|checksum"):
+        load_model(tmp_path / "flip.srm")
+    (tmp_path / "text.srm").write_text("hello")
+    with pytest.raises(ValueError, match="not a ZIP archive"):
+        load_model(tmp_path / "text.srm")
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        load_model(tmp_path / "absent.srm")
+
+
+def test_refuses_foreign_newer_and_tampered(tmp_path, saved):
+    with zipfile.ZipFile(tmp_path / "foreign.srm", "w") as zf:
+        zf.writestr("word/document.xml", "<w/>")
+    with pytest.raises(ValueError, match="not a softmaxreg model"):
+        load_model(tmp_path / "foreign.srm")
+    _rewrite(saved, tmp_path / "other.srm", edit_meta=lambda m: m.update(format="keras"))
+    with pytest.raises(ValueError, match="different format name"):
+        load_model(tmp_path / "other.srm")
+    _rewrite(saved, tmp_path / "newer.srm",
+             edit_meta=lambda m: m.update(format_version=FORMAT_VERSION + 1, softmaxreg_version="9.0"))
+    with pytest.raises(ValueError, match=r"newer softmaxreg \(9.0.*upgrade"):
+        load_model(tmp_path / "newer.srm")
+    _rewrite(saved, tmp_path / "noarr.srm", drop="arrays/coef_.npy")
+    with pytest.raises(ValueError, match="'coef_' is missing"):
+        load_model(tmp_path / "noarr.srm")
+    evil = io.BytesIO()
+    np.save(evil, np.zeros((3, 4)), allow_pickle=False)
+    _rewrite(saved, tmp_path / "swap.srm", replace={"arrays/coef_.npy": evil.getvalue()})
+    with pytest.raises(ValueError, match="checksum"):
+        load_model(tmp_path / "swap.srm")
+    _rewrite(saved, tmp_path / "kind.srm",
+             edit_meta=lambda m: m["estimator"].update(kind="os.system"))
+    with pytest.raises(ValueError, match="does not know"):
+        load_model(tmp_path / "kind.srm")
+
+
+def test_object_arrays_need_no_pickle_and_mixed_ones_are_refused(tmp_path, bundle):
+    est = bundle.estimator
+    est.classes_ = est.classes_.astype(object)  # as scikit-learn often stores string classes
+    try:
+        save_model(tmp_path / "o.srm", bundle)
+        assert load_model(tmp_path / "o.srm").classes_.dtype.kind == "U"
+        est.extra_ = np.array([1, "a"], dtype=object)
+        with pytest.raises(ValueError, match="needs pickle"):
+            save_model(tmp_path / "p.srm", bundle)
+    finally:
+        est.classes_ = est.classes_.astype(str)
+        vars(est).pop("extra_", None)
+
+
+def test_interrupted_write_keeps_the_previous_file(tmp_path, saved, bundle, monkeypatch):
+    before = saved.read_bytes()
+
+    class Boom(KeyboardInterrupt):
+        pass
+
+    real = zipfile.ZipFile.writestr
+
+    def failing(self, name, data, *a, **k):
+        if name.startswith("arrays/"):
+            raise Boom()
+        return real(self, name, data, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing)
+    with pytest.raises(Boom):
+        save_model(saved, bundle)
+    assert saved.read_bytes() == before
+    assert sorted(os.listdir(saved.parent)) == ["good.srm"]  # no temporary file left
+
+
+def test_save_refuses_unfitted_and_unknown(tmp_path, bundle):
+    with pytest.raises(ValueError, match="not fitted"):
+        save_model(tmp_path / "u.srm", SoftmaxRegression())
+
+    class Other:
+        classes_ = np.array([0, 1])
+
+    with pytest.raises(ValueError, match="cannot save a Other"):
+        save_model(tmp_path / "u.srm", Other())
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_model(tmp_path / "no" / "dir.srm", bundle)
+    assert _model_file.ESTIMATOR_KINDS["SoftmaxRegression"][1] == "SoftmaxRegression"
