@@ -273,6 +273,19 @@ def test_partial_fit_equals_fit_epoch_by_epoch():
     np.testing.assert_array_equal(full.history_, inc.history_)
 
 
+def test_partial_fit_past_a_cosine_schedule():
+    """Past max_epochs the cosine rate is 0: partial_fit keeps going without moving."""
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_epochs=2, learning_rate_schedule="cosine",
+                        random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    before = [w.copy() for w in clf.coefs_]
+    clf.partial_fit(X, y)  # epoch index 3 > T = 2: rate 0, momentum 0: nothing moves
+    for a, b in zip(before, clf.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_partial_fit_classes_errors():
     X, y = _data()
     clf = MLPClassifier(hidden_layer_sizes=(3,), random_state=0).partial_fit(X, y % 2)

@@ -141,7 +141,7 @@ def test_step_allocates_nothing_new():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda pr: nn.SGD(pr, lr=0.0), "lr must be"),
+        (lambda pr: nn.SGD(pr, lr=-0.1), "lr must be"),
         (lambda pr: nn.SGD(pr, lr=float("nan")), "lr must be"),
         (lambda pr: nn.SGD(pr, lr=0.1, momentum=1.0), "momentum"),
         (lambda pr: nn.SGD(pr, lr=0.1, weight_decay=-1), "weight_decay"),

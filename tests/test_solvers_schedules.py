@@ -122,9 +122,10 @@ def test_get_schedule_rejects(spec, lr, n_epochs, match):
 def test_bad_callable_output_raises_at_call():
     s = get_schedule(lambda e: 0.1 if e < 2 else float("nan"), 1.0)
     assert s(1) == 0.1
+    assert get_schedule(lambda e: 0.0, 1.0)(4) == 0.0  # a zero rate is a valid no-op
     with pytest.raises(ValueError, match="epoch 2"):
         s(2)
-    with pytest.raises(ValueError, match="finite rate > 0"):
+    with pytest.raises(ValueError, match="finite rate >= 0"):
         get_schedule(lambda e: -1.0, 1.0)(0)
 
 

@@ -104,7 +104,7 @@ class Optimizer:
 
     def set_lr(self, lr):
         """Set the learning rate of every parameter group."""
-        lr = _check_real("lr", lr, low_open=True)
+        lr = _check_real("lr", lr)
         for group in self.param_groups:
             group["lr"] = lr
 
@@ -139,7 +139,7 @@ class SGD(Optimizer):
     ----------
     params : Module, list of (param, grad) pairs, or list of group dicts
     lr : float
-        Learning rate > 0.
+        Learning rate >= 0 (0 leaves the parameters as they are, as in PyTorch).
     momentum : float, default=0.0
         In [0, 1).
     weight_decay : float, default=0.0
@@ -163,7 +163,7 @@ class SGD(Optimizer):
 
     @staticmethod
     def _check_options(o):
-        o["lr"] = _check_real("lr", o["lr"], low_open=True)
+        o["lr"] = _check_real("lr", o["lr"])
         o["momentum"] = _check_real("momentum", o["momentum"], high=1.0, high_open=True)
         o["weight_decay"] = _check_real("weight_decay", o["weight_decay"])
         o["nesterov"] = bool(o["nesterov"])
@@ -233,7 +233,7 @@ class Adam(Optimizer):
 
     @staticmethod
     def _check_options(o):
-        o["lr"] = _check_real("lr", o["lr"], low_open=True)
+        o["lr"] = _check_real("lr", o["lr"])
         betas = o["betas"]
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")

@@ -1,7 +1,7 @@
 """Learning-rate schedules: ``schedule(epoch) -> learning rate``.
 
-A schedule is any callable that maps a 0-based epoch index to a positive
-learning rate. The classes below are the usual closed forms; each one
+A schedule is any callable that maps a 0-based epoch index to a learning
+rate >= 0 (``CosineLR`` reaches 0 at its end). The classes below are the usual closed forms; each one
 matches the PyTorch scheduler of the same idea (``torch.optim.lr_scheduler``)
 evaluated at the same epoch:
 
@@ -251,9 +251,9 @@ class _CheckedCallable:
         epoch = _check_epoch(epoch)
         lr = self.func(epoch)
         try:
-            return _check_positive(f"learning-rate schedule {self.func!r} at epoch {epoch}", lr)
+            return _check_nonnegative(f"learning-rate schedule {self.func!r} at epoch {epoch}", lr)
         except ValueError as exc:
-            raise ValueError(f"{exc} Return a finite rate > 0 for every epoch.") from None
+            raise ValueError(f"{exc} Return a finite rate >= 0 for every epoch.") from None
 
     def __repr__(self):
         return f"{type(self).__name__}({self.func!r})"
@@ -282,7 +282,8 @@ def get_schedule(schedule, learning_rate, n_epochs=None):
         * an instance of one of the schedule classes: returned as it is
           (``learning_rate`` and ``n_epochs`` are then not used);
         * any other callable ``f(epoch) -> float``: wrapped so that a
-          non-finite or non-positive rate raises ``ValueError``.
+          non-finite or negative rate raises ``ValueError`` (a rate of 0
+          leaves the weights as they are for that epoch).
     learning_rate : float
         Base rate > 0 for named schedules.
     n_epochs : int, optional
