@@ -77,7 +77,7 @@ def _check_labels(y, data) -> None:
     if classes.size < 2:
         where = f"the label column {data.target!r}" if data.target else "the labels"
         raise ValueError(
-            f"{data.name!r}: {where} holds a single class ({classes[0]!r}); classification "
+            f"{data.name!r}: {where} holds a single class ({classes[:1].tolist()[0]!r}); classification "
             "needs at least two, check --target"
         )
 
@@ -131,7 +131,7 @@ def _to_codes(y, classes, name):
     codes = np.array([lookup.get(v, -1) for v in y.tolist()], dtype=np.int64)
     unknown = codes < 0
     if unknown.any():
-        examples = ", ".join(repr(v) for v in pd.unique(y[unknown])[:3])
+        examples = ", ".join(repr(v) for v in pd.unique(y[unknown])[:3].tolist())
         raise ValueError(
             f"{name}: labels {examples} were not seen in training (the model knows "
             f"{', '.join(map(str, classes.tolist()[:10]))}); use data with the training labels"
@@ -649,7 +649,7 @@ def cmd_demo(args) -> int:
     sgd_args = SimpleNamespace(**{**base, "solver": "sgd", "epochs": 10, "tol": _NO_TOL,
                                   "batch_size": 256, "lr": 0.1, "dtype": "float32"})
     exact_args = SimpleNamespace(**{**base, "solver": "lbfgs", "C": 1.0,
-                                    "max_iter": 200 if args.quick else 1000})
+                                    "max_iter": args.max_iter or (200 if args.quick else 1000)})
     table, bundles = [], {}
     for key, label, run_args in (
         ("sgd", "minibatch SGD (batch 256, lr 0.1, 10 epochs)", sgd_args),
