@@ -101,14 +101,26 @@ def _f64_as_i64(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma): an opaque call that fast-math
+    reassociation cannot split or merge, which the Cody-Waite reduction needs."""
+    sig = a(a, a, a)
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", **_jit)
 def _exp32(t):
     """exp(t) for float32 t <= 0 (NaN propagates; t < -110 gives 0)."""
     t = np.float32(-110.0) if t < np.float32(-110.0) else t
     nf = np.floor(t * np.float32(1.44269504088896341) + np.float32(0.5))
     # Cody-Waite: ln2 = C1 + C2 with C1 exact in few bits, so nf * C1 is exact.
-    r = t - nf * np.float32(0.693359375)
-    r = r + nf * np.float32(2.12194440e-4)
+    r = _fma(-nf, np.float32(0.693359375), t)
+    r = _fma(nf, np.float32(2.12194440e-4), r)
     p = np.float32(1.9875691500e-4)
     p = p * r + np.float32(1.3981999507e-3)
     p = p * r + np.float32(8.3334519073e-3)
@@ -129,8 +141,8 @@ def _exp64(t):
     """exp(t) for float64 t <= 0 (NaN propagates; t < -760 gives 0)."""
     t = -760.0 if t < -760.0 else t
     nf = np.floor(t * 1.4426950408889634 + 0.5)
-    r = t - nf * 6.93145751953125e-1
-    r = r - nf * 1.42860682030941723212e-6
+    r = _fma(-nf, 6.93145751953125e-1, t)
+    r = _fma(-nf, 1.42860682030941723212e-6, r)
     # Taylor series to r**13 / 13!: the remainder is < 1e-18 on |r| <= ln2/2.
     p = 1.6059043836821613e-10
     p = p * r + 2.0876756987868100e-09
@@ -225,7 +237,12 @@ def _rest(xi, m, inv_t, out, store):
         # t > 0 is impossible, so the last branch is a NaN: it poisons the sum.
         rest += np.float64(e) if t < 0 else (0.0 if t == 0 else np.float64(t))
         ties += t == 0
-    return rest + (ties - 1)
+    # Ties beyond the first add 1 each; the common case (one max) adds nothing,
+    # and adding "ties - 1" unconditionally would let reassociation turn it into
+    # (rest + ties) - 1, losing a tiny rest's digits.
+    if ties != 1:
+        rest += np.float64(ties - 1)
+    return rest
 
 
 @numba.njit(parallel=True, **_jit)
@@ -302,9 +319,10 @@ def _block_stats(x, r0, nb, inv_t, T, m, rest, mode):
     for j in range(K):
         for r in range(nb):
             T[j, r] = x[r0 + r, j]
+    ties = np.zeros(_BLOCK, dtype=np.float64)
     for r in range(nb):
         m[r] = T[0, r]
-        rest[r] = -1.0
+        rest[r] = 0.0
     for j in range(1, K):
         for r in range(nb):
             v = T[j, r]
@@ -314,9 +332,15 @@ def _block_stats(x, r0, nb, inv_t, T, m, rest, mode):
             t = (T[j, r] - m[r]) * inv_t
             e = _exp(t)
             T[j, r] = e if mode == SOFTMAX else t
-            # Ties with the max count 1; t > 0 is impossible, so the last branch
-            # is a NaN, which poisons the row's sum (and flags the row).
-            rest[r] += np.float64(e) if t < 0 else (1.0 if t == 0 else np.float64(t))
+            # t > 0 is impossible, so the last branch is a NaN: it poisons the
+            # row's sum (and flags the row).
+            rest[r] += np.float64(e) if t < 0 else (0.0 if t == 0 else np.float64(t))
+            ties[r] += t == 0
+    for r in range(nb):
+        # Ties with the max beyond the first add 1 each; added last so a tiny
+        # rest keeps its digits.
+        if ties[r] != 1.0:
+            rest[r] += ties[r] - 1.0
 
 
 @numba.njit(parallel=True, **_jit)
@@ -620,7 +644,15 @@ def softmax_family(x, axis, temperature, mode, reference):
         y = out.reshape(shape[:-1])
     else:
         y = np.moveaxis(out.reshape(shape), -1, axis)
-    return y.astype(x.dtype, copy=False) if y.dtype != x.dtype else y
+    return _cast(y, x.dtype)
+
+
+def _cast(y, dtype):
+    """Cast to the output dtype; beyond float16's range becomes +-inf, quietly."""
+    if y.dtype == dtype:
+        return y
+    with np.errstate(over="ignore"):
+        return y.astype(dtype)
 
 
 def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature, reduction, grad, reference):
@@ -654,7 +686,7 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
             if per_row:
                 out[idx] = loss_s
         if per_row:
-            return out.reshape(shape[:-1]).astype(x.dtype, copy=False)
+            return _cast(out.reshape(shape[:-1]), x.dtype)
         if reduction == "sum":
             return total
         return total / den if den > 0 else 0.0
@@ -674,8 +706,7 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
                 out *= rows.dtype.type(true_scale / scale)
             g_s = g_s * true_scale
         out[idx] = g_s
-    y = np.moveaxis(out.reshape(shape), -1, axis)
-    return y.astype(x.dtype, copy=False) if y.dtype != x.dtype else y
+    return _cast(np.moveaxis(out.reshape(shape), -1, axis), x.dtype)
 
 
 def _den_of(labels, w, has_w, ignore, has_ignore):

@@ -1,0 +1,283 @@
+"""The Numba fast paths of softmaxreg.functional agree with the Array API reference.
+
+Every test runs a public function twice: with the kernels forced on
+(``MIN_SIZE = 0``) and forced off, and compares. References beyond our own:
+scipy.special, PyTorch, and float64/longdouble evaluations for accuracy.
+"""
+
+import numpy as np
+import pytest
+import scipy.special as sps
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import softmaxreg.functional as F
+
+numba = pytest.importorskip("numba")
+from softmaxreg.functional import _kernels as K  # noqa: E402
+from softmaxreg.functional._softmax import fast_kernels  # noqa: E402
+
+RTOL = {np.float16: 1e-3, np.float32: 3e-6, np.float64: 1e-13}
+
+
+def both(fn, *args, **kw):
+    """(fast, reference) results of ``fn``."""
+    old = K.MIN_SIZE
+    try:
+        K.MIN_SIZE = 0
+        fast = fn(*args, **kw)
+        K.MIN_SIZE = 1 << 62
+        ref = fn(*args, **kw)
+    finally:
+        K.MIN_SIZE = old
+    return fast, ref
+
+
+def assert_same(fast, ref, dtype):
+    fast, ref = np.asarray(fast), np.asarray(ref)
+    assert fast.dtype == ref.dtype
+    assert fast.shape == ref.shape
+    # Same special values in the same places, close elsewhere.
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(fast), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(fast), np.isneginf(ref))
+    ok = np.isfinite(ref)
+    scale = np.max(np.abs(ref[ok]), initial=0.0)
+    rtol = RTOL[np.dtype(dtype).type]
+    # Differences of O(1) terms (p_y - 1 in a gradient) carry an absolute error of a few ulp of 1.
+    atol = 4 * float(np.finfo(dtype).eps) * scale
+    np.testing.assert_allclose(fast[ok].astype(np.float64), ref[ok].astype(np.float64), rtol=rtol, atol=atol)
+
+
+def logits(shape, dtype, seed=0, scale=3.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def with_special_rows(x):
+    """Row 0 all -inf, row 1 one +inf, row 2 two +inf, row 3 a NaN, row 4 some -inf."""
+    x = x.copy()
+    k = x.shape[-1]
+    x[0] = -np.inf
+    x[1, k // 2] = np.inf
+    x[2, 0] = np.inf
+    x[2, -1] = np.inf
+    x[3, k - 1] = np.nan
+    x[4, : max(1, k // 2)] = -np.inf
+    x[5] = np.finfo(x.dtype).max
+    x[6, 0] = -np.finfo(x.dtype).max
+    x[6, -1] = np.finfo(x.dtype).max
+    return x
+
+
+def test_fast_path_is_taken_for_large_numpy_arrays_only():
+    assert fast_kernels(np.zeros((K.MIN_SIZE, 1), np.float32)) is K
+    assert fast_kernels(np.zeros((4, 4), np.float32)) is None
+    assert fast_kernels(np.zeros((K.MIN_SIZE, 1), np.int64)) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 10, K.SMALL_K - 1, K.SMALL_K, 300])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_family_matches_reference(name, k, dtype):
+    x = with_special_rows(logits((131, k), dtype)) if k > 1 else logits((131, k), dtype)
+    assert_same(*both(getattr(F, name), x), dtype)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("layout", ["F", "strided", "axis0", "3d"])
+def test_family_layouts(name, layout):
+    x = logits((70, 33), np.float32, seed=1)
+    axis = -1
+    if layout == "F":
+        x = np.asfortranarray(x)
+    elif layout == "strided":
+        x = logits((70, 66), np.float32, seed=1)[:, ::2]
+    elif layout == "axis0":
+        axis = 0
+    else:
+        x = logits((5, 33, 14), np.float32, seed=1)
+        axis = 1
+    fast, ref = both(getattr(F, name), x, axis=axis)
+    assert_same(fast, ref, np.float32)
+
+
+@pytest.mark.parametrize("temperature", [0.25, 3.0])
+@pytest.mark.parametrize("k", [10, 100])
+def test_temperature(temperature, k):
+    x = with_special_rows(logits((90, k), np.float64))
+    assert_same(*both(F.softmax, x, temperature=temperature), np.float64)
+    assert_same(*both(F.log_softmax, x, temperature=temperature), np.float64)
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_against_scipy_and_torch(k):
+    torch = pytest.importorskip("torch")
+    x = logits((257, k), np.float32, seed=2, scale=10.0)
+    old, K.MIN_SIZE = K.MIN_SIZE, 0
+    try:
+        p, lp, lse = F.softmax(x), F.log_softmax(x), F.logsumexp(x)
+    finally:
+        K.MIN_SIZE = old
+    x64 = x.astype(np.float64)
+    # float32: the rounding of x - max alone moves exp(x - max) by up to ulp(|x - max|) relative.
+    np.testing.assert_allclose(p, sps.softmax(x64, axis=-1), rtol=5e-6, atol=1e-30)
+    # scipy's log(sum) loses the tiny log-probabilities of a dominant class: absolute tolerance.
+    np.testing.assert_allclose(lp, sps.log_softmax(x64, axis=-1), rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(lse, sps.logsumexp(x64, axis=-1), rtol=2e-7)
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(x), -1).numpy(), rtol=1e-5, atol=1e-30)
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_float64_accuracy_against_longdouble(k):
+    """float64 within 1e-12 relative of an extended-precision evaluation."""
+    x = logits((64, k), np.float64, seed=3, scale=20.0)
+    old, K.MIN_SIZE = K.MIN_SIZE, 0
+    try:
+        lp = F.log_softmax(x)
+        p = F.softmax(x)
+    finally:
+        K.MIN_SIZE = old
+    xl = x.astype(np.longdouble)
+    m = xl.max(axis=-1, keepdims=True)
+    e = np.exp(xl - m)
+    # log1p of the sum of the non-max terms: log(1 + r) would lose r's low digits.
+    np.put_along_axis(e, np.argmax(x, axis=-1)[:, None], 0.0, axis=-1)
+    ref = (xl - m) - np.log1p(e.sum(axis=-1, keepdims=True))  # (x - m) first: exact for the max
+    np.testing.assert_allclose(lp, ref.astype(np.float64), rtol=1e-12)
+    np.testing.assert_allclose(p, np.exp(ref).astype(np.float64), rtol=1e-12, atol=0)
+
+
+def test_dominant_class_keeps_its_tiny_log_probability():
+    # log_softmax([0, -40]) = -log1p(e^-40): not 0 (the log1p of the non-max terms).
+    x = np.zeros((K.MIN_SIZE, 2))
+    x[:, 1] = -40.0
+    out = F.log_softmax(x)
+    np.testing.assert_allclose(out[:, 0], -np.log1p(np.exp(-40.0)), rtol=1e-15)
+    x32 = x.astype(np.float32)
+    np.testing.assert_allclose(F.log_softmax(x32)[:, 0], -np.log1p(np.exp(-40.0)), rtol=1e-6)
+
+
+@numba.njit
+def _exp_all(t, out):
+    for i in range(t.shape[0]):
+        out[i] = K._exp(t[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_ulp_error(dtype):
+    """The vectorised exp is within 2 ulp of exp, and underflows like np.exp."""
+    kern = _exp_all
+    lo = -104.0 if dtype == np.float32 else -745.0
+    t = np.concatenate([np.linspace(lo, 0.0, 200001), -np.logspace(-30, 0, 2001), [0.0, -np.inf]]).astype(dtype)
+    out = np.empty_like(t)
+    kern(t, out)
+    ref = np.exp(t.astype(np.longdouble))
+    normal = ref >= np.finfo(dtype).tiny
+    ulp = np.abs(out[normal] - ref[normal]) / np.spacing(ref[normal].astype(dtype))
+    assert ulp.max() <= 2.0
+    assert out[-1] == 0.0 and out[-2] == 1.0
+    # Subnormal results underflow gradually (to within one subnormal step).
+    sub = ~normal
+    assert np.all(np.abs(out[sub] - ref[sub].astype(dtype)) <= 2 * np.finfo(dtype).smallest_subnormal)
+
+
+CE_KWARGS = [
+    {},
+    {"reduction": "sum"},
+    {"reduction": "none"},
+    {"ignore_index": 2},
+    {"ignore_index": -100, "reduction": "none"},
+    {"weight": True},
+    {"weight": True, "ignore_index": 1, "reduction": "mean"},
+    {"label_smoothing": 0.2},
+    {"label_smoothing": 0.1, "weight": True, "temperature": 2.0, "reduction": "sum"},
+    {"temperature": 0.5, "reduction": "none"},
+]
+
+
+@pytest.mark.parametrize("kw", CE_KWARGS)
+@pytest.mark.parametrize("k", [10, 200])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("special", [False, True])
+def test_cross_entropy_matches_reference(kw, k, dtype, special):
+    rng = np.random.default_rng(4)
+    x = logits((150, k), dtype, seed=5)
+    if special:
+        x = with_special_rows(x)
+    y = rng.integers(0, k, 150)
+    y[7] = kw.get("ignore_index", 0)
+    kw = dict(kw)
+    if kw.get("weight") is True:
+        kw["weight"] = rng.random(k)
+        kw["weight"][3] = 0.0
+    for fn in (F.cross_entropy, F.cross_entropy_grad):
+        assert_same(*both(fn, x, y, **kw), dtype)
+
+
+def test_cross_entropy_all_counted_rows_empty():
+    # Every row all -inf: nothing counted, loss 0 and gradient 0 (the reference's convention).
+    x = np.full((40, 10), -np.inf)
+    y = np.zeros(40, dtype=np.int64)
+    for fn in (F.cross_entropy, F.cross_entropy_grad):
+        fast, ref = both(fn, x, y)
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_cross_entropy_mean_denominator_skips_empty_rows():
+    x = logits((100, 10), np.float64, seed=6)
+    x[:30] = -np.inf
+    y = np.arange(100) % 10
+    for fn in (F.cross_entropy, F.cross_entropy_grad):
+        assert_same(*both(fn, x, y), np.float64)
+
+
+@pytest.mark.parametrize("k", [10, 200])
+def test_cross_entropy_against_torch(k):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x = logits((300, k), np.float64, seed=8)
+    y = rng.integers(0, k, 300)
+    w = rng.random(k)
+    old, K.MIN_SIZE = K.MIN_SIZE, 0
+    try:
+        loss = F.cross_entropy(x, y, weight=w, label_smoothing=0.1)
+        grad = F.cross_entropy_grad(x, y, weight=w, label_smoothing=0.1)
+    finally:
+        K.MIN_SIZE = old
+    xt = torch.from_numpy(x).requires_grad_(True)
+    lt = torch.nn.functional.cross_entropy(xt, torch.from_numpy(y), weight=torch.from_numpy(w), label_smoothing=0.1)
+    lt.backward()
+    np.testing.assert_allclose(loss, lt.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-17)
+
+
+def test_cross_entropy_out_of_range_label_raises_on_fast_path():
+    x = logits((50, 10), np.float32)
+    y = np.zeros(50, dtype=np.int64)
+    y[20] = 10
+    old, K.MIN_SIZE = K.MIN_SIZE, 0
+    try:
+        for fn in (F.cross_entropy, F.cross_entropy_grad):
+            with pytest.raises(ValueError, match="class targets must lie in"):
+                fn(x, y)
+    finally:
+        K.MIN_SIZE = old
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=60),
+        elements=st.one_of(
+            st.floats(-1e4, 1e4, width=32),
+            st.sampled_from([-np.inf, np.inf, np.nan, 3.4e38, -3.4e38]),
+        ),
+    )
+)
+def test_property_fast_equals_reference(x):
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        assert_same(*both(getattr(F, name), x), np.float32)
+    y = np.zeros(x.shape[0], dtype=np.int64)
+    assert_same(*both(F.cross_entropy, x, y, reduction="none"), np.float32)
