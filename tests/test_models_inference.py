@@ -1,5 +1,7 @@
 """Inference for softmax regression against statsmodels MNLogit, and identification checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -249,10 +251,20 @@ def test_quasi_separation_is_detected():
 
 def test_no_separation_on_overlapping_data_and_large_problem_subset(monkeypatch):
     X, y = make_data(0, 300, 3, 3)
-    loss = LinearSoftmaxLoss(X, y, reference_class=0)
-    check_identification(loss)  # overlapping classes: nothing raised
-    monkeypatch.setattr(inference, "_LP_BUDGET", 3000)
-    check_identification(loss)  # settled on a random subset of rows
+    check_identification(LinearSoftmaxLoss(X, y, reference_class=0))  # overlapping classes
+    monkeypatch.setattr(inference, "_LP_BUDGET", 3000)  # subset of 187 rows settles it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_identification(LinearSoftmaxLoss(X, y, reference_class=0))
+    monkeypatch.setattr(inference, "_LP_BUDGET", 40)  # 2 rows: separable, question left open
+    with pytest.warns(UserWarning, match="separation check left open"):
+        check_identification(LinearSoftmaxLoss(X, y, reference_class=0))
+    check_identification(LinearSoftmaxLoss(X, y, reference_class=0), separation=True)
+    Xs, ys = X.copy(), y.copy()
+    ys[Xs[:, 0] > 1.0] = 2
+    ys[(Xs[:, 0] <= 1.0) & (ys == 2)] = 1
+    with pytest.raises(IdentificationError, match="class 2 is separated"):
+        check_identification(LinearSoftmaxLoss(Xs, ys, reference_class=0), separation=True)
 
 
 def test_collinear_constant_and_zero_features_are_named():

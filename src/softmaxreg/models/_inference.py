@@ -111,6 +111,7 @@ softmaxreg.models._inference.IdentificationError: perfect or quasi-complete sepa
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 import scipy.linalg
@@ -132,7 +133,13 @@ COV_TYPES = ("nonrobust", "HC0", "HC1")
 
 # Above this many non-zeros in the separation LP's constraint matrix, a random
 # subset of rows is checked first (a non-separable subset settles the question).
-_LP_BUDGET = 2_000_000
+_LP_BUDGET = 500_000
+# Seconds HiGHS may spend on one of the separation LPs.
+_LP_TIME_LIMIT = 60.0
+
+# Losses whose data passed the full check (rank and separation), with the
+# rtol used: a fit followed by inference for several cov_types checks once.
+_VERIFIED = weakref.WeakKeyDictionary()
 
 # Floats held per chunk when forming the per-sample scores of the sandwich.
 _CHUNK_FLOATS = 1 << 22
@@ -324,27 +331,37 @@ def _margin_matrix(Xt, codes, free_index, n_classes):
     return A, sample, own, other
 
 
-def _separating_direction(Xt, codes, free_index, n_classes):
-    """Solve the separation LP; returns (theta or None, A, sample, own, other)."""
-    A, sample, own, other = _margin_matrix(Xt, codes, free_index, n_classes)
+def _overlap_certificate(A):
+    """Stiemke's alternative: is there a weight vector lam >= 1 with A^T lam = 0?
+
+    True proves that no direction has all margins >= 0 and one > 0 (no
+    separation); False proves separation; None when HiGHS could not decide.
+    This form has only ``A.shape[1]`` equality rows and is fast to decide
+    either way, unlike the primal LP, which is slow to prove infeasibility.
+    """
+    res = linprog(
+        np.zeros(A.shape[0]), A_eq=A.T.tocsr(), b_eq=np.zeros(A.shape[1]), bounds=(1, None),
+        method="highs", options={"time_limit": _LP_TIME_LIMIT},
+    )
+    return {0: True, 2: False}.get(res.status)
+
+
+def _separating_direction(A):
+    """A sparse separating direction: min ||theta||_1, A theta >= 0, sum(A theta) >= 1."""
     m = A.shape[1]
+    colsum = np.asarray(A.sum(axis=0)).ravel()
     # theta = u - v with u, v >= 0; minimize sum(u + v).
     A_ub = sp.vstack(
-        [sp.hstack([-A, A]), sp.csr_matrix(np.concatenate([-A.sum(axis=0).A1, A.sum(axis=0).A1]))]
+        [sp.hstack([-A, A]), sp.csr_matrix(np.concatenate([-colsum, colsum])[None, :])]
     ).tocsr()
     b_ub = np.concatenate([np.zeros(A.shape[0]), [-1.0]])
-    res = linprog(np.ones(2 * m), A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs")
-    if res.status == 2:
-        return None, A, sample, own, other
+    res = linprog(
+        np.ones(2 * m), A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs",
+        options={"time_limit": _LP_TIME_LIMIT},
+    )
     if res.status != 0:
-        warnings.warn(
-            f"the separation check was inconclusive (linprog: {res.message}); "
-            "the fit may still be (quasi-)separated.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None, A, sample, own, other
-    return res.x[:m] - res.x[m:], A, sample, own, other
+        return None
+    return res.x[:m] - res.x[m:]
 
 
 def _separation_message(theta, A, sample, own, other, classes, columns, free_index, d, scale):
@@ -447,15 +464,20 @@ def check_identification(
             "identified only up to a vector added to every class row. Choose a reference "
             f"class (e.g. reference_class={_label(classes[0])!r}) or fit with penalty='l2'."
         )
+    if separation is not False and _VERIFIED.get(loss, ()) == (rtol,):
+        return
     R, dependent = _dependent_columns(loss, rtol)
     if dependent:
         raise IdentificationError(_rank_message(loss, R, dependent, columns))
-    if separation is False or loss.y.ndim != 1:
+    if separation is False:
         return
-    _check_separation(loss, classes, columns, force=separation is True)
+    if loss.y.ndim == 1 and not _check_separation(loss, classes, columns, force=separation is True):
+        return
+    _VERIFIED[loss] = (rtol,)
 
 
 def _check_separation(loss, classes, columns, force):
+    """True when the data are proven non-separable, False when left open; raises if separated."""
     keep = np.flatnonzero(loss.sample_weight > 0)
     K = loss.n_classes
     d = loss.n_features + int(loss.fit_intercept)
@@ -469,29 +491,48 @@ def _check_separation(loss, classes, columns, force):
         scale = np.maximum(scale, np.abs(_dense_rows(loss.X, keep[rows], loss.fit_intercept)).max(0))
     scale[scale == 0] = 1.0
 
-    def solve(rows):
+    def margins(rows):
         Xt = _dense_rows(loss.X, keep[rows], loss.fit_intercept) / scale
-        return _separating_direction(Xt, codes_all[rows], free_index, K)
+        return _margin_matrix(Xt, codes_all[rows], free_index, K)
 
     nnz = 2 * keep.size * (K - 1) * d
     if nnz > _LP_BUDGET:
         m = max(1, _LP_BUDGET // (2 * (K - 1) * d))
         subset = np.sort(np.random.default_rng(0).choice(keep.size, size=m, replace=False))
-        if solve(subset)[0] is None:
-            return  # a non-separable subset proves the full data non-separable
+        if _overlap_certificate(margins(subset)[0]):
+            return True  # a non-separable subset proves the full data non-separable
         if not force:
             warnings.warn(
-                f"separation check left open: a random subset of {m} rows is separable and the "
-                f"full LP ({nnz} non-zeros) is above the budget; pass separation=True to run it.",
+                f"separation check left open: a random subset of {m} rows is separable and "
+                f"the full problem ({nnz} non-zeros) is above the budget; pass "
+                "separation=True to check all rows.",
                 UserWarning,
                 stacklevel=3,
             )
-            return
-    theta, A, sample, own, other = solve(np.arange(keep.size))
-    if theta is not None:
-        raise IdentificationError(
-            _separation_message(theta, A, sample, own, other, classes, columns, free_index, d, scale)
+            return False
+    A, sample, own, other = margins(np.arange(keep.size))
+    overlap = _overlap_certificate(A)
+    if overlap:
+        return True
+    if overlap is None:
+        warnings.warn(
+            "the separation check was inconclusive (the LP solver stopped); the fit may "
+            "still be (quasi-)separated.",
+            UserWarning,
+            stacklevel=3,
         )
+        return False
+    theta = _separating_direction(A)
+    if theta is None:
+        raise IdentificationError(
+            "perfect or quasi-complete separation: some linear combination of the features "
+            "predicts part of the classes perfectly, so the maximum-likelihood estimate does "
+            "not exist and the coefficients diverge (the features involved could not be "
+            "isolated in time). Fit with a penalty (penalty='l2')."
+        )
+    raise IdentificationError(
+        _separation_message(theta, A, sample, own, other, classes, columns, free_index, d, scale)
+    )
 
 
 # -- covariance -------------------------------------------------------------------------
