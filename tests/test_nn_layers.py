@@ -422,3 +422,21 @@ def test_linear_sparse_input_equals_dense(dtype):
     np.testing.assert_allclose(b.grads["weight"], a.grads["weight"], rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="dtype"):
         a(sp.csr_matrix(x.astype(int)))
+
+
+def test_state_dict_round_trip_and_from_torch():
+    net = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Tanh(), nn.Linear(4, 2, rng=1))
+    w = net.params["0.weight"]
+    state = net.state_dict()
+    assert state["0.weight"] is not w  # a copy
+    tnet = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    net.load_state_dict({k: v.detach().numpy() for k, v in tnet.state_dict().items()})
+    assert net.params["0.weight"] is w  # loaded in place
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_allclose(net(x), tnet(torch.tensor(x)).detach().numpy(), rtol=1e-12)
+    net.load_state_dict(state)
+    np.testing.assert_array_equal(net.params["2.bias"], state["2.bias"])
+    with pytest.raises(ValueError, match="do not match"):
+        net.load_state_dict({"0.weight": state["0.weight"]})
+    with pytest.raises(ValueError, match="shape"):
+        net.load_state_dict({**state, "2.bias": np.zeros(3)})

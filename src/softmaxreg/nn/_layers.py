@@ -137,6 +137,30 @@ class Module:
         for _, _, g in self.named_parameters():
             g.fill(0)
 
+    def state_dict(self):
+        """A copy of every parameter, by name (PyTorch's ``state_dict``)."""
+        return {name: p.copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy ``state``'s arrays into the parameters, in place (names, shapes must match).
+
+        Values are cast to each parameter's dtype; the parameter arrays stay the
+        same objects, so an optimizer built on them keeps working.
+        """
+        params = self.params
+        if set(state) != set(params):
+            raise ValueError(
+                f"state names {sorted(state)} do not match the parameters {sorted(params)}."
+            )
+        for name, value in state.items():
+            value = np.asarray(value)
+            if value.shape != params[name].shape:
+                raise ValueError(
+                    f"{name} has shape {value.shape} in the state but {params[name].shape} here."
+                )
+        for name, value in state.items():
+            params[name][...] = value
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
