@@ -81,7 +81,7 @@ h1 { font-size:26px; margin:0 0 4px; } h2 { font-size:19px; margin:36px 0 8px; b
 .row { display:flex; flex-wrap:wrap; gap:24px; align-items:flex-start; }
 table { border-collapse:collapse; font-variant-numeric:tabular-nums; font-size:14px; }
 th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:right; }
-th:first-child, td:first-child { text-align:left; }
+th:first-child, td:first-child, table.kv td, table.kv th { text-align:left; }
 th { font-weight:600; background:#f6f6f6; }
 td .bar { display:inline-block; height:8px; background:var(--accent); opacity:.55; border-radius:2px; vertical-align:middle; margin-right:6px; }
 .weights { display:grid; grid-template-columns:repeat(auto-fill, minmax(120px, 1fr)); gap:14px; }
@@ -115,8 +115,8 @@ def _fmt(v, digits=4):
     return f"{float(v):.{digits}f}"
 
 
-def _table(headers, rows, bars=()) -> str:
-    out = ["<table><thead><tr>", *(f"<th>{escape(str(h))}</th>" for h in headers), "</tr></thead><tbody>"]
+def _table(headers, rows, bars=(), css_class="") -> str:
+    out = [f'<table class="{css_class}"><thead><tr>' if css_class else "<table><thead><tr>", *(f"<th>{escape(str(h))}</th>" for h in headers), "</tr></thead><tbody>"]
     for row in rows:
         out.append("<tr>")
         for j, cell in enumerate(row):
@@ -309,7 +309,7 @@ def render_report(bundle: ModelBundle, data, *, extra_histories=None, title=None
     params = {k: v for k, v in est.get_params().items() if not callable(v)}
     prow = [[k, "None" if v is None else str(v)] for k, v in params.items()]
     parts.append("<h2>Model</h2>")
-    parts.append(_table(["parameter", "value"], prow))
+    parts.append(_table(["parameter", "value"], prow, css_class="kv"))
     if bundle.preprocessor is not None:
         pre = bundle.preprocessor
         enc = [c["name"] for c in pre.columns_ if c["type"] == "categorical"]

@@ -31,7 +31,12 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         hi = lo + (abs(lo) if lo else 1.0)
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+    def count(step):
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    # the round step whose number of ticks is closest to n (ties: the coarser)
+    step = min((m * mag for m in (10, 5, 2, 1)), key=lambda st: abs(count(st) - n))
     first = math.ceil(lo / step - 1e-9) * step
     ticks = []
     t = first
@@ -106,6 +111,9 @@ def line_chart(series: dict, *, xlabel: str, ylabel: str, title: str = "", log_y
     parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>')
     parts.append(f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
                  f'{escape(ylabel)}{" (log scale)" if log_y else ""}</text>')
+    longest = max(len(str(name)) for name in clean)
+    parts.append(f'<rect x="{left + pw - 40 - 6.5 * longest:.1f}" y="{top + 2}" width="{38 + 6.5 * longest:.1f}" '
+                 f'height="{16 * len(clean) + 4}" fill="#fff" fill-opacity="0.85"/>')
     for i, (name, (x, y)) in enumerate(clean.items()):
         colour = PALETTE[i % len(PALETTE)]
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, y))
@@ -114,9 +122,10 @@ def line_chart(series: dict, *, xlabel: str, ylabel: str, title: str = "", log_y
             parts.extend(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{colour}"/>'
                          for a, b in zip(x, y))
         ly = top + 14 + 16 * i
-        parts.append(f'<line x1="{left + pw - 170}" x2="{left + pw - 150}" y1="{ly - 4}" y2="{ly - 4}" '
+        lx = left + pw - 34 - 6.5 * longest  # legend box sized to the longest name
+        parts.append(f'<line x1="{lx:.1f}" x2="{lx + 20:.1f}" y1="{ly - 4}" y2="{ly - 4}" '
                      f'stroke="{colour}" stroke-width="2"/>'
-                     f'<text x="{left + pw - 145}" y="{ly}">{escape(str(name))}</text>')
+                     f'<text x="{lx + 25:.1f}" y="{ly}">{escape(str(name))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -205,9 +214,9 @@ def reliability_diagram(bins, *, title: str = "", ece: float | None = None,
                      f'mean confidence {conf:.3f}, accuracy {acc:.3f}, {cnt:g} samples '
                      f'({100 * cnt / total:.1f}%)</title></rect>')
         y_a, y_c = sorted((py(acc), py(conf)))
-        if y_c - y_a > 0.5:
+        if y_c - y_a > 0.5:  # the gap between accuracy and confidence
             parts.append(f'<rect x="{x:.1f}" y="{y_a:.1f}" width="{w:.1f}" height="{y_c - y_a:.1f}" '
-                         f'fill="#D55E00" fill-opacity="0.35"/>')
+                         f'fill="#E69F00" fill-opacity="0.45" stroke="#D55E00" stroke-width="1"/>')
         parts.append(f'<circle cx="{px(conf):.1f}" cy="{py(acc):.1f}" r="2.5" fill="#222"/>')
     parts.append(f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="#444" '
                  f'stroke-dasharray="4 3"/>')
