@@ -118,7 +118,9 @@ def _hashable(v):
     try:
         hash(v)
     except TypeError:
-        raise ValueError(f"labels must be hashable, got {v!r} of type {type(v).__name__}.") from None
+        raise ValueError(
+            f"labels must be hashable, got {v!r} of type {type(v).__name__}."
+        ) from None
     return v
 
 

@@ -80,17 +80,20 @@ zeros the penalty creates.
 * *Separation* (Albert and Anderson, 1984): the MLE exists iff no direction
   :math:`\theta \ne 0` has all margins
   :math:`m_{ik}(\theta) = \tilde x_i^\top(\theta_{y_i} - \theta_k) \ge 0`
-  (:math:`k \ne y_i`; the reference row is zero), since along such a
-  direction the likelihood never decreases.  This is decided by the linear
-  program (HiGHS through :func:`scipy.optimize.linprog`)
+  (:math:`k \ne y_i`; the reference row is zero) with one of them positive,
+  since along such a direction the likelihood never decreases.  By Stiemke's
+  theorem of the alternative, no such direction exists iff some weights
+  :math:`\lambda_{ik} \ge 1` satisfy :math:`\sum_{ik} \lambda_{ik}
+  \partial m_{ik} / \partial \theta = 0`: a feasibility linear program with
+  one equality row per parameter (HiGHS through :func:`scipy.optimize.linprog`,
+  on max-abs scaled columns).  When it is infeasible, the program
   :math:`\min \lVert \theta \rVert_1` subject to :math:`m_{ik}(\theta) \ge 0`
-  and :math:`\sum_{ik} m_{ik}(\theta) \ge 1`, on max-abs scaled columns:
-  infeasible means no separation; a solution is a sparse separating
+  and :math:`\sum_{ik} m_{ik}(\theta) \ge 1` gives a sparse separating
   direction, whose non-zero entries name the features and whose strictly
   positive margins name the classes.  Because adding rows only adds
   constraints, a random subset of rows that is *not* separable proves the
-  full data are not either: problems larger than ``_LP_BUDGET`` constraint
-  entries are first checked on such a subset.
+  full data are not either: problems larger than ``_LP_BUDGET`` non-zeros are
+  first checked on such a subset.
 
 Examples
 --------
@@ -180,7 +183,9 @@ def _classes(classes, n_classes):
         return np.arange(n_classes)
     classes = np.asarray(classes)
     if classes.shape != (n_classes,):
-        raise ValueError(f"classes must have {n_classes} entries (one per class), got {classes.shape}.")
+        raise ValueError(
+            f"classes must have {n_classes} entries (one per class), got {classes.shape}."
+        )
     return classes
 
 
@@ -202,6 +207,11 @@ def _check_reference(loss, classes, reference_class):
 def _design_columns(loss, features):
     """Names of the columns of the augmented design, intercept first."""
     return ([_intercept_name(features)] if loss.fit_intercept else []) + list(features)
+
+
+def _design_columns_intercept(columns):
+    """Name of the intercept column among the design columns (None without one)."""
+    return columns[0] if columns and columns[0] in ("intercept", "(intercept)") else None
 
 
 def _display_order(n_free, n_features, fit_intercept):
@@ -234,13 +244,6 @@ def _targets(loss, rows):
     Y = np.zeros((y.shape[0], loss.n_classes))
     Y[np.arange(y.shape[0]), y] = 1.0
     return Y
-
-
-def _codes(loss):
-    y = loss.y
-    if y.ndim == 1:
-        return y
-    return None
 
 
 # -- identification -----------------------------------------------------------------
@@ -291,7 +294,9 @@ def _rank_message(loss, R, dependent, columns):
         names = [columns[i] for i in earlier]
         big = np.max(np.abs(coefs))
         if loss.fit_intercept and np.all(np.abs(coefs[1:]) <= 1e-8 * big):
-            lines.append(f"feature {name!r} is constant ({coefs[0]:.4g}), duplicating the intercept")
+            lines.append(
+                f"feature {name!r} is constant ({coefs[0]:.4g}), duplicating the intercept"
+            )
         else:
             lines.append(f"{name} = {_format_combination(coefs, names)}")
     named = [columns[j] for j in dependent]
@@ -372,7 +377,11 @@ def _separation_message(theta, A, sample, own, other, classes, columns, free_ind
     T[free_index >= 0] = (theta.reshape(-1, d) / scale)
     size = np.abs(T)
     used = np.flatnonzero(size.max(axis=0) > 1e-7 * size.max())
-    feats = [columns[j] for j in used]
+    intercept = _design_columns_intercept(columns)
+    feats = [columns[j] for j in used if columns[j] != intercept]
+    by = f"the features {feats}" if feats else "the intercept alone (a class without samples?)"
+    if feats and intercept in [columns[j] for j in used]:
+        by += " with the intercept"
     # Classes: a class in every strictly separated pair is the one set apart.
     pairs = {(int(a), int(b)) for a, b in zip(own[strict], other[strict])}
     involved = {c for pair in pairs for c in pair}
@@ -392,9 +401,9 @@ def _separation_message(theta, A, sample, own, other, classes, columns, free_ind
     # The LP's vertex solution may touch the closest samples (zero margin), so
     # it cannot tell perfect from quasi-complete separation; the count is a floor.
     return (
-        f"perfect or quasi-complete separation: {what} by the features {feats}; along "
-        f"this direction the likelihood keeps increasing (at least {n_perfect} samples get "
-        "fitted probability -> 1 for their class), so the maximum-likelihood estimate does not exist and the "
+        f"perfect or quasi-complete separation: {what} by {by}; along this direction the "
+        f"likelihood keeps increasing (at least {n_perfect} samples get fitted probability "
+        "-> 1 for their class), so the maximum-likelihood estimate does not exist and the "
         "coefficients diverge. Fit with a penalty (penalty='l2'), or drop or merge the "
         "named features or classes."
     )
@@ -488,7 +497,8 @@ def _check_separation(loss, classes, columns, force):
     # Columns scaled to max-abs one (scaling does not change feasibility).
     scale = np.zeros(d)
     for rows in _row_chunks(keep.size, d):
-        scale = np.maximum(scale, np.abs(_dense_rows(loss.X, keep[rows], loss.fit_intercept)).max(0))
+        block = _dense_rows(loss.X, keep[rows], loss.fit_intercept)
+        scale = np.maximum(scale, np.abs(block).max(axis=0))
     scale[scale == 0] = 1.0
 
     def margins(rows):
@@ -686,7 +696,8 @@ def compute_inference(
         k, j = np.unravel_index(np.argmax(V), V.shape)
         return (
             f"the information matrix is singular (condition ratio {ratio:.2e}); the weakest "
-            f"direction loads most on class {_label(classes[free[k]])!r}, feature {layout_cols[j]!r}. "
+            f"direction loads most on class {_label(classes[free[k]])!r}, "
+            f"feature {layout_cols[j]!r}. "
             "Check for separation or collinearity, drop or merge that feature, or fit with "
             "penalty='l2'."
         )
