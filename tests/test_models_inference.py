@@ -140,6 +140,13 @@ def test_sparse_equals_dense_and_float32_design():
         b = compute_inference(LinearSoftmaxLoss(sp.csr_matrix(X), y, reference_class=0), coef,
                               intercept, cov_type=cov_type)
         np.testing.assert_allclose(a.cov_params, b.cov_params, rtol=1e-10, atol=1e-14)
+    # float32 data: logits in float32, sums in float64; agrees to float32 accuracy.
+    loss32 = LinearSoftmaxLoss(X.astype(np.float32), y, reference_class=0)
+    c = compute_inference(loss32, coef, intercept, cov_type="HC0")
+    d = compute_inference(dense, coef, intercept, cov_type="HC0")
+    np.testing.assert_allclose(c.bse, d.bse, rtol=1e-5)
+    with pytest.raises(ValueError, match="finite"):
+        compute_inference(dense, np.full_like(coef, np.nan), intercept)
 
 
 def _information(X, y, coef, intercept, free, C=None):
