@@ -545,7 +545,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return newton_cg(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
         if solver == "proximal":
             return proximal(
-                loss, x0, l1=self._l1_weights(loss, l1), tol=self.tol, max_iter=self.max_iter,
+                loss, x0, l1=self._l1_weights(loss, l1) if l1 else 0.0, tol=self.tol,
+                max_iter=self.max_iter,
                 callback=on_iteration,
             )
         return sgd(

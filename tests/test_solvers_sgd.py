@@ -1,0 +1,84 @@
+"""The sgd solver: PyTorch's SGD step for step, unbiased minibatch gradients, stopping rule."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.solvers import sgd
+
+
+def make_problem(n=50, p=4, k=3, seed=0, **kwargs):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = rng.integers(0, k, size=n)
+    return LinearSoftmaxLoss(X, y, n_classes=k, **kwargs), X, y
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_matches_torch_sgd_step_for_step(momentum):
+    lam, lr, batch, epochs = 0.01, 0.3, 8, 3
+    loss, X, y = make_problem(l2_reg_strength=lam)
+    x0 = np.random.default_rng(1).normal(scale=0.1, size=loss.n_params)
+    res = sgd(loss.minibatch_gradient, x0, n_samples=50, batch_size=batch, max_epochs=epochs,
+              learning_rate=lr, momentum=momentum, rng=np.random.default_rng(7))
+
+    W0, b0 = loss.unpack(x0)
+    W = torch.tensor(W0, requires_grad=True)
+    b = torch.tensor(b0, requires_grad=True)
+    opt = torch.optim.SGD([W, b], lr=lr, momentum=momentum)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    rng = np.random.default_rng(7)
+    for _ in range(epochs):
+        perm = rng.permutation(50)
+        for start in range(0, 50, batch):
+            idx = torch.tensor(perm[start : start + batch])
+            opt.zero_grad()
+            ce = torch.nn.functional.cross_entropy(Xt[idx] @ W.T + b, yt[idx])
+            (ce + 0.5 * lam * (W**2).sum()).backward()
+            opt.step()
+    coef, intercept = loss.unpack(res.x)
+    np.testing.assert_allclose(coef, W.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(intercept, b.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_minibatch_gradient_is_unbiased_with_weights():
+    loss, _, _ = make_problem(sample_weight=np.random.default_rng(2).uniform(0, 3, 50),
+                              l2_reg_strength=0.1)
+    w = np.random.default_rng(3).normal(size=loss.n_params)
+    np.testing.assert_allclose(loss.minibatch_gradient(w, np.arange(50)), loss.gradient(w),
+                               rtol=1e-12, atol=1e-14)
+    # Averaging over the batches of a partition of equal sizes gives the full gradient.
+    batches = np.random.default_rng(4).permutation(50).reshape(5, 10)
+    mean = np.mean([loss.minibatch_gradient(w, b) for b in batches], axis=0)
+    np.testing.assert_allclose(mean, loss.gradient(w), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_start_stays_float32():
+    loss, _, _ = make_problem()
+    res = sgd(loss.minibatch_gradient, np.zeros(loss.n_params, np.float32), n_samples=50,
+              max_epochs=2, rng=np.random.default_rng(0))
+    assert res.x.dtype == np.float32
+
+
+def test_tol_stops_and_max_epochs_warns():
+    loss, _, _ = make_problem(l2_reg_strength=0.1)
+    x0 = np.zeros(loss.n_params)
+    res = sgd(loss.minibatch_gradient, x0, n_samples=50, batch_size=50, max_epochs=500,
+              learning_rate=0.5, rng=np.random.default_rng(0), objective=loss.loss, tol=1e-6)
+    assert res.converged and res.n_iter < 500 and len(res.history) == res.n_iter
+    with pytest.warns(ConvergenceWarning):
+        res = sgd(loss.minibatch_gradient, x0, n_samples=50, max_epochs=2, learning_rate=0.01,
+                  rng=np.random.default_rng(0), objective=loss.loss, tol=1e-12)
+    assert not res.converged
+    with pytest.raises(ValueError, match="objective"):
+        sgd(loss.minibatch_gradient, x0, n_samples=50, tol=1e-3)
+
+
+def test_l1_steps_give_exact_zeros():
+    loss, _, _ = make_problem(l2_reg_strength=0.0)
+    l1 = np.full(loss.n_params, 0.05)
+    res = sgd(loss.minibatch_gradient, np.zeros(loss.n_params), n_samples=50, batch_size=10,
+              max_epochs=30, learning_rate=0.2, rng=np.random.default_rng(0), l1=l1)
+    assert np.any(res.x == 0)

@@ -1,0 +1,99 @@
+"""lbfgs and newton_cg on LinearSoftmaxLoss: scikit-learn's optimum, criteria, warnings, callbacks."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, load_wine, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.solvers import lbfgs, newton_cg
+
+SOLVERS = {"lbfgs": lbfgs, "newton-cg": newton_cg}
+
+
+def dataset(name):
+    if name == "synthetic":
+        X, y = make_classification(300, 8, n_informative=5, n_classes=4, random_state=0)
+    else:
+        X, y = {"iris": load_iris, "wine": load_wine}[name](return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "synthetic"])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("C", [0.1, 10.0])
+def test_reaches_sklearn_optimum(name, solver, C):
+    X, y = dataset(name)
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1.0 / (C * len(y)))
+    res = SOLVERS[solver](loss, np.zeros(loss.n_params), tol=1e-10, max_iter=1000)
+    sk = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    ref = loss.loss(loss.pack(sk.coef_, sk.intercept_))
+    assert res.converged
+    assert res.fun == pytest.approx(loss.loss(res.x), rel=1e-15)
+    assert res.fun <= ref * (1 + 1e-6)
+    assert abs(res.fun - ref) <= 1e-6 * ref
+    # tol=1e-10 is below what f can resolve (f changes by ~g**2/h); both solvers
+    # then stop on "no further change in floating point", with a tiny gradient.
+    assert res.grad_norm <= 1e-7
+    assert np.max(np.abs(loss.gradient(res.x))) == res.grad_norm
+    coef, _ = loss.unpack(res.x)
+    np.testing.assert_allclose(coef, sk.coef_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_max_iter_gives_convergence_warning(solver):
+    X, y = dataset("wine")
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-4)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        res = SOLVERS[solver](loss, np.zeros(loss.n_params), tol=1e-12, max_iter=2)
+    assert not res.converged and res.n_iter == 2
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_callback_sees_each_iteration_and_can_stop(solver):
+    X, y = dataset("iris")
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-3)
+    seen = []
+
+    def callback(x, f, n_iter):
+        seen.append((n_iter, f))
+        return n_iter == 3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a requested stop is no failure
+        res = SOLVERS[solver](loss, np.zeros(loss.n_params), tol=1e-12, callback=callback)
+    assert [n for n, _ in seen] == [1, 2, 3]
+    assert res.n_iter == 3 and not res.converged and res.message == "stopped by callback"
+    assert [f for _, f in seen] == res.history[:3]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_history_decreases_and_ends_at_fun(solver):
+    X, y = dataset("synthetic")
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-3)
+    res = SOLVERS[solver](loss, np.zeros(loss.n_params), tol=1e-8, max_iter=500)
+    h = np.array(res.history)
+    assert np.all(np.diff(h) <= 1e-15 * np.abs(h[:-1]))
+    assert h[-1] == res.fun
+
+
+def test_already_optimal_start_takes_no_iteration():
+    X, y = dataset("iris")
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-2)
+    x = lbfgs(loss, np.zeros(loss.n_params), tol=1e-10).x
+    res = newton_cg(loss, x, tol=1e-6)
+    assert res.n_iter == 0 and res.converged
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_newton_cg_handles_unidentified_symmetric_coding():
+    # No penalty and all rows free: the Hessian is singular along the shift of all
+    # rows; trust-region CG must still converge (to a minimizer of the loss).
+    X, y = dataset("iris")
+    loss = LinearSoftmaxLoss(X[::3], y[::3])
+    res = newton_cg(loss, np.zeros(loss.n_params), tol=1e-6, max_iter=200)
+    assert np.max(np.abs(loss.gradient(res.x))) <= 1e-6
