@@ -239,7 +239,8 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     y_pred = _column(y_pred, "y_pred")
     _same_length(("y_true", y_true), ("y_pred", y_pred))
     w = _sample_weight(sample_weight, y_true.shape[0])
-    if y_true.dtype.kind in "biuf" and y_pred.dtype.kind in "biuf":
+    kinds = {y_true.dtype.kind, y_pred.dtype.kind}
+    if kinds <= set("biuf") or kinds == {"U"} or kinds == {"S"}:
         correct = y_true == y_pred
     else:
         labels = np.array(list(dict.fromkeys(_hashable(v) for v in y_true.tolist())), dtype=object)
