@@ -358,3 +358,23 @@ def test_from_stored_arrays_round_trip():
     assert bare.cov_params is None
     with pytest.raises(ValueError, match="positive"):
         InferenceResult([1.0], [0.0], classes=["a"], features=["x"])
+
+
+def test_rank_check_sparse_and_short_designs():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(80, 4))
+    X[rng.uniform(size=X.shape) < 0.5] = 0.0
+    y = rng.integers(0, 3, size=80)
+    Xc = np.column_stack([X, X[:, 1] - 0.5 * X[:, 3], np.ones(80)])
+    names = ["a", "b", "c", "d", "e", "k"]
+    messages = []
+    for design in (Xc, sp.csr_matrix(Xc), sp.csc_matrix(Xc)):
+        with pytest.raises(IdentificationError, match="rank deficient") as err:
+            check_identification(LinearSoftmaxLoss(design, y, reference_class=0),
+                                 feature_names=names)
+        messages.append(str(err.value))
+    assert "e = 1 * b - 0.5 * d" in messages[0] and "'k' is constant" in messages[0]
+    assert messages[1] == messages[2] == messages[0]
+    check_identification(LinearSoftmaxLoss(sp.csr_matrix(X), y, reference_class=0))
+    with pytest.raises(IdentificationError, match="3 samples .* for 5 design columns"):
+        check_identification(LinearSoftmaxLoss(X[:3], np.array([0, 1, 2]), reference_class=0))

@@ -74,9 +74,12 @@ zeros the penalty creates.
   is QR-factorized, columns in order (intercept first, then features); column
   :math:`j` depends on the earlier ones when
   :math:`|R_{jj}| \le \mathrm{rtol} \cdot \lVert \tilde X_j \rVert`, with
-  ``rtol = max(n_rows, n_columns) * eps`` of ``X``'s dtype by default.  The
-  message gives the dependence (``x3 = 1 * x1 + 1 * x2``, a constant column,
-  a zero column).
+  ``rtol = max(n_rows, n_columns) * eps`` of ``X``'s dtype by default (sparse
+  ``X``: in-order Cholesky of the Gram matrix, Schur complement
+  ``<= rtol * ||X_j||^2``).  The message gives the dependence
+  (``x3 = 1 * x1 + 1 * x2``, a constant column, a zero column).  Fewer rows
+  than columns is reported at once; designs wider than ``_RANK_MAX_COLUMNS``
+  are not checked (a warning says so).
 * *Separation* (Albert and Anderson, 1984): the MLE exists iff no direction
   :math:`\theta \ne 0` has all margins
   :math:`m_{ik}(\theta) = \tilde x_i^\top(\theta_{y_i} - \theta_k) \ge 0`
@@ -143,6 +146,9 @@ _LP_TIME_LIMIT = 60.0
 # Losses whose data passed the full check (rank and separation), with the
 # rtol used: a fit followed by inference for several cov_types checks once.
 _VERIFIED = weakref.WeakKeyDictionary()
+
+# Widest design (columns incl. the intercept) the identification check handles.
+_RANK_MAX_COLUMNS = 2000
 
 # Floats held per chunk when forming the per-sample scores of the sandwich.
 _CHUNK_FLOATS = 1 << 22
@@ -221,8 +227,8 @@ def _display_order(n_free, n_features, fit_intercept):
     return np.concatenate([f * d + np.asarray(per_class, dtype=np.intp) for f in range(n_free)])
 
 
-def _row_chunks(n_rows, width):
-    step = max(1, _CHUNK_FLOATS // max(width, 1))
+def _row_chunks(n_rows, width, min_rows=1):
+    step = max(min_rows, _CHUNK_FLOATS // max(width, 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
 
@@ -253,24 +259,56 @@ def _dependent_columns(loss, rtol):
     """In-order rank check of the design (rows of positive weight).
 
     Returns ``(R, dependent)`` with ``R`` the triangular factor of the design
-    with columns ``(intercept, features)`` and ``dependent`` the indices of
-    the columns lying (numerically) in the span of the earlier ones.
+    with columns ``(intercept, features)`` (``R^T R`` is its Gram matrix) and
+    ``dependent`` the indices of the columns lying (numerically) in the span
+    of the earlier ones.  Dense ``X``: Householder QR over row chunks, column
+    ``j`` dependent when ``|R_jj| <= rtol ||X_j||``.  Sparse ``X``: the Gram
+    matrix (a sparse product) and an in-order Cholesky, column ``j``
+    dependent when its Schur complement is ``<= rtol ||X_j||^2`` (relative
+    residual below ``sqrt(rtol)``: forming the Gram squares the condition).
     """
     X, fit_intercept = loss.X, loss.fit_intercept
     keep = np.flatnonzero(loss.sample_weight > 0)
     d = loss.n_features + int(fit_intercept)
+    if rtol is None:
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        rtol = max(keep.size, d) * np.finfo(dtype).eps
+    if sp.issparse(X):
+        Xk = sp.csr_matrix(X)[keep].astype(np.float64)
+        G = np.asarray((Xk.T @ Xk).todense())
+        if fit_intercept:
+            colsum = np.asarray(Xk.sum(axis=0)).ravel()
+            G = np.block([[np.array([[float(keep.size)]]), colsum[None, :]], [colsum[:, None], G]])
+        return _ordered_cholesky(G, rtol)
     R = np.zeros((0, d))
-    for rows in _row_chunks(keep.size, d):
+    for rows in _row_chunks(keep.size, d, min_rows=4 * d):
         block = _dense_rows(X, keep[rows], fit_intercept)
         R = scipy.linalg.qr(np.vstack([R, block]), mode="r", check_finite=False)[0][:d]
     if R.shape[0] < d:
         R = np.vstack([R, np.zeros((d - R.shape[0], d))])
-    if rtol is None:
-        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        rtol = max(keep.size, d) * np.finfo(dtype).eps
     norms = np.linalg.norm(R, axis=0)
     diag = np.abs(np.diag(R))
     dependent = [j for j in range(d) if diag[j] <= rtol * norms[j] or norms[j] == 0]
+    return R, dependent
+
+
+def _ordered_cholesky(G, rtol):
+    """Upper ``R`` with ``R^T R = G`` taken column by column, skipping dependent columns."""
+    d = G.shape[0]
+    R = np.zeros((d, d))
+    independent, dependent = [], []
+    for j in range(d):
+        if independent:
+            idx = np.asarray(independent)
+            R[idx, j] = scipy.linalg.solve_triangular(
+                R[np.ix_(idx, idx)], G[idx, j], trans="T", check_finite=False
+            )
+        schur = G[j, j] - float(R[:, j] @ R[:, j])
+        if G[j, j] == 0 or schur <= rtol * G[j, j]:
+            dependent.append(j)
+        else:
+            R[j, j] = np.sqrt(schur)
+            independent.append(j)
     return R, dependent
 
 
@@ -474,6 +512,21 @@ def check_identification(
             f"class (e.g. reference_class={_label(classes[0])!r}) or fit with penalty='l2'."
         )
     if separation is not False and _VERIFIED.get(loss, ()) == (rtol,):
+        return
+    n_rows = int(np.count_nonzero(loss.sample_weight > 0))
+    if n_rows < len(columns):
+        raise IdentificationError(
+            f"the coefficients are not identified: {n_rows} samples (of positive weight) for "
+            f"{len(columns)} design columns per class, so the features are linearly dependent. "
+            "Fit with a penalty (penalty='l2') or use fewer features."
+        )
+    if len(columns) > _RANK_MAX_COLUMNS:
+        warnings.warn(
+            f"identification check skipped: {len(columns)} design columns exceed "
+            f"{_RANK_MAX_COLUMNS}; collinearity and separation are not checked.",
+            UserWarning,
+            stacklevel=2,
+        )
         return
     R, dependent = _dependent_columns(loss, rtol)
     if dependent:
