@@ -277,8 +277,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         True multinomial updates: the same step as ``solver="sgd"`` (minibatches
         of ``batch_size`` rows, ``learning_rate_schedule`` indexed by the number
         of ``partial_fit`` calls so far, momentum carried across calls).  The L2
-        term is scaled by the total weight seen so far, so a stream of batches
-        approaches the fit on all of them.  ``classes`` (all labels) may be given
+        term uses the total weight seen so far, ``1 / (C * sum of all weights
+        passed to partial_fit)``: the calls together approximate ``fit`` on the
+        concatenation of their batches.  One pass over a data stream targets the
+        objective of ``fit`` on the whole stream; ``k`` passes over the same rows
+        target ``fit`` on those rows repeated ``k`` times (``C * k``).  The start
+        point is zero (or the fitted model with ``warm_start``).
+        ``classes`` (all labels) may be given
         on the first call; without it a label first seen in a later batch is
         added as a new class with a zero row.
 

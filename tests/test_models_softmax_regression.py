@@ -1,0 +1,408 @@
+"""SoftmaxRegression against scikit-learn's optimum, its special cases, inputs and errors."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits, load_iris, load_wine, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.models import SoftmaxRegression
+
+
+def dataset(name):
+    if name == "synthetic":
+        X, y = make_classification(300, 8, n_informative=5, n_redundant=0, n_classes=4,
+                                   random_state=0)
+    elif name == "digits":
+        X, y = load_digits(return_X_y=True)
+        X, y = X[::4], y[::4]
+    else:
+        X, y = {"iris": load_iris, "wine": load_wine}[name](return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def sklearn_objective(model, X, y, C, l1_ratio=0.0, sample_weight=None):
+    """C * sum_i s_i CE_i + penalty(W), evaluated for the model's coefficients."""
+    loss = LinearSoftmaxLoss(X, np.searchsorted(model.classes_, y), sample_weight=sample_weight)
+    w = loss.pack(model.coef_, model.intercept_)
+    W = np.asarray(model.coef_, dtype=np.float64)
+    penalty = l1_ratio * np.abs(W).sum() + 0.5 * (1 - l1_ratio) * (W**2).sum()
+    return C * loss.sum_sample_weight * loss.loss(w) + penalty
+
+
+class Wrapped:
+    """sklearn's binary model as (2, p) symmetric coefficients, for the objective above."""
+
+    def __init__(self, sk):
+        self.classes_ = sk.classes_
+        self.coef_ = np.vstack([-sk.coef_ / 2, sk.coef_ / 2])
+        self.intercept_ = np.array([-sk.intercept_[0] / 2, sk.intercept_[0] / 2])
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "synthetic", "digits"])
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "proximal"])
+def test_reaches_sklearn_optimum(name, solver):
+    if solver == "proximal" and name == "digits":
+        pytest.skip("FISTA needs ~2000 iterations there; covered on the other data sets")
+    X, y = dataset(name)
+    C = 0.5
+    model = SoftmaxRegression(C=C, solver=solver, tol=1e-9, max_iter=10_000).fit(X, y)
+    sk = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    ours, ref = sklearn_objective(model, X, y, C), sklearn_objective(sk, X, y, C)
+    assert abs(ours - ref) <= 1e-6 * ref
+    assert model.converged_
+    # history_ is the per-sample objective: the above divided by C * n.
+    assert model.history_[-1] == pytest.approx(ours / (C * len(y)), rel=1e-9)
+    assert np.mean(model.predict(X) == sk.predict(X)) >= 0.99
+
+
+@pytest.mark.parametrize("name, C, l1_ratio", [("iris", 1.0, 1.0), ("wine", 0.3, 0.5)])
+def test_l1_and_elasticnet_reach_saga_optimum(name, C, l1_ratio):
+    X, y = dataset(name)
+    penalty = "l1" if l1_ratio == 1.0 else "elasticnet"
+    model = SoftmaxRegression(penalty, C=C, l1_ratio=l1_ratio, tol=1e-9, max_iter=20_000).fit(X, y)
+    sk = LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", tol=1e-10,
+                            max_iter=20_000).fit(X, y)
+    ours = sklearn_objective(model, X, y, C, l1_ratio)
+    ref = sklearn_objective(sk, X, y, C, l1_ratio)
+    assert abs(ours - ref) <= 1e-6 * ref
+    assert model.solver_ == "proximal" and np.any(model.coef_ == 0)
+
+
+def test_sample_weights_and_class_weight():
+    X, y = dataset("iris")
+    counts = np.random.default_rng(0).integers(0, 4, size=len(y))
+    kw = dict(C=2.0, tol=1e-10, max_iter=1000)
+    weighted = SoftmaxRegression(**kw).fit(X, y, sample_weight=counts)
+    repeated = SoftmaxRegression(**kw).fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-6, atol=1e-7)
+    sk = LogisticRegression(**kw).fit(X, y, sample_weight=counts)
+    assert sklearn_objective(weighted, X, y, 2.0, sample_weight=counts) == pytest.approx(
+        sklearn_objective(sk, X, y, 2.0, sample_weight=counts), rel=1e-6)
+    # class_weight="balanced" is the same as the equivalent per-row weights.
+    Xs, ys = X[20:], y[20:]
+    balanced = SoftmaxRegression(class_weight="balanced", **kw).fit(Xs, ys)
+    w = (len(ys) / (3 * np.bincount(ys)))[ys]
+    explicit = SoftmaxRegression(**kw).fit(Xs, ys, sample_weight=w)
+    np.testing.assert_allclose(balanced.coef_, explicit.coef_, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "sgd"])
+def test_sparse_equals_dense(fmt, solver):
+    X, y = dataset("wine")
+    X[np.abs(X) < 0.5] = 0.0
+    kw = dict(solver=solver, tol=1e-10, max_iter=30 if solver == "sgd" else 1000,
+              random_state=0, batch_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense = SoftmaxRegression(**kw).fit(X, y)
+        sparse = SoftmaxRegression(**kw).fit(sp.csr_matrix(X).asformat(fmt), y)
+    tol = 1e-12 if solver == "sgd" else 1e-6
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=tol, atol=tol)
+    np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_two_classes_equal_logistic_regression():
+    X, y = make_classification(200, 5, n_informative=3, n_redundant=0, n_classes=2,
+                               flip_y=0.1, random_state=3)
+    # Reference coding against classes_[0] and no penalty: coef_[1] is LogisticRegression's.
+    ref = SoftmaxRegression(penalty=None, reference_class=0, tol=1e-10, max_iter=1000).fit(X, y)
+    sk = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
+    assert ref.coef_.shape == (2, 5) and not ref.coef_[0].any() and ref.intercept_[0] == 0
+    np.testing.assert_allclose(ref.coef_[1], sk.coef_[0], rtol=1e-5)
+    np.testing.assert_allclose(ref.intercept_[1], sk.intercept_[0], rtol=1e-5)
+    np.testing.assert_allclose(ref.predict_proba(X), sk.predict_proba(X), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ref.decision_function(X), sk.decision_function(X), rtol=1e-5,
+                               atol=1e-7)
+    # Symmetric coding with L2 at C: the rows are +-w/2, so w = coef_[1] - coef_[0] is
+    # binary logistic regression at 2C (its penalty 0.5 |w|^2 counts |w/2|^2 twice).
+    sym = SoftmaxRegression(C=0.3, tol=1e-10, max_iter=1000).fit(X, y)
+    sk2 = LogisticRegression(C=0.6, tol=1e-12, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(sym.coef_[0], -sym.coef_[1], atol=1e-10)
+    np.testing.assert_allclose(sym.coef_[1] - sym.coef_[0], sk2.coef_[0], rtol=1e-5)
+    assert sklearn_objective(sym, X, y, 0.3) == pytest.approx(
+        sklearn_objective(Wrapped(sk2), X, y, 0.3), rel=1e-8)
+
+
+def test_reference_class_any_label_gives_same_probabilities():
+    X, y = dataset("wine")
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    kw = dict(penalty=None, tol=1e-10, max_iter=1000)
+    fits = [SoftmaxRegression(reference_class=r, **kw).fit(X[:, :2], labels)
+            for r in ("setosa", "virginica")]
+    np.testing.assert_allclose(fits[0].predict_proba(X[:, :2]), fits[1].predict_proba(X[:, :2]),
+                               rtol=1e-6, atol=1e-9)
+    assert not fits[1].coef_[2].any()
+    # Changing reference is a shift of all rows: coef differences are invariant.
+    np.testing.assert_allclose(fits[0].coef_ - fits[0].coef_[2], fits[1].coef_, atol=1e-5)
+    with pytest.raises(ValueError, match="reference_class='dog' is not one of the classes"):
+        SoftmaxRegression(reference_class="dog").fit(X, labels)
+
+
+def sgd_by_hand(X, y, *, C, lr, batch, epochs, momentum, seed):
+    """The documented sgd algorithm, written out (what MLPClassifier must reproduce)."""
+    n, p = X.shape
+    k = y.max() + 1
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0.0, 0.01, size=(k, p))
+    b = np.zeros(k)
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        for s in range(0, n, batch):
+            idx = perm[s : s + batch]
+            Z = X[idx] @ W.T + b
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            P[np.arange(idx.size), y[idx]] -= 1
+            gW = P.T @ X[idx] / idx.size + W / (C * n)
+            gb = P.mean(axis=0)
+            vW, vb = momentum * vW + gW, momentum * vb + gb
+            W, b = W - lr * vW, b - lr * vb
+    return W, b
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.8])
+def test_sgd_is_the_documented_algorithm(momentum):
+    X, y = dataset("iris")
+    model = SoftmaxRegression(solver="sgd", C=2.0, learning_rate=0.05, batch_size=16,
+                              max_iter=7, tol=None, momentum=momentum, random_state=42).fit(X, y)
+    W, b = sgd_by_hand(X, y, C=2.0, lr=0.05, batch=16, epochs=7, momentum=momentum, seed=42)
+    np.testing.assert_allclose(model.coef_, W, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(model.intercept_, b, rtol=1e-11, atol=1e-13)
+    assert model.n_iter_ == 7 and len(model.history_) == 7
+
+
+def test_sgd_approaches_the_optimum():
+    X, y = dataset("wine")
+    full = SoftmaxRegression(C=1.0, tol=1e-10).fit(X, y)
+    model = SoftmaxRegression(solver="sgd", C=1.0, learning_rate=0.1, batch_size=16,
+                              learning_rate_schedule="cosine", momentum=0.9, max_iter=200,
+                              tol=None, random_state=0).fit(X, y)
+    assert model.history_[-1] == pytest.approx(full.history_[-1], rel=5e-3)
+    assert np.mean(model.predict(X) == full.predict(X)) >= 0.97
+
+
+def test_partial_fit_over_shuffled_batches_approaches_full_fit():
+    # One pass over a stream of 100 shuffled batches targets fit() on the whole stream.
+    X, y = make_classification(20_000, 10, n_informative=6, n_redundant=0, n_classes=3,
+                               flip_y=0.05, random_state=0)
+    full = SoftmaxRegression(C=0.01, tol=1e-10).fit(X, y)
+    model = SoftmaxRegression(C=0.01, learning_rate=0.5, learning_rate_schedule="inverse_time",
+                              batch_size=32, random_state=0)
+    for chunk in np.array_split(np.random.default_rng(1).permutation(len(y)), 100):
+        model.partial_fit(X[chunk], y[chunk], classes=[0, 1, 2])
+    objective = LinearSoftmaxLoss(X, y, l2_reg_strength=1.0 / (0.01 * len(y)))
+    ours = objective.loss(objective.pack(model.coef_, model.intercept_))
+    assert ours == pytest.approx(full.history_[-1], rel=2e-2)
+    assert model.n_iter_ == 100 and len(model.history_) == 100
+    assert np.mean(model.predict(X) == full.predict(X)) >= 0.9
+
+
+def test_partial_fit_on_all_rows_is_one_sgd_epoch():
+    X, y = dataset("iris")
+    kw = dict(C=1.0, learning_rate=0.05, batch_size=16, momentum=0.5, random_state=3)
+    model = SoftmaxRegression(**kw)
+    for _ in range(2):
+        model.partial_fit(X, y)
+    # Same steps by hand: zero start, shared rng, L2 over the weight seen so far (n, then 2n).
+    rng = np.random.default_rng(3)
+    W, b = np.zeros((3, 4)), np.zeros(3)
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+    for seen in (150, 300):
+        perm = rng.permutation(150)
+        for s in range(0, 150, 16):
+            idx = perm[s : s + 16]
+            Z = X[idx] @ W.T + b
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            P[np.arange(idx.size), y[idx]] -= 1
+            vW = 0.5 * vW + P.T @ X[idx] / idx.size + W / seen
+            vb = 0.5 * vb + P.mean(axis=0)
+            W, b = W - 0.05 * vW, b - 0.05 * vb
+    np.testing.assert_allclose(model.coef_, W, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(model.intercept_, b, rtol=1e-11, atol=1e-13)
+
+
+def test_partial_fit_adds_new_classes_and_rejects_unknown_ones():
+    X, y = dataset("iris")
+    model = SoftmaxRegression(random_state=0)
+    model.partial_fit(X[y < 2], y[y < 2])
+    old = model.coef_.copy()
+    assert model.classes_.tolist() == [0, 1]
+    model.partial_fit(X[y == 2][:5], y[y == 2][:5])
+    assert model.classes_.tolist() == [0, 1, 2] and model.coef_.shape == (3, 4)
+    assert not np.allclose(model.coef_[:2], old)  # the old rows keep training
+    fixed = SoftmaxRegression().partial_fit(X[:10], y[:10], classes=[0, 1])
+    with pytest.raises(ValueError, match=r"labels \[2\] that are not in classes"):
+        fixed.partial_fit(X[-5:], y[-5:])
+    with pytest.raises(ValueError, match="only one class"):
+        SoftmaxRegression().partial_fit(X[:5], y[:5])
+
+
+def test_float32_is_kept_and_matches_float64():
+    X, y = dataset("wine")
+    X32 = np.asarray(X, dtype=np.float32)
+    m32 = SoftmaxRegression(tol=1e-6).fit(X32, y)
+    m64 = SoftmaxRegression(tol=1e-10).fit(X, y)
+    assert m32.coef_.dtype == np.float32 and m32._loss.X is X32  # no copy of X
+    np.testing.assert_allclose(m32.coef_, m64.coef_, rtol=1e-3, atol=1e-4)
+    assert m32.history_[-1] == pytest.approx(m64.history_[-1], rel=1e-5)
+    forced = SoftmaxRegression(dtype="float32").fit(X, y)
+    assert forced.coef_.dtype == np.float32
+    sgd32 = SoftmaxRegression(solver="sgd", max_iter=3, tol=None, random_state=0).fit(X32, y)
+    assert sgd32.coef_.dtype == np.float32
+
+
+def test_dataframes_keep_feature_names_and_any_labels():
+    X, y = dataset("iris")
+    names = ["sepal_l", "sepal_w", "petal_l", "petal_w"]
+    labels = np.array(["a", "b", "c"], dtype=object)[y]
+    ref = SoftmaxRegression().fit(X, labels)
+    for frame in (pd.DataFrame(X, columns=names), pl.DataFrame(X, schema=names)):
+        model = SoftmaxRegression().fit(frame, labels)
+        assert model.feature_names_in_.tolist() == names
+        assert model.classes_.tolist() == ["a", "b", "c"]
+        np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
+        assert (model.predict(frame) == ref.predict(X)).all()
+    tuples = [(0, "x"), (1, "y"), (2, "z")]
+    hashable = np.empty(len(y), dtype=object)
+    hashable[:] = [tuples[k] for k in y]
+    model = SoftmaxRegression().fit(X, np.array([str(t) for t in hashable]))
+    assert len(model.classes_) == 3
+
+
+def test_predict_log_proba_keeps_the_tail():
+    X = np.array([[-1.0], [1.0]])
+    model = SoftmaxRegression(C=1e6, tol=1e-10).fit(X, [0, 1])
+    far = np.array([[200.0]])
+    log_p = model.predict_log_proba(far)
+    assert np.all(np.isfinite(log_p)) and log_p[0, 0] < -300
+    np.testing.assert_allclose(np.exp(log_p), model.predict_proba(far), rtol=1e-12)
+
+
+def test_decision_function_shapes():
+    X, y = dataset("iris")
+    model = SoftmaxRegression().fit(X, y)
+    Z = model.decision_function(X)
+    assert Z.shape == (150, 3)
+    np.testing.assert_allclose(Z, X @ model.coef_.T + model.intercept_, rtol=1e-12)
+    binary = SoftmaxRegression().fit(X[y < 2], y[y < 2])
+    d = binary.decision_function(X)
+    np.testing.assert_allclose(d, X @ (binary.coef_[1] - binary.coef_[0])
+                               + binary.intercept_[1] - binary.intercept_[0], rtol=1e-10)
+
+
+def test_callback_and_verbose(capsys):
+    X, y = dataset("iris")
+    infos = []
+
+    def callback(info):
+        infos.append(info)
+        return info["iteration"] == 4
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SoftmaxRegression(callback=callback, verbose=1, tol=1e-12).fit(X, y)
+    assert [i["iteration"] for i in infos] == [1, 2, 3, 4]
+    assert set(infos[0]) >= {"iteration", "objective", "elapsed", "solver"}
+    assert [i["objective"] for i in infos] == model.history_[:4]
+    assert model.n_iter_ == 4 and not model.converged_
+    assert "iteration 4" in capsys.readouterr().out
+    epochs = []
+    SoftmaxRegression(solver="sgd", max_iter=3, tol=None, random_state=0,
+                      callback=lambda info: epochs.append(info["iteration"])).fit(X, y)
+    assert epochs == [1, 2, 3]
+
+
+def test_convergence_warning_and_warm_start():
+    X, y = dataset("wine")
+    with pytest.warns(ConvergenceWarning):
+        model = SoftmaxRegression(max_iter=2, warm_start=True).fit(X, y)
+    assert not model.converged_
+    model.set_params(max_iter=500, tol=1e-8).fit(X, y)
+    cold = SoftmaxRegression(max_iter=500, tol=1e-8).fit(X, y)
+    assert model.n_iter_ < cold.n_iter_
+    assert model.history_[-1] == pytest.approx(cold.history_[-1], rel=1e-10)
+
+
+def test_penalty_none_separation_is_reported():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="separat"):
+        SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+
+
+def test_inference_is_delegated_and_cached():
+    X, y = dataset("wine")
+    model = SoftmaxRegression(penalty=None, reference_class=0, tol=1e-10).fit(X[:, :2], y)
+    cov = model.cov_params()
+    assert cov.shape == (6, 6)
+    np.testing.assert_allclose(cov, cov.T, rtol=1e-10)
+    assert model.inference() is model.inference()
+    assert model.summary() is not None
+
+
+BAD = [
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 9, np.nan, X), y),
+     "X contains NaN at row 2, column 1"),
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 4, np.inf, X), y),
+     "X contains inf at row 1, column 0"),
+    (lambda X, y: (X, np.zeros_like(y)), "only one class"),
+    (lambda X, y: (X[:0], y[:0]), "0 sample"),
+    (lambda X, y: (X, np.column_stack([y, y, y])), "1d array"),
+    (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+    (lambda X, y: (X, y + 0.5), "Unknown label type"),
+]
+
+
+@pytest.mark.parametrize("make_bad, match", BAD)
+def test_bad_input_is_a_clear_error_and_keeps_the_fitted_model(make_bad, match):
+    X, y = dataset("iris")
+    X = X[::10].copy()
+    y = y[::10].copy()
+    model = SoftmaxRegression().fit(X, y)
+    coef, classes = model.coef_.copy(), model.classes_.copy()
+    with pytest.raises(ValueError, match=match):
+        model.fit(*make_bad(X, y))
+    np.testing.assert_array_equal(model.coef_, coef)
+    np.testing.assert_array_equal(model.classes_, classes)
+    assert model.n_features_in_ == 4
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [(-np.ones(15), "non-negative; row 0"), (np.full(15, np.nan), "finite"),
+     (np.ones(3), r"shape \(15,\)"), (np.zeros(15), "sums to zero")],
+)
+def test_bad_sample_weight(sample_weight, match):
+    X, y = dataset("iris")
+    with pytest.raises(ValueError, match=match):
+        SoftmaxRegression().fit(X[::10], y[::10], sample_weight=sample_weight)
+
+
+def test_bad_parameters_and_predict_input():
+    X, y = dataset("iris")
+    with pytest.raises(ValueError, match="C must be a real number > 0"):
+        SoftmaxRegression(C=0).fit(X, y)
+    with pytest.raises(ValueError, match="solver='proximal'"):
+        SoftmaxRegression(penalty="l1", solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="needs l1_ratio"):
+        SoftmaxRegression(penalty="elasticnet").fit(X, y)
+    model = SoftmaxRegression().fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but SoftmaxRegression is expecting 4"):
+        model.predict(X[:, :3])
+    bad = X[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="row 1, column 2"):
+        model.predict_proba(bad)
