@@ -241,6 +241,11 @@ def test_perfect_separation_names_class_and_feature():
     assert "class 'c' is separated" in msg and "'dose'" in msg
     assert "'age'" not in msg and "'sex'" not in msg
     assert "penalty" in msg
+    with pytest.raises(IdentificationError) as err_sparse:
+        check_identification(LinearSoftmaxLoss(sp.csc_matrix(X), y, reference_class=0),
+                             classes=np.array(["a", "b", "c"]),
+                             feature_names=["age", "dose", "sex"])
+    assert str(err_sparse.value) == msg
     coef, intercept = np.zeros((3, 3)), np.zeros(3)
     with pytest.raises(IdentificationError, match="separation"):
         compute_inference(loss, coef, intercept)

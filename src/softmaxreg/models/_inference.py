@@ -346,27 +346,35 @@ def _rank_message(loss, R, dependent, columns):
 
 
 def _margin_matrix(Xt, codes, free_index, n_classes):
-    """Sparse matrix A with (A theta)_{ik} = x_i . (theta_{y_i} - theta_k), k != y_i."""
+    """Sparse A with (A theta)_{ik} = x_i . (theta_{y_i} - theta_k) for k != y_i.
+
+    ``Xt`` is the (scaled, augmented) design as CSR; the non-zeros of row ``i``
+    appear twice in each of its ``K - 1`` rows of ``A`` (once per free class).
+    Returns ``(A, sample, own, other)``: the sample, its class and the compared
+    class of every row of ``A``.
+    """
+    Xt = sp.csr_matrix(Xt)
     n, d = Xt.shape
     n_free = int(np.sum(free_index >= 0))
     others = np.array(
         [[k for k in range(n_classes) if k != c] for c in range(n_classes)], dtype=np.intp
-    )
+    ).reshape(n_classes, n_classes - 1)
     sample = np.repeat(np.arange(n), n_classes - 1)
-    other = others[codes].ravel()
     own = codes[sample]
-    row_ids = np.arange(sample.size)
+    other = others[codes].ravel()
+    lengths = np.diff(Xt.indptr)
     rows, cols, vals = [], [], []
-    cols_d = np.arange(d)
     for cls, sign in ((own, 1.0), (other, -1.0)):
         block = free_index[cls]
-        ok = block >= 0
-        r = np.repeat(row_ids[ok], d)
-        c = (block[ok][:, None] * d + cols_d[None, :]).ravel()
-        v = (sign * Xt[sample[ok]]).ravel()
-        rows.append(r)
-        cols.append(c)
-        vals.append(v)
+        pairs = np.flatnonzero(block >= 0)
+        counts = lengths[sample[pairs]]
+        starts = Xt.indptr[sample[pairs]]
+        # Positions of the non-zeros of each pair's sample row, concatenated.
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        pos = np.repeat(starts, counts) + offsets
+        rows.append(np.repeat(pairs, counts))
+        cols.append(np.repeat(block[pairs], counts) * d + Xt.indices[pos])
+        vals.append(sign * Xt.data[pos])
     A = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(sample.size, n_free * d),
@@ -548,19 +556,25 @@ def _check_separation(loss, classes, columns, force):
     free_index[free] = np.arange(len(free))
     codes_all = loss.y[keep]
     # Columns scaled to max-abs one (scaling does not change feasibility).
-    scale = np.zeros(d)
-    for rows in _row_chunks(keep.size, d):
-        block = _dense_rows(loss.X, keep[rows], loss.fit_intercept)
-        scale = np.maximum(scale, np.abs(block).max(axis=0))
+    Xk = loss.X[keep] if keep.size < loss.n_samples else loss.X
+    if sp.issparse(Xk):
+        Xk = sp.csr_matrix(Xk, dtype=np.float64)
+        scale = np.asarray(abs(Xk).max(axis=0).todense()).ravel()
+    else:
+        scale = np.abs(Xk).max(axis=0).astype(np.float64)
     scale[scale == 0] = 1.0
+    Xk = sp.csr_matrix(Xk, dtype=np.float64) @ sp.diags(1.0 / scale)
+    if loss.fit_intercept:
+        Xk = sp.hstack([np.ones((keep.size, 1)), Xk], format="csr")
+        scale = np.concatenate([[1.0], scale])
 
     def margins(rows):
-        Xt = _dense_rows(loss.X, keep[rows], loss.fit_intercept) / scale
-        return _margin_matrix(Xt, codes_all[rows], free_index, K)
+        return _margin_matrix(Xk[rows], codes_all[rows], free_index, K)
 
-    nnz = 2 * keep.size * (K - 1) * d
+    row_nnz = Xk.nnz / keep.size
+    nnz = int(2 * Xk.nnz * (K - 1))
     if nnz > _LP_BUDGET:
-        m = max(1, _LP_BUDGET // (2 * (K - 1) * d))
+        m = int(min(keep.size, max(1, _LP_BUDGET // (2 * (K - 1) * row_nnz))))
         subset = np.sort(np.random.default_rng(0).choice(keep.size, size=m, replace=False))
         if _overlap_certificate(margins(subset)[0]):
             return True  # a non-separable subset proves the full data non-separable
