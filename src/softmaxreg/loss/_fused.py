@@ -1,0 +1,310 @@
+r"""Fused, threaded passes over a dense ``X`` for :class:`LinearSoftmaxLoss` and prediction.
+
+One pass streams ``X`` once: each thread takes a contiguous range of rows and,
+row by row while the row is in L1, computes the logits
+:math:`z = W x + b` (``K`` dot products), the softmax, the row's loss and
+:math:`r = s\,(p - y)` (or, for a Hessian-vector product, the softmax JVP
+:math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`), and adds
+:math:`r x^\top` to its own gradient block. Nothing of size ``n x K`` is ever
+written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
+NumPy needs a GEMM for the logits, five temporaries for the softmax and a
+second GEMM that reads ``X`` again.
+
+Precision: products run in ``X``'s dtype (float32 stays float32, as in the
+reference pass), the softmax and the loss in float64, and the gradient is
+accumulated in ``X``'s dtype over blocks of ``_BLOCK`` rows, then in float64.
+
+This module imports Numba at the top; it is imported lazily by its callers.
+Kernels compile on first use and are cached on disk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+__all__ = ["applies", "linear_softmax_pass", "predict_proba"]
+
+_jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
+
+# Rows per gradient block: the block's gradient is accumulated in X's dtype.
+_BLOCK = 256
+
+LOSS, GRAD, HESSP = 1, 2, 4
+
+
+@numba.njit(inline="always", **_jit)
+def _dot(x, w):
+    acc = x.dtype.type(0.0)
+    for j in range(x.shape[0]):
+        acc += x[j] * w[j]
+    return acc
+
+
+@numba.njit(inline="always", **_jit)
+def _softmax_row(z, p):
+    """p = softmax(z) in float64; returns logsumexp(z). z is finite here."""
+    K = z.shape[0]
+    m = z[0]
+    for k in range(1, K):
+        m = max(m, z[k])
+    s = 0.0
+    for k in range(K):
+        e = math.exp(z[k] - m)
+        p[k] = e
+        s += e
+    inv = 1.0 / s
+    for k in range(K):
+        p[k] *= inv
+    return m + math.log(s)
+
+
+@numba.njit(inline="always", **_jit)
+def _logits4(X, i, W, b, Z):
+    """Z[q, k] = X[i + q] . W[k] + b[k] for q < 4: each W row is loaded once per 4 rows."""
+    K, p = W.shape
+    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+    zero = X.dtype.type(0.0)
+    for k in range(K):
+        wk = W[k]
+        a0 = a1 = a2 = a3 = zero
+        for j in range(p):
+            w = wk[j]
+            a0 += x0[j] * w
+            a1 += x1[j] * w
+            a2 += x2[j] * w
+            a3 += x3[j] * w
+        Z[0, k] = np.float64(a0) + b[k]
+        Z[1, k] = np.float64(a1) + b[k]
+        Z[2, k] = np.float64(a2) + b[k]
+        Z[3, k] = np.float64(a3) + b[k]
+
+
+@numba.njit(inline="always", **_jit)
+def _rank4_update(X, i, Rq, Gb):
+    """Gb[k] += sum_q Rq[q, k] X[i + q]: one load and store of Gb per 4 rows."""
+    K, p = Gb.shape
+    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+    for k in range(K):
+        r0 = X.dtype.type(Rq[0, k])
+        r1 = X.dtype.type(Rq[1, k])
+        r2 = X.dtype.type(Rq[2, k])
+        r3 = X.dtype.type(Rq[3, k])
+        gk = Gb[k]
+        for j in range(p):
+            gk[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
+
+
+@numba.njit(inline="always", **_jit)
+def _row_terms(q, i, Z, Zv, Rq, pr, codes, Y, sw, use_codes, what):
+    """Loss of row i (logits Z[q]) and its dloss/dlogits into Rq[q]; NaN if not finite."""
+    K = Z.shape[1]
+    z = Z[q]
+    for k in range(K):
+        if not abs(z[k]) < np.inf:
+            return np.nan
+    lse = _softmax_row(z, pr)
+    s = sw[i]
+    loss = 0.0
+    if what & LOSS:
+        if use_codes:
+            loss = s * (lse - z[codes[i]])
+        else:
+            acc = 0.0
+            for k in range(K):
+                acc += Y[i, k] * (lse - z[k]) if Y[i, k] != 0.0 else 0.0
+            loss = s * acc
+    if what & GRAD:
+        if use_codes:
+            for k in range(K):
+                Rq[q, k] = s * pr[k]
+            Rq[q, codes[i]] -= s
+        else:
+            ysum = 0.0
+            for k in range(K):
+                ysum += Y[i, k]
+            for k in range(K):
+                Rq[q, k] = s * (ysum * pr[k] - Y[i, k])
+    elif what & HESSP:
+        dotp = 0.0
+        for k in range(K):
+            dotp += pr[k] * Zv[q, k]
+        for k in range(K):
+            Rq[q, k] = s * pr[k] * (Zv[q, k] - dotp)
+    return loss
+
+
+@numba.njit(parallel=True, **_jit)
+def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads):
+    """One pass; returns (loss, G (T, K, p) float64, gb (T, K) float64, bad).
+
+    ``codes`` (int64, n) are the labels when ``Y`` is empty, else ``Y`` (n, K)
+    holds target probabilities. ``sw`` are the sample weights divided by their
+    sum. ``what`` is a bit set of LOSS, GRAD, HESSP (GRAD and HESSP exclusive).
+    ``bad`` counts rows whose logits are not finite (the caller falls back).
+    Rows go four at a time (:func:`_logits4`, :func:`_rank4_update`); a
+    thread's last rows are padded by repeating its first row with weight 0.
+    """
+    n, p = X.shape
+    K = W.shape[0]
+    T = max(1, min(n_threads, n // _BLOCK))
+    G = np.zeros((T, K, p))
+    gb = np.zeros((T, K))
+    parts = np.zeros((T, 2))
+    use_codes = Y.shape[0] == 0
+    accumulate = (what & (GRAD | HESSP)) != 0
+    for t in prange(T):
+        r0 = t * n // T
+        r1 = (t + 1) * n // T
+        Z = np.empty((4, K))
+        Zv = np.empty((4, K))
+        Rq = np.zeros((4, K))
+        pr = np.empty(K)
+        Xq = np.empty((4, p), dtype=X.dtype)
+        Gb = np.zeros((K, p), dtype=X.dtype)
+        loss = 0.0
+        bad = 0.0
+        for i in range(r0, r1, 4):
+            nq = min(4, r1 - i)
+            if nq == 4:
+                src, base = X, i
+            else:
+                # Tail: copy the last rows into a padded 4-row buffer.
+                for q in range(4):
+                    Xq[q] = X[i + q] if q < nq else X[i]
+                src, base = Xq, 0
+            _logits4(src, base, W, b, Z)
+            if what & HESSP:
+                _logits4(src, base, V, vb, Zv)
+            for q in range(4):
+                if q < nq:
+                    lq = _row_terms(q, i + q, Z, Zv, Rq, pr, codes, Y, sw, use_codes, what)
+                    if lq != lq:
+                        bad += 1.0
+                        lq = 0.0
+                        Rq[q] = 0.0
+                    loss += lq
+                else:
+                    Rq[q] = 0.0
+            if accumulate:
+                _rank4_update(src, base, Rq, Gb)
+                for q in range(4):
+                    for k in range(K):
+                        gb[t, k] += Rq[q, k]
+                if (i - r0) % _BLOCK == _BLOCK - 4 or i + 4 >= r1:
+                    for k in range(K):
+                        for j in range(p):
+                            G[t, k, j] += Gb[k, j]
+                            Gb[k, j] = 0.0
+        parts[t, 0] = loss
+        parts[t, 1] = bad
+    return parts[:, 0].sum(), G, gb, parts[:, 1].sum()
+
+
+@numba.njit(parallel=True, **_jit)
+def _predict_proba(X, W, b, out, n_threads):
+    """out = softmax(X W^T + b), rows split over the threads. Returns #non-finite rows."""
+    n, p = X.shape
+    K = W.shape[0]
+    T = max(1, min(n_threads, n // _BLOCK))
+    bad = np.zeros(T)
+    for t in prange(T):
+        z = np.empty(K)
+        pr = np.empty(K)
+        for i in range(t * n // T, (t + 1) * n // T):
+            xi = X[i]
+            finite = True
+            for k in range(K):
+                z[k] = np.float64(_dot(xi, W[k])) + b[k]
+                finite = finite and abs(z[k]) < np.inf
+            if not finite:
+                bad[t] += 1.0
+                continue
+            _softmax_row(z, pr)
+            for k in range(K):
+                out[i, k] = pr[k]
+    return bad.sum()
+
+
+def applies(X) -> bool:
+    """Whether the fused kernels can run on ``X``: a dense C-ordered float32/float64 ndarray."""
+    return type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous
+
+
+def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_coef=None, v_intercept=None):
+    """Loss, gradient or Hessian-vector product of the mean cross-entropy, in one pass.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C-ordered
+    y : ndarray of shape (n_samples,) of int codes, or (n_samples, n_classes) probabilities
+    sw : ndarray of shape (n_samples,)
+        Sample weights divided by their sum (so the loss is a weighted mean).
+    coef : ndarray of shape (n_classes, n_features); intercept : (n_classes,)
+    loss, grad : bool
+        What to compute; ``v_coef`` (and ``v_intercept``) given means the
+        Hessian-vector product instead of the gradient.
+
+    Returns
+    -------
+    (f, G, gb) or None
+        ``f`` the data term of the loss (no penalty), ``G`` of shape
+        (n_classes, n_features) and ``gb`` of shape (n_classes,) the gradient
+        (or Hessian-vector product) of the data term, float64; ``None`` if some
+        logit is not finite (the caller's reference path then decides).
+
+    Examples
+    --------
+    Two samples, zero coefficients: every probability is 1/2, the loss is log 2
+    and the gradient of the intercept is mean(p - y) = (0, 0).
+
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [2.0]])
+    >>> f, G, gb = linear_softmax_pass(X, np.array([0, 1]), np.array([0.5, 0.5]),
+    ...                                np.zeros((2, 1)), np.zeros(2), grad=True)
+    >>> round(f, 6) == round(np.log(2), 6), G.tolist(), gb.tolist()
+    (True, [[-0.25], [0.25]], [0.0, 0.0])
+    """
+    K = coef.shape[0]
+    W = np.ascontiguousarray(coef, dtype=X.dtype)
+    b = np.ascontiguousarray(intercept, dtype=np.float64)
+    y = np.asarray(y)
+    if y.ndim == 1:
+        codes = np.ascontiguousarray(y, dtype=np.int64)
+        Y = np.empty((0, K))
+    else:
+        codes = np.empty(0, dtype=np.int64)
+        Y = np.ascontiguousarray(y, dtype=np.float64)
+    what = LOSS if loss else 0
+    if v_coef is not None:
+        what |= HESSP
+        V = np.ascontiguousarray(v_coef, dtype=X.dtype)
+        vb = np.ascontiguousarray(np.zeros(K) if v_intercept is None else v_intercept, dtype=np.float64)
+    else:
+        if grad:
+            what |= GRAD
+        V = W[:0]
+        vb = b[:0]
+    sw = np.ascontiguousarray(sw, dtype=np.float64)
+    f, G, gb, bad = _pass(X, codes, Y, sw, W, b, V, vb, what, numba.get_num_threads())
+    if bad:
+        return None
+    return f, G.sum(axis=0), gb.sum(axis=0)
+
+
+def predict_proba(X, coef, intercept):
+    """``softmax(X @ coef.T + intercept)`` in float64, or None if a logit is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> predict_proba(np.array([[np.log(3.0)]]), np.array([[0.0], [1.0]]), np.zeros(2))
+    array([[0.25, 0.75]])
+    """
+    W = np.ascontiguousarray(coef, dtype=X.dtype)
+    out = np.empty((X.shape[0], W.shape[0]))
+    bad = _predict_proba(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, numba.get_num_threads())
+    return None if bad else out

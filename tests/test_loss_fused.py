@@ -1,0 +1,103 @@
+"""The fused passes of softmaxreg.loss._fused agree with LinearSoftmaxLoss's reference pass."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from softmaxreg.loss import LinearSoftmaxLoss  # noqa: E402
+from softmaxreg.loss import _fused as FU  # noqa: E402
+
+
+def problem(n, p, k, dtype, seed=0, probs=False, weights=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)).astype(dtype)
+    y = rng.integers(0, k, n)
+    if probs:
+        y = rng.dirichlet(np.ones(k), n)
+        m = min(3, n)
+        y[:m] = np.eye(k)[:m]  # exact zeros: 0 log 0 = 0
+    sw = rng.random(n) if weights else None
+    coef = rng.standard_normal((k, p))
+    intercept = rng.standard_normal(k)
+    return X, y, sw, coef, intercept
+
+
+def reference(X, y, sw, coef, intercept, v=None):
+    """Data term (no penalty) of the loss, gradient and Hessian-vector product, by LinearSoftmaxLoss."""
+    k = coef.shape[0]
+    L = LinearSoftmaxLoss(X, y, n_classes=k, sample_weight=sw)
+    w = L.pack(coef, intercept)
+    f, g = L.loss_gradient(w)
+    gc, gi = L.unpack(g)
+    out = {"f": f, "G": gc, "gb": gi}
+    if v is not None:
+        hc, hi = L.unpack(L.hessp(w, L.pack(*v)))
+        out["H"], out["hb"] = hc, hi
+    return out
+
+
+def weights(sw, n):
+    s = np.ones(n) if sw is None else sw
+    return s / s.sum()
+
+
+# n chosen to exercise the 4-row tails and several gradient blocks per thread.
+@pytest.mark.parametrize("n", [1, 3, 517, 2050])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("probs", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_gradient_hessp_match_reference(n, dtype, probs, weighted):
+    k, p = 7, 13
+    X, y, sw, coef, intercept = problem(n, p, k, dtype, probs=probs, weights=weighted)
+    rng = np.random.default_rng(1)
+    v = (rng.standard_normal((k, p)), rng.standard_normal(k))
+    ref = reference(X, y, sw, coef, intercept, v)
+    s = weights(sw, n)
+    f, G, gb = FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(f, ref["f"], rtol=rtol)
+    np.testing.assert_allclose(G, ref["G"], rtol=rtol, atol=rtol * np.abs(ref["G"]).max())
+    np.testing.assert_allclose(gb, ref["gb"], rtol=rtol, atol=rtol * np.abs(ref["gb"]).max())
+    _, H, hb = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=False, v_coef=v[0], v_intercept=v[1])
+    np.testing.assert_allclose(H, ref["H"], rtol=rtol, atol=rtol * np.abs(ref["H"]).max())
+    np.testing.assert_allclose(hb, ref["hb"], rtol=rtol, atol=rtol * np.abs(ref["hb"]).max())
+
+
+def test_loss_only_and_gradient_by_finite_differences():
+    X, y, _, coef, intercept = problem(300, 5, 4, np.float64, seed=3)
+    s = weights(None, 300)
+    f = lambda c: FU.linear_softmax_pass(X, y, s, c, intercept)[0]  # noqa: E731
+    _, G, _ = FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True)
+    h = 1e-6
+    E = np.zeros_like(coef)
+    E[2, 3] = h
+    np.testing.assert_allclose((f(coef + E) - f(coef - E)) / (2 * h), G[2, 3], rtol=1e-7)
+
+
+def test_non_finite_logits_return_none():
+    X, y, _, coef, intercept = problem(40, 3, 3, np.float64)
+    X[5, 0] = np.inf
+    assert FU.linear_softmax_pass(X, y, weights(None, 40), coef, intercept, grad=True) is None
+    assert FU.predict_proba(X, coef, intercept) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_proba_matches_softmax_of_logits(dtype):
+    import scipy.special as sps
+
+    X, _, _, coef, intercept = problem(1001, 17, 5, dtype, seed=4)
+    P = FU.predict_proba(X, coef, intercept)
+    Z = X.astype(np.float64) @ coef.T + intercept
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(P, sps.softmax(Z, axis=1), rtol=rtol, atol=1e-300)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
+
+
+def test_applies_only_to_dense_c_ordered_floats():
+    import scipy.sparse as sp
+
+    X = np.zeros((4, 3))
+    assert FU.applies(X) and FU.applies(X.astype(np.float32))
+    assert not FU.applies(np.asfortranarray(np.zeros((4, 3))))
+    assert not FU.applies(sp.csr_matrix(X))
+    assert not FU.applies(X.astype(np.int64))
