@@ -75,6 +75,8 @@ def test_matches_statsmodels_mnlogit(data, cov_type):
     np.testing.assert_allclose(res.conf_int(0.1), ref.conf_int(0.1).reshape(-1, 2), rtol=1e-6)
     np.testing.assert_allclose(res.cov_params, ref.cov_params(), rtol=1e-6, atol=1e-10)
     assert res.log_likelihood == pytest.approx(ref.llf, rel=1e-10)
+    assert res.log_likelihood_null == pytest.approx(ref.llnull, rel=1e-10)
+    assert res.pseudo_rsquared == pytest.approx(ref.prsquared, rel=1e-8)
     assert res.index[:2] == [("class1", "intercept"), ("class1", "f0")]
 
 
@@ -337,7 +339,8 @@ def test_summary_table_and_frame():
                             feature_names=["age", "dose", "weight"])
     text = str(res.summary(alpha=0.1))
     for token in ("coef", "std err", "z", "P>|z|", "[0.05", "0.95]", "class = b", "class = c",
-                  "intercept", "weight", "Covariance type:", "nonrobust", "Log-likelihood:"):
+                  "intercept", "weight", "Covariance type:", "nonrobust", "Log-likelihood:",
+                  "Pseudo R-squ.:"):
         assert token in text
     lines = text.splitlines()
     table = [ln for ln in lines if ln.startswith(("intercept", "age", "dose", "weight"))]

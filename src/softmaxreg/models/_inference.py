@@ -801,9 +801,21 @@ def compute_inference(
         reference_class=reference_class,
         n_obs=S,
         log_likelihood=log_lik,
+        log_likelihood_null=_null_log_likelihood(loss) if loss.fit_intercept else None,
         penalty=penalty,
         n_classes=loss.n_classes,
     )
+
+
+def _null_log_likelihood(loss):
+    """Log-likelihood of the intercept-only model: sum_i s_i log(pi_{y_i}), pi the class shares."""
+    if loss.y.ndim == 1:
+        counts = np.bincount(loss.y, weights=loss.sample_weight, minlength=loss.n_classes)
+    else:
+        counts = loss.sample_weight @ np.asarray(loss.y, dtype=np.float64)
+    share = counts / counts.sum()
+    seen = counts > 0
+    return float(np.sum(counts[seen] * np.log(share[seen])))
 
 
 # -- results ----------------------------------------------------------------------------
@@ -837,6 +849,8 @@ class InferenceResult:
     n_obs : float, default=None
         Number of observations (sum of frequency weights).
     log_likelihood : float, default=None
+    log_likelihood_null : float, default=None
+        Of the intercept-only model; gives McFadden's :attr:`pseudo_rsquared`.
     penalty : str, default=None
     n_classes : int, default=None
 
@@ -865,6 +879,7 @@ class InferenceResult:
         reference_class=None,
         n_obs=None,
         log_likelihood=None,
+        log_likelihood_null=None,
         penalty=None,
         n_classes=None,
     ):
@@ -896,6 +911,7 @@ class InferenceResult:
         self.reference_class = reference_class
         self.n_obs = n_obs
         self.log_likelihood = log_likelihood
+        self.log_likelihood_null = log_likelihood_null
         self.penalty = penalty
         self.n_classes = n_classes
 
@@ -903,6 +919,13 @@ class InferenceResult:
     def index(self):
         """Row names: list of ``(class, feature)`` pairs."""
         return list(zip(self.classes, self.features))
+
+    @property
+    def pseudo_rsquared(self):
+        """McFadden's pseudo R-squared ``1 - llf / llnull`` (None when unknown)."""
+        if self.log_likelihood is None or not self.log_likelihood_null:
+            return None
+        return 1.0 - self.log_likelihood / self.log_likelihood_null
 
     @property
     def zvalues(self):
@@ -952,6 +975,7 @@ class InferenceResult:
             "reference_class": self.reference_class,
             "n_obs": self.n_obs,
             "log_likelihood": self.log_likelihood,
+            "log_likelihood_null": self.log_likelihood_null,
             "penalty": self.penalty,
             "n_classes": self.n_classes,
         }
@@ -970,7 +994,7 @@ class InferenceResult:
             classes=d.pop("classes"),
             features=d.pop("features"),
             **{k: d[k] for k in ("cov_type", "reference_class", "n_obs", "log_likelihood",
-                                 "penalty", "n_classes") if k in d},
+                                 "log_likelihood_null", "penalty", "n_classes") if k in d},
         )
 
     def summary(self, alpha=0.05):
@@ -1030,6 +1054,8 @@ class InferenceSummary:
             ("Covariance type:", r.cov_type),
             ("Penalty:", "none" if r.penalty is None else str(r.penalty)),
             ("Log-likelihood:", "-" if r.log_likelihood is None else f"{r.log_likelihood:.4f}"),
+            ("Parameters:", str(r.params.size)),
+            ("Pseudo R-squ.:", "-" if r.pseudo_rsquared is None else f"{r.pseudo_rsquared:.4f}"),
         ]
         half = width // 2
         lines = ["Softmax regression results".center(width), rule]
