@@ -386,3 +386,18 @@ def test_rank_check_sparse_and_short_designs():
     check_identification(LinearSoftmaxLoss(sp.csr_matrix(X), y, reference_class=0))
     with pytest.raises(IdentificationError, match="3 samples .* for 5 design columns"):
         check_identification(LinearSoftmaxLoss(X[:3], np.array([0, 1, 2]), reference_class=0))
+
+
+def test_rank_tolerance_follows_the_data_dtype():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 3))
+    y = rng.integers(0, 3, size=500)
+    # Nearly collinear but identified: relative residual 1e-4.
+    near = np.column_stack([X, X[:, 0] + X[:, 1] + 1e-4 * rng.normal(size=500)])
+    for dtype in (np.float64, np.float32):
+        check_identification(LinearSoftmaxLoss(near.astype(dtype), y, reference_class=0))
+    # Collinear up to float32 rounding: flagged for float32 data.
+    exact32 = np.column_stack([X, X[:, 0] + X[:, 1]]).astype(np.float32)
+    exact32[:, 3] = exact32[:, 0] + exact32[:, 1]
+    with pytest.raises(IdentificationError, match="x3 = 1 \\* x0 \\+ 1 \\* x1"):
+        check_identification(LinearSoftmaxLoss(exact32, y, reference_class=0))

@@ -74,7 +74,9 @@ zeros the penalty creates.
   is QR-factorized, columns in order (intercept first, then features); column
   :math:`j` depends on the earlier ones when
   :math:`|R_{jj}| \le \mathrm{rtol} \cdot \lVert \tilde X_j \rVert`, with
-  ``rtol = max(n_rows, n_columns) * eps`` of ``X``'s dtype by default (sparse
+  ``rtol = 10 (eps_X + sqrt(max(n_rows, n_columns)) eps_64)`` by default: the
+  rounding of the data in their own dtype (a relation that holds in float32
+  holds to about ``eps_32``) plus the float64 error of the QR (sparse
   ``X``: in-order Cholesky of the Gram matrix, Schur complement
   ``<= rtol * ||X_j||^2``).  The message gives the dependence
   (``x3 = 1 * x1 + 1 * x2``, a constant column, a zero column).  Fewer rows
@@ -272,7 +274,8 @@ def _dependent_columns(loss, rtol):
     d = loss.n_features + int(fit_intercept)
     if rtol is None:
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        rtol = max(keep.size, d) * np.finfo(dtype).eps
+        eps64 = np.finfo(np.float64).eps
+        rtol = 10.0 * (np.finfo(dtype).eps + np.sqrt(max(keep.size, d)) * eps64)
     if sp.issparse(X):
         Xk = sp.csr_matrix(X)[keep].astype(np.float64)
         G = np.asarray((Xk.T @ Xk).todense())
@@ -497,7 +500,8 @@ def check_identification(
         subset first and warns when that leaves the answer open; True then
         runs the full LP anyway.
     rtol : float, default=None
-        Relative tolerance of the rank check (``max(n, d) * eps`` when None).
+        Relative tolerance of the rank check; None gives
+        ``10 (eps_X + sqrt(max(n, d)) eps_64)`` (see the module docstring).
     require_reference : bool, default=False
         Also refuse symmetric coding without a penalty (inference needs it;
         prediction does not).
