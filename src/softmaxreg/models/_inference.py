@@ -1017,7 +1017,8 @@ def _ci_labels(alpha):
 
 
 def _fmt(v, width=10):
-    if v == 0 or 1e-4 <= abs(v) < 1e6:
+    """Four decimals, or scientific notation where that would keep fewer than 3 digits."""
+    if v == 0 or 0.01 <= abs(v) < 1e5:
         s = f"{v:.4f}"
     else:
         s = f"{v:.3e}"
