@@ -250,6 +250,23 @@ def test_partial_fit_adds_new_classes_and_rejects_unknown_ones():
         SoftmaxRegression().partial_fit(X[:5], y[:5])
 
 
+def test_partial_fit_continues_a_fitted_model_and_accepts_random_state_objects():
+    X, y = dataset("iris")
+    model = SoftmaxRegression(tol=1e-8).fit(X, y)
+    before = model.coef_.copy()
+    model.set_params(learning_rate=1e-3).partial_fit(X[:30], y[:30])
+    assert model.n_iter_ == 1
+    np.testing.assert_allclose(model.coef_, before, atol=1e-2)  # a small step, not a restart
+    assert not np.array_equal(model.coef_, before)
+    with pytest.raises(ValueError, match="differs from the classes the model already has"):
+        model.partial_fit(X[:30], y[:30], classes=[0, 1, 2, 3])
+    a = SoftmaxRegression(solver="sgd", max_iter=2, tol=None,
+                          random_state=np.random.RandomState(0)).fit(X, y)
+    b = SoftmaxRegression(solver="sgd", max_iter=2, tol=None,
+                          random_state=np.random.RandomState(0)).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
 def test_float32_is_kept_and_matches_float64():
     X, y = dataset("wine")
     X32 = np.asarray(X, dtype=np.float32)

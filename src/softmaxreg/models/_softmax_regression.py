@@ -27,6 +27,13 @@ __all__ = ["SoftmaxRegression"]
 _SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
 
 
+def _make_rng(random_state):
+    """A ``numpy.random.Generator`` from None, an int, a Generator or a legacy RandomState."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    return np.random.default_rng(random_state)
+
+
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     r"""Softmax (multinomial logistic) regression.
 
@@ -88,8 +95,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     dtype : {None, "float32", "float64"}, default=None
         Compute dtype; None keeps float32 input as float32 and uses float64
         otherwise.  Accumulations are float64 either way.
-    random_state : int, Generator or None, default=None
-        Seeds "sgd" (initial weights and permutations).
+    random_state : int, Generator, RandomState or None, default=None
+        Seeds "sgd" and ``partial_fit`` (initial weights and permutations)
+        through ``numpy.random.default_rng`` (a legacy RandomState seeds it with
+        one draw).
     verbose : int, default=0
         Print the objective after every iteration when > 0.
     callback : callable, default=None
@@ -237,7 +246,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         )
         compute_dtype = X.dtype
         warm = self._warm_start_point(loss, classes)
-        rng = np.random.default_rng(self.random_state)
+        rng = _make_rng(self.random_state)
         if solver == "sgd":
             if warm is not None:
                 x0 = warm
@@ -282,7 +291,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         concatenation of their batches.  One pass over a data stream targets the
         objective of ``fit`` on the whole stream; ``k`` passes over the same rows
         target ``fit`` on those rows repeated ``k`` times (``C * k``).  The start
-        point is zero (or the fitted model with ``warm_start``).
+        point is zero, or the current coefficients of a model fitted with ``fit``
+        (as in scikit-learn's ``SGDClassifier``).
         ``classes`` (all labels) may be given
         on the first call; without it a label first seen in a later batch is
         added as a new class with a zero row.
@@ -310,27 +320,28 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "class_weight='balanced' needs all the data at once; pass a dict to partial_fit."
             )
-        first = getattr(self, "_partial_state", None) is None or not hasattr(self, "coef_")
-        X, y = self._validate_Xy(X, y, reset=first)
+        state = getattr(self, "_partial_state", None)
+        fitted = hasattr(self, "coef_")
+        X, y = self._validate_Xy(X, y, reset=not fitted)
         if sp.issparse(X) and X.format == "csc":
             X = X.tocsr()
-        if first:
-            known = np.unique(np.asarray(classes)) if classes is not None else np.unique(y)
-            fixed = classes is not None
-            coef = np.zeros((known.size, X.shape[1]))
-            intercept = np.zeros(known.size)
-            if getattr(self, "coef_", None) is not None and self.warm_start and np.array_equal(
-                getattr(self, "classes_", None), known
-            ):
-                coef, intercept = self.coef_.astype(np.float64), self.intercept_.astype(np.float64)
+        if state is None:
+            if fitted:  # continue from a model fitted by fit(), as SGDClassifier does
+                known = self.classes_
+                coef = self.coef_.astype(np.float64)
+                intercept = self.intercept_.astype(np.float64)
+            else:
+                known = np.unique(np.asarray(classes)) if classes is not None else np.unique(y)
+                coef = np.zeros((known.size, X.shape[1]))
+                intercept = np.zeros(known.size)
             state = {
-                "rng": np.random.default_rng(self.random_state),
+                "rng": _make_rng(self.random_state),
                 "epochs": 0,
                 "seen_weight": 0.0,
                 "velocity": None,
-                "fixed_classes": fixed,
+                "fixed_classes": classes is not None,
                 "history": [],
-                "dtype": X.dtype,
+                "dtype": self.coef_.dtype if fitted else X.dtype,
             }
         else:
             known, coef = self.classes_, self.coef_.astype(np.float64)
@@ -338,8 +349,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             state = dict(self._partial_state)
         if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
             raise ValueError(
-                f"classes={np.unique(np.asarray(classes)).tolist()} differs from the classes of "
-                f"the first partial_fit call, {known.tolist()}."
+                f"classes={np.unique(np.asarray(classes)).tolist()} differs from the classes "
+                f"the model already has, {known.tolist()}."
             )
         new = np.setdiff1d(np.unique(y), known)
         if new.size:
