@@ -228,3 +228,22 @@ def test_bad_input_messages(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         LinearSoftmaxLoss(args.pop("X"), args.pop("y"), **args)
+
+
+def test_shift_invariance_and_zero_class_sum_of_gradient():
+    # Symmetric coding, no penalty: adding one vector to every class row changes
+    # nothing, so the gradient (and every Hessian-vector product) sums to zero over classes.
+    X, y, sw = make_data(seed=19)
+    loss = LinearSoftmaxLoss(X, y, sample_weight=sw)
+    w = random_w(loss)
+    coef, intercept = loss.unpack(w)
+    shift = np.random.default_rng(20).normal(size=5)
+    shifted = loss.pack(coef + shift, intercept + 0.7)
+    assert loss.loss(shifted) == pytest.approx(loss.loss(w), rel=1e-13)
+    G = loss.gradient(w).reshape(4, 6)
+    np.testing.assert_allclose(G.sum(axis=0), 0, atol=1e-15)
+    v = np.random.default_rng(21).normal(size=loss.n_params)
+    np.testing.assert_allclose(loss.hessp(w, v).reshape(4, 6).sum(axis=0), 0, atol=1e-14)
+    # ...and the shift direction is in the Hessian's null space.
+    null = np.tile(np.append(shift, 1.0), 4)
+    np.testing.assert_allclose(loss.hessp(w, null), 0, atol=1e-14)

@@ -436,7 +436,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- prediction ------------------------------------------------------------
 
     def decision_function(self, X):
-        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes).
+        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), float64.
+
+        The product runs in the dtype of ``X``; the result is widened to float64
+        (as are the probabilities), so ``predict_log_proba`` keeps tiny
+        log-distances from one that float32 would round away.
 
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
