@@ -423,3 +423,17 @@ def test_bad_parameters_and_predict_input():
     bad[1, 2] = np.nan
     with pytest.raises(ValueError, match="row 1, column 2"):
         model.predict_proba(bad)
+
+
+def test_reference_coding_matches_statsmodels_mnlogit():
+    import statsmodels.api as sm
+
+    X, y = dataset("wine")
+    X = X[:, [0, 6, 9]]
+    model = SoftmaxRegression(penalty=None, reference_class=0, tol=1e-10, max_iter=1000).fit(X, y)
+    res = sm.MNLogit(y, sm.add_constant(X)).fit(method="newton", tol=1e-12, disp=False)
+    params = np.asarray(res.params)  # (1 + n_features, n_classes - 1), constant first
+    np.testing.assert_allclose(model.intercept_[1:], params[0], rtol=1e-6)
+    np.testing.assert_allclose(model.coef_[1:], params[1:].T, rtol=1e-6)
+    # Our history is the per-sample negative log-likelihood.
+    assert model.history_[-1] == pytest.approx(-res.llf / len(y), rel=1e-10)
