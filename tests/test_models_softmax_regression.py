@@ -337,9 +337,14 @@ def test_callback_and_verbose(capsys):
     assert model.n_iter_ == 4 and not model.converged_
     assert "iteration 4" in capsys.readouterr().out
     epochs = []
-    SoftmaxRegression(solver="sgd", max_iter=3, tol=None, random_state=0,
-                      callback=lambda info: epochs.append(info["iteration"])).fit(X, y)
-    assert epochs == [1, 2, 3]
+    model = SoftmaxRegression(solver="sgd", max_iter=3, tol=None, random_state=0,
+                              batch_size=150, callback=epochs.append).fit(X, y)
+    assert [e["iteration"] for e in epochs] == [1, 2, 3]
+    # One full batch per epoch: its accuracy is that of the weights before the step.
+    assert epochs[2]["train_accuracy"] == pytest.approx(
+        np.mean(SoftmaxRegression(solver="sgd", max_iter=2, tol=None, random_state=0,
+                                  batch_size=150).fit(X, y).predict(X) == y))
+    assert 0 <= epochs[0]["train_accuracy"] <= 1 and model.n_iter_ == 3
 
 
 def test_convergence_warning_and_warm_start():

@@ -311,7 +311,7 @@ class LinearSoftmaxLoss:
                 H[a, :, a, :] += np.diag(pen)
         return H.reshape(self.n_params, self.n_params)
 
-    def minibatch_gradient(self, w, rows):
+    def minibatch_gradient(self, w, rows, counts=None):
         r"""Unbiased estimate of :meth:`gradient` from the rows ``rows`` alone.
 
         With :math:`B` = ``len(rows)`` and weights rescaled to mean one,
@@ -325,12 +325,21 @@ class LinearSoftmaxLoss:
         whose expectation over a uniformly drawn batch is the full gradient.
         With unit weights this is the plain batch mean.  This is the step
         direction of the ``sgd`` solver.
+
+        ``counts``, an optional float array of length 2, is incremented by the
+        sample weight of the rows predicted right (arg-max logit equals the label)
+        and by the total weight of the rows: a free running training accuracy.
         """
         coef, intercept = self._unpack64(w)
         rows = np.asarray(rows)
         Xb = self.X[rows]
         Z = self._logits(Xb, coef, intercept)
-        R = np.exp(Z - logsumexp(Z, axis=1)[:, None]) - self._targets(rows)
+        Y = self._targets(rows)
+        if counts is not None:
+            right = np.argmax(Z, axis=1) == np.argmax(Y, axis=1)
+            counts[0] += self.sample_weight[rows] @ right
+            counts[1] += self.sample_weight[rows].sum()
+        R = np.exp(Z - logsumexp(Z, axis=1)[:, None]) - Y
         scale = self.n_samples / (self.sum_sample_weight * rows.size)
         R *= (scale * self.sample_weight[rows])[:, None]
         G = self._xt_dot(Xb, R)

@@ -104,7 +104,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     callback : callable, default=None
         ``callback(info)`` after every iteration or epoch with a dict holding
         ``iteration``, ``objective`` (per-sample), ``elapsed`` (seconds) and
-        ``solver``; returning True stops training (without a warning).
+        ``solver``, and for "sgd" and ``partial_fit`` also ``train_accuracy``
+        (weighted accuracy of the epoch's minibatches, each scored just before
+        its step, as training loops usually report); returning True stops
+        training (without a warning).
 
     Attributes
     ----------
@@ -400,8 +403,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             state["velocity"] = np.zeros_like(x0)
         rate = get_schedule(self.learning_rate_schedule, self.learning_rate, self.max_iter)
         start = time.perf_counter()
+        counts = np.zeros(2)
         result = sgd(
-            loss.minibatch_gradient,
+            lambda x, idx: loss.minibatch_gradient(x, idx, counts=counts),
             x0,
             n_samples=X.shape[0],
             batch_size=self.batch_size,
@@ -420,7 +424,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         state["epochs"] += 1
         state["history"] = state["history"] + list(result.history)
         coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
-        self._notify(state["epochs"], result.history[-1], start, "sgd")
+        self._notify(state["epochs"], result.history[-1], start, "sgd", counts[0] / counts[1])
         self.classes_ = known
         self.coef_ = np.ascontiguousarray(coef, dtype=dtype)
         self.intercept_ = np.ascontiguousarray(intercept, dtype=dtype)
@@ -556,8 +560,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _run_solver(self, solver, loss, x0, l1, rng):
         start = time.perf_counter()
 
+        counts = np.zeros(2)  # sgd: running accuracy of the epoch's minibatches
+
         def on_iteration(x, f, n_iter):
-            return self._notify(n_iter, f, start, solver)
+            accuracy = counts[0] / counts[1] if counts[1] else None
+            counts[:] = 0.0
+            return self._notify(n_iter, f, start, solver, accuracy)
 
         if solver == "lbfgs":
             return lbfgs(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
@@ -570,7 +578,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 callback=on_iteration,
             )
         return sgd(
-            loss.minibatch_gradient,
+            lambda x, idx: loss.minibatch_gradient(x, idx, counts=counts),
             x0,
             n_samples=loss.n_samples,
             batch_size=self.batch_size,
@@ -602,7 +610,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return loss.loss
         return lambda x: loss.loss(x) + float(weights @ np.abs(x))
 
-    def _notify(self, iteration, objective, start, solver):
+    def _notify(self, iteration, objective, start, solver, train_accuracy=None):
         if self.verbose:
             print(f"[SoftmaxRegression:{solver}] iteration {iteration}: objective {objective:.8g}")
         if self.callback is None:
@@ -613,6 +621,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             "elapsed": time.perf_counter() - start,
             "solver": solver,
         }
+        if train_accuracy is not None:
+            info["train_accuracy"] = float(train_accuracy)
         return bool(self.callback(info))
 
     def _check_identification(self, loss, coef, intercept, classes):
