@@ -292,6 +292,9 @@ def test_dataframes_keep_feature_names_and_any_labels():
         assert model.classes_.tolist() == ["a", "b", "c"]
         np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
         assert (model.predict(frame) == ref.predict(X)).all()
+    for frame in (pd.DataFrame(X.astype(np.float32), columns=names),
+                  pl.DataFrame(X.astype(np.float32), schema=names)):
+        assert SoftmaxRegression().fit(frame, labels).coef_.dtype == np.float32
     tuples = [(0, "x"), (1, "y"), (2, "z")]
     hashable = np.empty(len(y), dtype=object)
     hashable[:] = [tuples[k] for k in y]

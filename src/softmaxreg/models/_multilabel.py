@@ -11,7 +11,14 @@ from softmaxreg.functional import log_sigmoid, sigmoid
 from softmaxreg.loss import LinearSigmoidLoss
 from softmaxreg.solvers import lbfgs, newton_cg, proximal
 
-from ._validation import Interval, Options, check_finite, check_params, check_sample_weight
+from ._validation import (
+    Interval,
+    Options,
+    check_finite,
+    check_params,
+    check_sample_weight,
+    compute_dtype,
+)
 
 __all__ = ["MultiLabelLogisticRegression"]
 
@@ -146,9 +153,8 @@ class MultiLabelLogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
         names = np.asarray(y.columns, dtype=object) if hasattr(y, "columns") else None
         Y = self._check_indicator(y)
-        dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype],
+            self, X, accept_sparse=("csr", "csc"), dtype=compute_dtype(X, self.dtype),
             ensure_all_finite=False, reset=True,
         )
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))

@@ -20,6 +20,7 @@ from ._validation import (
     check_params,
     check_sample_weight,
     class_weight_to_sample_weight,
+    compute_dtype,
 )
 
 __all__ = ["SoftmaxRegression"]
@@ -247,7 +248,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             l2_reg_strength=l2,
             reference_class=reference,
         )
-        compute_dtype = X.dtype
+        work_dtype = X.dtype
         warm = self._warm_start_point(loss, classes)
         rng = _make_rng(self.random_state)
         if solver == "sgd":
@@ -255,8 +256,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 x0 = warm
             else:
                 W0 = rng.normal(0.0, 0.01, size=(classes.size, X.shape[1]))
-                x0 = loss.pack(W0.astype(compute_dtype).astype(np.float64), np.zeros(classes.size))
-            x0 = x0.astype(compute_dtype)
+                x0 = loss.pack(W0.astype(work_dtype).astype(np.float64), np.zeros(classes.size))
+            x0 = x0.astype(work_dtype)
         else:
             x0 = warm if warm is not None else np.zeros(loss.n_params)
 
@@ -271,8 +272,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self._check_identification(loss, coef, intercept, classes)
 
         self.classes_ = classes
-        self.coef_ = np.ascontiguousarray(coef, dtype=compute_dtype)
-        self.intercept_ = np.ascontiguousarray(intercept, dtype=compute_dtype)
+        self.coef_ = np.ascontiguousarray(coef, dtype=work_dtype)
+        self.intercept_ = np.ascontiguousarray(intercept, dtype=work_dtype)
         self.n_iter_ = int(result.n_iter)
         self.history_ = list(result.history)
         self.converged_ = bool(result.converged)
@@ -640,13 +641,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         )
 
     def _validate_Xy(self, X, y, reset):
-        dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
         X, y = validate_data(
             self,
             X,
             y,
             accept_sparse=("csr", "csc"),
-            dtype=dtype[self.dtype],
+            dtype=compute_dtype(X, self.dtype),
             ensure_all_finite=False,
             reset=reset,
         )

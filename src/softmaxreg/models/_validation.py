@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = [
+    "compute_dtype",
     "check_params",
     "check_finite",
     "check_sample_weight",
@@ -94,6 +95,31 @@ def _describe(rule):
     if isinstance(rule, type):
         return f"a {rule.__name__}"
     return rule.describe()
+
+
+def compute_dtype(X, dtype):
+    """The ``dtype`` argument for ``validate_data`` given the estimator's ``dtype`` parameter.
+
+    ``None`` keeps float32 input as float32 (arrays, sparse matrices, and data
+    frames whose columns are all float32) and makes everything else float64.
+
+    Examples
+    --------
+    >>> compute_dtype(np.zeros((2, 2), dtype=np.float32), None)
+    [<class 'numpy.float64'>, <class 'numpy.float32'>]
+    >>> compute_dtype(np.zeros(2), "float32")
+    <class 'numpy.float32'>
+    """
+    if dtype == "float32":
+        return np.float32
+    if dtype == "float64":
+        return np.float64
+    dtypes = getattr(X, "dtypes", None)  # pandas and polars frames; arrays have .dtype
+    if dtypes is not None and hasattr(dtypes, "__iter__"):
+        names = [str(d).lower() for d in dtypes]
+        if names and all(n == "float32" for n in names):
+            return np.float32
+    return [np.float64, np.float32]
 
 
 def check_finite(X, name="X", feature_names=None):
