@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from softmaxreg.loss import LinearSoftmaxLoss
 
@@ -247,3 +249,28 @@ def test_shift_invariance_and_zero_class_sum_of_gradient():
     # ...and the shift direction is in the Hessian's null space.
     null = np.tile(np.append(shift, 1.0), 4)
     np.testing.assert_allclose(loss.hessp(w, null), 0, atol=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 30), p=st.integers(1, 4), k=st.integers(2, 5), chunk=st.integers(1, 31),
+    intercept=st.booleans(), reference=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_any_shape_and_chunking_agree_with_one_pass(n, p, k, chunk, intercept, reference, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = rng.integers(0, k, size=n)
+    sw = rng.uniform(0.1, 2.0, size=n)
+    kw = dict(n_classes=k, sample_weight=sw, fit_intercept=intercept, l2_reg_strength=0.1,
+              reference_class=k - 1 if reference else None)
+    one = LinearSoftmaxLoss(X, y, **kw)
+    chunked = LinearSoftmaxLoss(X, y, chunk_size=chunk, **kw)
+    w = rng.normal(scale=3.0, size=one.n_params)
+    v = rng.normal(size=one.n_params)
+    f, g = chunked.loss_gradient(w)
+    assert np.isfinite(f) and f > 0
+    assert f == pytest.approx(one.loss(w), rel=1e-12)
+    np.testing.assert_allclose(g, one.gradient(w), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(chunked.hessp(w, v), one.hessp(w, v), rtol=1e-10, atol=1e-13)
+    # The quadratic form of the Hessian is non-negative (the loss is convex).
+    assert v @ one.hessp(w, v) >= -1e-12
