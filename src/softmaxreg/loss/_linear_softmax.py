@@ -65,8 +65,10 @@ class LinearSoftmaxLoss:
     scikit-learn's ``C * sum_i s_i CE_i + 0.5 ||W||^2`` divided by ``C S``.  The
     observed information of the summed log-likelihood is
     ``S * hessian(w)`` (with ``l2_reg_strength=0``).
-    *Precision*: logits are computed in the dtype of ``X`` (float32 stays
-    float32); everything after, and every sum over rows, is float64.
+    *Precision*: the two products with ``X`` (logits, and ``R^T X`` for the
+    gradient) run in the dtype of ``X``, so float32 data stays float32 and is
+    never copied; the softmax, the cross-entropy, the loss sum and the
+    accumulation of chunk results are float64.
 
     Parameters
     ----------
