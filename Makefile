@@ -25,8 +25,9 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Two xdist workers on two cores: one BLAS thread each, or they oversubscribe the machine.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 demo: $(STAMP) system-deps
 	$(BIN)/softmaxreg demo
