@@ -569,12 +569,8 @@ def cmd_summary(args) -> int:
     rec = meta.get("inference")
     if rec is not None:
         frame = _record_to_frame(rec)
-        alpha = 0.05
-        _out(f"coefficients with standard errors, z statistics, p-values and {100 * (1 - alpha):.0f}% intervals")
-        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-        rows = frame.values.tolist()
-        _out(format_table(rows, list(frame.columns)))
-        del numeric
+        _out("coefficients with standard errors, z statistics, p-values and 95% intervals")
+        _out(format_table(frame.values.tolist(), list(frame.columns)))
         return 0
     if not hasattr(est, "coef_"):
         raise ValueError(f"summary shows a coefficient table; a {type(est).__name__} has none")
@@ -621,6 +617,7 @@ def cmd_datasets(args) -> int:
 #: Published test accuracy of logistic regression on Fashion-MNIST (the
 #: benchmark table the notes cite).
 PUBLISHED_ACCURACY = 0.842
+_SOLVER_NAMES = {"newton-cg": "Newton-CG", "lbfgs": "L-BFGS"}
 
 
 def cmd_demo(args) -> int:
@@ -648,15 +645,17 @@ def cmd_demo(args) -> int:
     # notes' 10 epochs get to the exact optimum.
     sgd_args = SimpleNamespace(**{**base, "solver": "sgd", "epochs": 10, "tol": _NO_TOL,
                                   "batch_size": 256, "lr": 0.1, "dtype": "float32"})
-    exact_args = SimpleNamespace(**{**base, "solver": "lbfgs", "C": 1.0,
-                                    "max_iter": args.max_iter or (200 if args.quick else 1000)})
+    # Newton-CG (trust region) reaches the optimum to the tolerance in about ten
+    # Newton steps here, faster and closer than L-BFGS's ~450 iterations.
+    exact_args = SimpleNamespace(**{**base, "solver": args.solver, "C": 1.0,
+                                    "max_iter": args.max_iter or (100 if args.solver == "newton-cg" else 1000)})
     table, bundles = [], {}
     for key, label, run_args in (
         ("sgd", "minibatch SGD (batch 256, lr 0.1, 10 epochs)", sgd_args),
-        ("exact", "exact optimum (L-BFGS, C = 1)", exact_args),
+        ("exact", f"exact optimum ({_SOLVER_NAMES[args.solver]}, C = 1)", exact_args),
     ):
         _say(args, f"- {label}")
-        bundle, results = train_model(run_args, train, test, label=key)
+        bundle, results = train_model(run_args, train, test, label=run_args.solver)
         bundles[key] = bundle
         m = results["test"]
         table.append([label, m["accuracy"], m["log_loss"], m["ece"], bundle.metadata["fit_seconds"]])

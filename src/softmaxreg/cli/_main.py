@@ -187,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.html", metavar="HTML")
     p.add_argument("--save", metavar="MODEL", help="also save the calibrated exact model")
     p.add_argument("--quick", action="store_true", help="a fifth of the data, for a fast look")
+    p.add_argument("--solver", choices=["newton-cg", "lbfgs"], default="newton-cg",
+                   help="full-batch solver for the exact optimum (default newton-cg)")
     p.add_argument("--max-iter", type=_positive_int, metavar="N",
-                   help="iteration limit of the exact solver (default 1000; 200 with --quick)")
+                   help="iteration limit of that solver (default 100 for newton-cg, 1000 for lbfgs)")
     p.add_argument("--no-report", action="store_true")
     _common(p)
     p.set_defaults(func=_commands.cmd_demo)
