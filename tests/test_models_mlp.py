@@ -253,7 +253,8 @@ def test_callback_protocol_and_stop():
                         alpha=0.01).fit(X, y)
     assert clf.n_iter_ == 3 and len(seen) == 3 and not clf.converged_
     assert [s["iteration"] for s in seen] == [1, 2, 3]
-    assert {"objective", "elapsed", "solver", "learning_rate"} <= set(seen[0])
+    assert {"objective", "elapsed", "solver", "learning_rate", "train_accuracy"} <= set(seen[0])
+    assert 0.0 <= seen[-1]["train_accuracy"] <= 1.0
     assert [s["objective"] for s in seen] == clf.history_
     # the objective is the mean minibatch loss plus the penalty
     assert clf.history_[-1] > 0.5 * 0.01 * sum(float((w**2).sum()) for w in clf.coefs_)
@@ -376,3 +377,12 @@ def test_sparse_equals_dense():
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(sparse.predict_proba(fmt(X)), dense.predict_proba(X),
                                    rtol=1e-12)
+
+
+def test_train_accuracy_is_the_minibatch_accuracy():
+    """With a negligible step, each batch is scored by the same model: the epoch's score."""
+    X, y = _data()
+    seen = []
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate=1e-12, max_epochs=1, batch_size=17,
+                        random_state=0, callback=seen.append).fit(X, y)
+    assert seen[0]["train_accuracy"] == pytest.approx(clf.score(X, y))

@@ -118,9 +118,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     callback : callable, default=None
         ``callback(info)`` after every epoch with a dict holding ``iteration``
         (the epoch, from 1), ``objective``, ``elapsed`` (seconds), ``solver``
-        (the optimizer's name), ``learning_rate`` and, with early stopping,
-        ``validation_score``; returning True stops training (as for
-        SoftmaxRegression).
+        (the optimizer's name), ``learning_rate``, ``train_accuracy`` (accuracy
+        of the epoch's minibatches, each scored just before its step) and, with
+        early stopping, ``validation_score``; returning True stops training (as
+        for SoftmaxRegression).
 
     ``X`` may be dense or scipy.sparse (CSR/CSC); the first layer multiplies it
     as it is.
@@ -503,10 +504,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             lr = schedule(epoch)
             opt.set_lr(lr)
             perm = rng.permutation(n)
-            total = 0.0
+            total, correct = 0.0, 0
             for lo in range(0, n, bs):
                 idx = perm[lo:lo + bs]
-                loss = float(loss_fn(net(X[idx]), codes[idx]))
+                logits, target = net(X[idx]), codes[idx]
+                loss = float(loss_fn(logits, target))
+                correct += int(np.count_nonzero(np.argmax(logits, axis=1) == target))
                 if not np.isfinite(loss):
                     raise ValueError(
                         f"training diverged at epoch {epoch + 1} (the loss became {loss}); "
@@ -527,7 +530,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.history_.append(objective)
             info = {"iteration": self.n_iter_, "objective": objective,
                     "elapsed": time.perf_counter() - start, "solver": self.optimizer,
-                    "learning_rate": lr}
+                    "learning_rate": lr, "train_accuracy": correct / n}
             stop = False
             if X_val is not None:
                 score = float(np.mean(self._net_predict_codes(X_val) == codes_val))
