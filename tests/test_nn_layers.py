@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from softmaxreg import nn
 
@@ -440,3 +443,38 @@ def test_state_dict_round_trip_and_from_torch():
         net.load_state_dict({"0.weight": state["0.weight"]})
     with pytest.raises(ValueError, match="shape"):
         net.load_state_dict({**state, "2.bias": np.zeros(3)})
+
+_rows = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 6)),
+               elements=st.floats(-50, 50))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_rows, st.integers(0, 2**32 - 1))
+def test_softmax_backward_properties(x, seed):
+    """J = diag(s) - s s^T: J^T g has zero row sums and equals J g; a constant g gives 0."""
+    g = np.random.default_rng(seed).normal(size=x.shape)
+    sm = nn.Softmax()
+    s = sm(x)
+    gx = sm.backward(g)
+    np.testing.assert_allclose(gx.sum(axis=1), 0.0, atol=1e-12)
+    J = np.einsum("ij,jk->ijk", s, np.eye(x.shape[1])) - s[:, :, None] * s[:, None, :]
+    np.testing.assert_allclose(gx, np.einsum("ijk,ij->ik", J, g), atol=1e-12)
+    np.testing.assert_allclose(sm.backward(np.ones_like(x)), 0.0, atol=1e-12)
+    # shift invariance carries over to the backward pass
+    sm2 = nn.Softmax()
+    sm2(x + 7.0)
+    np.testing.assert_allclose(sm2.backward(g), gx, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_rows, st.integers(0, 2**32 - 1))
+def test_fused_gradient_rows_sum_to_zero(x, seed):
+    """(softmax(o) - onehot)/n: every row sums to 0 and lies in [-1/n, 1/n]."""
+    y = np.random.default_rng(seed).integers(0, x.shape[1], size=x.shape[0])
+    ce = nn.SoftmaxCrossEntropy()
+    loss = ce(x, y)
+    g = ce.backward()
+    n = x.shape[0]
+    assert loss >= 0
+    np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-15)
+    assert np.all(g >= -1 / n - 1e-15) and np.all(g <= 1 / n + 1e-15)
