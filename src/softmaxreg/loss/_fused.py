@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["applies", "linear_softmax_pass", "predict_proba"]
+__all__ = ["applies", "linear_softmax_pass", "predict_proba", "sgd_epoch"]
 
 _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
 
@@ -227,6 +227,160 @@ def _predict_proba(X, W, b, out, n_threads):
             for k in range(K):
                 out[i, k] = pr[k]
     return bad.sum()
+
+
+@numba.njit(inline="always", **_jit)
+def _gather4(X, perm, i, nq, Xq):
+    for q in range(4):
+        Xq[q] = X[perm[i + q]] if q < nq else X[perm[i]]
+
+
+@numba.njit(**_jit)
+def _sgd_epoch(X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, K, fit_intercept, n_threads):
+    """One epoch of minibatch SGD on the coefficients ``x2`` (K, p + fit_intercept), in place.
+
+    Per batch ``B`` of ``perm``: ``g = (1/|B|) sum_i swn_i (p_i - y_i) x_i~ + l2 W``,
+    ``v = momentum v + g``, ``x -= lr v`` (``v2`` is only used with momentum).
+    The batch's rows are gathered four at a time. Single-threaded: a batch is
+    ~8 MFLOP, and a parallel region per batch (235 per epoch) costs more than
+    it saves as soon as the second core is busy with anything else (measured:
+    10x slower on a loaded 2-core machine).
+    Returns the number of batch rows whose prediction was right (running accuracy).
+    """
+    n = perm.shape[0]
+    p = X.shape[1]
+    W = x2[:, :p]
+    zero = x2.dtype.type(0.0)
+    T = max(1, n_threads)
+    Gt = np.zeros((T, K, p), dtype=X.dtype)
+    gbt = np.zeros((T, K))
+    right = np.zeros(T)
+    b = np.zeros(K)
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        for k in range(K):
+            b[k] = np.float64(x2[k, p]) if fit_intercept else 0.0
+        for t in range(T):
+            r0 = start + t * (stop - start) // T
+            r1 = start + (t + 1) * (stop - start) // T
+            Z = np.empty((4, K))
+            Rq = np.zeros((4, K))
+            pr = np.empty(K)
+            Xq = np.empty((4, p), dtype=X.dtype)
+            G = Gt[t]
+            for k in range(K):
+                gbt[t, k] = 0.0
+                for j in range(p):
+                    G[k, j] = zero
+            for i in range(r0, r1, 4):
+                nq = min(4, r1 - i)
+                _gather4(X, perm, i, nq, Xq)
+                _logits4(Xq, 0, W, b, Z)
+                for q in range(4):
+                    if q < nq:
+                        row = perm[i + q]
+                        _softmax_row(Z[q], pr)
+                        s = swn[row]
+                        best = 0
+                        for k in range(K):
+                            Rq[q, k] = s * pr[k]
+                            best = k if Z[q, k] > Z[q, best] else best
+                        Rq[q, codes[row]] -= s
+                        right[t] += best == codes[row]
+                    else:
+                        Rq[q] = 0.0
+                _rank4_update(Xq, 0, Rq, G)
+                for q in range(4):
+                    for k in range(K):
+                        gbt[t, k] += Rq[q, k]
+        scale = 1.0 / (stop - start)
+        for k in range(K):
+            for j in range(p):
+                g = 0.0
+                for t in range(T):
+                    g += Gt[t, k, j]
+                g = g * scale + l2 * W[k, j]
+                if momentum != 0.0:
+                    v2[k, j] = momentum * v2[k, j] + g
+                    g = v2[k, j]
+                W[k, j] -= lr * g
+            if fit_intercept:
+                g = 0.0
+                for t in range(T):
+                    g += gbt[t, k]
+                g *= scale
+                if momentum != 0.0:
+                    v2[k, p] = momentum * v2[k, p] + g
+                    g = v2[k, p]
+                x2[k, p] -= lr * g
+    return right.sum()
+
+
+def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, batch_size, learning_rate,
+              l2=0.0, momentum=0.0, velocity=None):
+    r"""One fused epoch of minibatch SGD, updating the flat coefficients ``x`` in place.
+
+    Exactly the step of :func:`softmaxreg.solvers.sgd` with
+    ``LinearSoftmaxLoss.minibatch_gradient`` (symmetric coding, no L1): for
+    each block ``idx`` of ``batch_size`` entries of ``perm``,
+
+    .. math::
+
+        g = rac{1}{|idx|} \sum_{i \in idx} s'_i (p_i - y_i) 	ilde x_i^	op + \lambda W,
+        \qquad v \leftarrow \mu v + g, \qquad x \leftarrow x - \eta\, v,
+
+    with ``s'_i = s_i n / S`` (weights rescaled to mean one) and the intercept
+    unpenalized, but in one compiled loop: rows gathered four at a time,
+    logits, softmax-minus-onehot and the rank-4 gradient update without
+    temporaries.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features), float32 or float64, C-ordered
+    codes : ndarray (n_samples,) of int class codes
+    sample_weight : ndarray (n_samples,) or None
+    x : ndarray (n_classes * (n_features + fit_intercept),) in X's dtype
+        The flat coefficients (LinearSoftmaxLoss layout, no reference class); updated in place.
+    perm : ndarray of int
+        The epoch's row order.
+    velocity : ndarray like ``x``, optional
+        Momentum buffer (updated in place); needed when ``momentum != 0``.
+
+    Returns
+    -------
+    int
+        How many of the epoch's rows were predicted right before their step
+        (the running accuracy's numerator).
+
+    Examples
+    --------
+    One step on one row from zero coefficients: p = (1/2, 1/2), y = (0, 1),
+    g = (p - y) x~ = ((1/2, 1/2), (-1/2, -1/2)), so x = -0.1 g.
+
+    >>> import numpy as np
+    >>> x = np.zeros(4)
+    >>> _ = sgd_epoch(np.array([[1.0]]), np.array([1]), None, x, np.array([0]),
+    ...               n_classes=2, fit_intercept=True, batch_size=1, learning_rate=0.1)
+    >>> x.tolist()
+    [-0.05, -0.05, 0.05, 0.05]
+    """
+    n = X.shape[0]
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    swn = np.ascontiguousarray(sw * (n / sw.sum()))
+    d = X.shape[1] + int(fit_intercept)
+    if x.dtype != X.dtype or not x.flags.c_contiguous or x.shape != (n_classes * d,):
+        raise ValueError(f"x must be a C-contiguous {X.dtype} vector of length {n_classes * d}")
+    x2 = x.reshape(n_classes, d)
+    if momentum != 0.0:
+        if velocity is None or velocity.shape != x.shape or velocity.dtype != x.dtype:
+            raise ValueError("momentum needs a velocity buffer of x's shape and dtype")
+        v2 = velocity.reshape(n_classes, d)
+    else:
+        v2 = x2[:0]
+    perm = np.ascontiguousarray(perm, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    return int(_sgd_epoch(X, codes, swn, x2, perm, int(batch_size), float(learning_rate), float(l2),
+                          float(momentum), v2, int(n_classes), bool(fit_intercept), 1))
 
 
 def applies(X) -> bool:

@@ -1,0 +1,77 @@
+"""Timing helpers, the memory floor and the Fashion-MNIST loader shared by the benchmarks."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+FASHION_DIRS = [Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))]
+
+
+def interleaved_best(fns: dict, repeat: int = 7) -> dict:
+    """Best wall time of each callable, the callables run round-robin ``repeat`` times.
+
+    Interleaving makes every candidate see the same machine state (other jobs,
+    frequency), and the minimum is the least disturbed run.
+    """
+    best = {k: float("inf") for k in fns}
+    for f in fns.values():  # warm up: compilation, page faults, caches
+        f()
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def copy_fn(nbytes: int):
+    """A callable copying ``nbytes`` (np.copyto between two preallocated buffers).
+
+    Its time is the memory floor of a kernel that reads ``nbytes / 2`` and
+    writes ``nbytes / 2``: one read and one write at the copy bandwidth.
+    """
+    n = max(1, nbytes // 2 // 4)
+    src = np.ones(n, dtype=np.float32)
+    dst = np.empty_like(src)
+    return lambda: np.copyto(dst, src)
+
+
+def load_idx(name: str) -> np.ndarray:
+    """One IDX file of Fashion-MNIST (gzipped or not) as a uint8 array with its shape."""
+    for d in FASHION_DIRS:
+        for p in (d / name, d / (name + ".gz")):
+            if p.exists():
+                raw = gzip.open(p).read() if p.suffix == ".gz" else p.read_bytes()
+                ndim = raw[3]
+                shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+                return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    raise FileNotFoundError(f"{name} not found in {FASHION_DIRS}; install dataset-fashion-mnist or set FASHION_MNIST_DIR")
+
+
+def fashion_mnist(dtype=np.float32):
+    """(X_train, y_train, X_test, y_test), pixels / 255 in ``dtype``, labels int64."""
+    X = load_idx("train-images-idx3-ubyte").reshape(-1, 784).astype(dtype) / dtype(255)
+    y = load_idx("train-labels-idx1-ubyte").astype(np.int64)
+    Xt = load_idx("t10k-images-idx3-ubyte").reshape(-1, 784).astype(dtype) / dtype(255)
+    yt = load_idx("t10k-labels-idx1-ubyte").astype(np.int64)
+    return np.ascontiguousarray(X), y, np.ascontiguousarray(Xt), yt
+
+
+def machine() -> str:
+    """One line naming the CPU and the core count."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} cores, load average {load:.1f} at start"

@@ -1,0 +1,75 @@
+"""Target 1: softmax, log_softmax, cross_entropy and its gradient against the memory floor and torch.
+
+Floor: one read of the input plus one write of the output at the copy
+bandwidth (np.copyto) measured in the same run. The cross-entropy's output is
+a scalar, so its floor is one read of the logits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import copy_fn, interleaved_best
+
+SHAPES = [(1 << 20, 10), (65536, 1000), (2048, 32768)]
+
+
+def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
+    import scipy.special as sps
+    import torch
+    import torch.nn.functional as tF
+
+    import softmaxreg.functional as F
+
+    rows = []
+    for dt in dtypes:
+        for n, k in shapes:
+            rng = np.random.default_rng(0)
+            x = (rng.standard_normal((n, k)) * 3).astype(dt)
+            y = rng.integers(0, k, n)
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+            nb = x.nbytes
+            cases = {
+                "softmax": (lambda: F.softmax(x), lambda: torch.softmax(xt, -1), lambda: sps.softmax(x, axis=-1), 2 * nb),
+                "log_softmax": (lambda: F.log_softmax(x), lambda: torch.log_softmax(xt, -1), lambda: sps.log_softmax(x, axis=-1), 2 * nb),
+                "cross_entropy": (lambda: F.cross_entropy(x, y), lambda: tF.cross_entropy(xt, yt), None, nb),
+                "cross_entropy_grad": (lambda: F.cross_entropy_grad(x, y), None, None, 2 * nb),
+            }
+            for name, (ours, theirs, sp, traffic) in cases.items():
+                fns = {"floor": copy_fn(traffic), "ours": ours, "torch.softmax": lambda: torch.softmax(xt, -1)}
+                if theirs is not None:
+                    fns["torch"] = theirs
+                if sp is not None and n * k <= (1 << 24):
+                    fns["scipy"] = sp
+                t = interleaved_best(fns, repeat)
+                rows.append(
+                    {
+                        "op": name,
+                        "dtype": dt,
+                        "shape": f"{n}x{k}",
+                        "floor_ms": 1e3 * t["floor"],
+                        "ours_ms": 1e3 * t["ours"],
+                        "ours_over_floor": t["ours"] / t["floor"],
+                        "torch_over_ours": t["torch"] / t["ours"] if "torch" in t else None,
+                        "torch_softmax_over_ours": t["torch.softmax"] / t["ours"],
+                        "scipy_over_ours": t["scipy"] / t["ours"] if "scipy" in t else None,
+                    }
+                )
+            del x, xt
+    return rows
+
+
+def table(rows):
+    out = ["| op | dtype | shape | floor ms | ours ms | ours / floor | torch same op / ours | torch.softmax / ours | scipy / ours |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in rows:
+        out.append(
+            f"| {r['op']} | {r['dtype']} | {r['shape']} | {r['floor_ms']:.2f} | {r['ours_ms']:.2f} | "
+            f"{r['ours_over_floor']:.2f} | {f(r['torch_over_ours'])} | {f(r['torch_softmax_over_ours'])} | {f(r['scipy_over_ours'])} |"
+        )
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(table(run()))
