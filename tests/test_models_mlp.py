@@ -327,6 +327,29 @@ def test_failed_fit_leaves_model_unchanged():
         np.testing.assert_array_equal(a, b)
 
 
+def test_failed_partial_fit_leaves_weights_and_state_unchanged():
+    X, y = _data()
+    X = X.astype(np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), momentum=0.9, dropout=0.1, batch_size=16,
+                        random_state=0)
+    clf.partial_fit(X, y)
+    before = [w.copy() for w in clf.coefs_ + clf.intercepts_]
+    clf.set_params(learning_rate=1e6)
+    with pytest.raises(ValueError, match="diverged"):
+        clf.partial_fit(X * 1e3, y)
+    for a, b in zip(before, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    # and training continues exactly as if the failed call had not happened
+    clf.set_params(learning_rate=None)
+    clf.partial_fit(X, y)
+    ref = MLPClassifier(hidden_layer_sizes=(32,), momentum=0.9, dropout=0.1, batch_size=16,
+                        random_state=0)
+    ref.partial_fit(X, y)
+    ref.partial_fit(X, y)
+    for a, b in zip(ref.coefs_ + ref.intercepts_, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_divergence_is_an_error_not_nan():
     X, y = _data()
     with pytest.raises(ValueError, match="diverged"):

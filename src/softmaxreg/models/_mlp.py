@@ -263,11 +263,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         (2, (3, 4))
         """
         saved = dict(self.__dict__)
+        # training updates the weights, optimizer state and generators in place
+        snapshot = self._snapshot() if getattr(self, "_net", None) is not None else None
         try:
             return self._partial_fit(X, y, classes)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if snapshot is not None:
+                self._restore(snapshot)
             raise
 
     def _fit(self, X, y):
@@ -569,6 +573,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=4,
             )
         return stopped_by == "criterion"
+
+    def _snapshot(self):
+        """Copies of everything an epoch changes in place."""
+        copy = lambda v: v.copy() if isinstance(v, np.ndarray) else v  # noqa: E731
+        return {
+            "params": [p.copy() for p, _ in self._all_params()],
+            "opt": [[{k: copy(v) for k, v in st.items()} for st in group] for group in self._opt.state],
+            "rngs": [g.bit_generator.state for g in self._generators()],
+        }
+
+    def _restore(self, snapshot):
+        for (p, _), saved in zip(self._all_params(), snapshot["params"]):
+            p[...] = saved
+        for group, saved in zip(self._opt.state, snapshot["opt"]):
+            for st, st_saved in zip(group, saved):
+                st.clear()
+                st.update(st_saved)
+        for g, state in zip(self._generators(), snapshot["rngs"]):
+            g.bit_generator.state = state
+
+    def _generators(self):
+        return [self._rng] + [layer.rng for layer in self._net if isinstance(layer, Dropout)]
 
     def _all_params(self):
         return [(lin.params[k], lin.grads[k]) for lin in self._linears for k in ("weight", "bias")]
