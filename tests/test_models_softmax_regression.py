@@ -95,6 +95,29 @@ def test_sample_weights_and_class_weight():
     np.testing.assert_allclose(balanced.coef_, explicit.coef_, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("penalty, solver", [("l2", "lbfgs"), ("l2", "newton-cg"),
+                                             ("elasticnet", "proximal")])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_weights_and_no_intercept_reach_sklearn_optimum(penalty, solver, fit_intercept):
+    # "balanced" counts classes by their sample weight, as scikit-learn does.
+    X, y = dataset("wine")
+    sw = np.random.default_rng(1).integers(1, 4, size=len(y)).astype(float)
+    kw = dict(C=0.5, penalty=penalty, l1_ratio=0.5 if penalty == "elasticnet" else None,
+              fit_intercept=fit_intercept, class_weight="balanced")
+    model = SoftmaxRegression(solver=solver, tol=1e-10, max_iter=5000, **kw).fit(
+        X, y, sample_weight=sw)
+    sk = LogisticRegression(solver="lbfgs" if penalty == "l2" else "saga", tol=1e-12,
+                            max_iter=20_000, **kw).fit(X, y, sample_weight=sw)
+    totals = np.bincount(y, weights=sw)
+    s = sw * (sw.sum() / (3 * totals))[y]
+    l1_ratio = kw["l1_ratio"] or 0.0
+    ours = sklearn_objective(model, X, y, 0.5, l1_ratio, sample_weight=s)
+    ref = sklearn_objective(sk, X, y, 0.5, l1_ratio, sample_weight=s)
+    assert abs(ours - ref) <= 1e-6 * ref
+    if not fit_intercept:
+        assert np.all(model.intercept_ == 0)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "sgd"])
 def test_sparse_equals_dense(fmt, solver):

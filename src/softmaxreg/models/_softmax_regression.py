@@ -85,7 +85,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Heavy-ball momentum of "sgd" (PyTorch's convention).
     class_weight : dict, "balanced" or None, default=None
         Multiplies the sample weights per class; "balanced" uses
-        ``n_samples / (n_classes * count_k)``.
+        ``sum(sample_weight) / (n_classes * sum of class k's sample weights)``
+        (``n_samples / (n_classes * count_k)`` without sample weights), as
+        scikit-learn does.
     warm_start : bool, default=False
         Start from the previous solution when the classes and features match.
     reference_class : label or None, default=None
@@ -231,7 +233,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 "two classes to fit."
             )
         sw = check_sample_weight(sample_weight, X.shape[0])
-        sw = sw * class_weight_to_sample_weight(self.class_weight, classes, codes)
+        sw = sw * class_weight_to_sample_weight(self.class_weight, classes, codes, sw)
         if not sw.sum() > 0:
             raise ValueError("all rows have zero weight after class_weight; nothing to fit.")
         solver = self._resolve_solver()

@@ -179,18 +179,31 @@ def check_sample_weight(sample_weight, n_samples):
     return sw
 
 
-def class_weight_to_sample_weight(class_weight, classes, codes):
+def class_weight_to_sample_weight(class_weight, classes, codes, sample_weight=None):
     """Per-row multipliers from ``class_weight`` (None, dict label -> weight, or "balanced").
 
-    "balanced" gives class ``k`` the weight ``n_samples / (n_classes * count_k)``
-    (scikit-learn's convention).
+    "balanced" gives class ``k`` the weight ``W / (n_classes * W_k)``, with
+    ``W_k`` the total sample weight of class ``k`` and ``W`` that of all rows
+    (with unit weights: ``n_samples / (n_classes * count_k)``).  This is
+    scikit-learn's convention (``compute_class_weight`` with ``sample_weight``,
+    as ``LogisticRegression`` uses it), so that integer sample weights still
+    equal repeated rows.
+
+    Examples
+    --------
+    Three rows of class 0 and one of class 1: the rarer class weighs three times more.
+
+    >>> class_weight_to_sample_weight("balanced", np.array([0, 1]), np.array([0, 0, 0, 1])).tolist()
+    [0.666..., 0.666..., 0.666..., 2.0]
     """
     n_classes = len(classes)
     if class_weight is None:
         return np.ones(codes.shape[0])
     if isinstance(class_weight, str) and class_weight == "balanced":
-        counts = np.bincount(codes, minlength=n_classes)
-        weights = codes.shape[0] / (n_classes * np.maximum(counts, 1))
+        sw = np.ones(codes.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+        totals = np.bincount(codes, weights=sw, minlength=n_classes)
+        # A class without weight gets no rows to multiply; avoid dividing by zero.
+        weights = sw.sum() / (n_classes * np.where(totals > 0, totals, 1.0))
         return weights[codes]
     if isinstance(class_weight, dict):
         weights = np.ones(n_classes)
