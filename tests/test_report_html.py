@@ -86,6 +86,9 @@ def test_report_content(image_bundle, tabular_bundle):
     # nothing to fetch: no external URLs, stylesheets or scripts
     assert not re.search(r"""(src|href)=["'](https?:|//)""", html)
     assert "<link" not in html and "@import" not in html
+    other = bundle.estimator.coef_ * 0.5
+    html = render_report(bundle, test, extra_weights={"a second run": other})
+    assert html.count("<img ") == 22 and "<h3>a second run</h3>" in html
     html = render_report(*tabular_bundle)
     assert "<h2>Coefficients</h2>" in html and "alcohol" in html and "<img " not in html
     assert "not calibrated" in html

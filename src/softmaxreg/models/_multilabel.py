@@ -12,6 +12,7 @@ from softmaxreg.loss import LinearSigmoidLoss
 from softmaxreg.solvers import lbfgs, newton_cg, proximal
 
 from ._validation import (
+    FloatDType,
     Interval,
     Options,
     check_finite,
@@ -93,7 +94,7 @@ class MultiLabelLogisticRegression(ClassifierMixin, BaseEstimator):
         "tol": Interval(0, None),
         "threshold": Interval(0, 1, open_low=True),
         "warm_start": Options(True, False),
-        "dtype": Options(None, "float32", "float64"),
+        "dtype": FloatDType(),
         "verbose": Interval(0, None, integer=True),
         "callback": Options(None, callable_ok=True),
     }

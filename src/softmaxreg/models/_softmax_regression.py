@@ -14,8 +14,10 @@ from softmaxreg.solvers import lbfgs, newton_cg, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
 from ._validation import (
+    FloatDType,
     Interval,
     Options,
+    RandomStateLike,
     check_finite,
     check_params,
     check_sample_weight,
@@ -76,8 +78,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         the epoch improvement of the objective for "sgd" (None: run all epochs).
     batch_size : int, default=256
         Rows per "sgd" step.
-    learning_rate : float, default=0.1
-        Base "sgd" step size.
+    learning_rate : float or callable, default=0.1
+        Base "sgd" step size, which ``learning_rate_schedule`` varies over the
+        epochs; or a schedule itself (a callable ``epoch -> rate``, such as
+        ``softmaxreg.solvers._schedules.CosineLR(0.5, n_epochs=20)``), in which
+        case ``learning_rate_schedule`` must stay "constant".
     learning_rate_schedule : str or callable, default="constant"
         "constant", "inverse_time", "cosine", "step", "exponential", or a
         callable ``epoch -> rate``.
@@ -96,7 +101,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         intercept are fixed at zero (statsmodels ``MNLogit`` parametrization),
         and the other rows are log-odds against it.
     dtype : {None, "float32", "float64"}, default=None
-        Compute dtype; None keeps float32 input as float32 and uses float64
+        Compute dtype (``np.float32`` and ``np.float64`` work too); None keeps float32 input as float32 and uses float64
         otherwise.  Accumulations are float64 either way.
     random_state : int, Generator, RandomState or None, default=None
         Seeds "sgd" and ``partial_fit`` (initial weights and permutations)
@@ -152,12 +157,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "max_iter": Interval(1, None, integer=True),
         "tol": Interval(0, None, none_ok=True),
         "batch_size": Interval(1, None, integer=True),
-        "learning_rate": Interval(0, None, open_low=True),
+        "learning_rate": (Interval(0, None, open_low=True), Options(callable_ok=True)),
         "learning_rate_schedule": Options(*SCHEDULE_NAMES, callable_ok=True),
         "momentum": Interval(0, 1),
         "class_weight": (Options(None, "balanced"), dict),
         "warm_start": Options(True, False),
-        "dtype": Options(None, "float32", "float64"),
+        "dtype": FloatDType(),
+        "random_state": RandomStateLike(),
         "verbose": Interval(0, None, integer=True),
         "callback": Options(None, callable_ok=True),
     }
@@ -404,7 +410,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         x0 = loss.pack(coef, intercept).astype(dtype)
         if self.momentum and state["velocity"] is None:
             state["velocity"] = np.zeros_like(x0)
-        rate = get_schedule(self.learning_rate_schedule, self.learning_rate, self.max_iter)
+        rate = get_schedule(*self._schedule(), self.max_iter)
         start = time.perf_counter()
         counts = np.zeros(2)
         result = sgd(
@@ -510,6 +516,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- internals ---------------------------------------------------------------
 
     def _check_params(self):
+        if isinstance(self.learning_rate, str):
+            raise ValueError(
+                f"learning_rate must be a number > 0 or a callable, got {self.learning_rate!r}; "
+                "a schedule name goes in learning_rate_schedule, e.g. "
+                f"learning_rate=0.1, learning_rate_schedule={self.learning_rate!r}."
+            )
         check_params(self, self._parameter_constraints)
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
@@ -519,6 +531,18 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return
         if self.tol is None:
             raise ValueError(f"tol=None is only meaningful for solver='sgd'; got solver={self.solver!r}.")
+
+    def _schedule(self):
+        """``(schedule, base rate)`` for :func:`get_schedule` from the two parameters."""
+        if callable(self.learning_rate):
+            if not (isinstance(self.learning_rate_schedule, str)
+                    and self.learning_rate_schedule == "constant"):
+                raise ValueError(
+                    "learning_rate is already a schedule (a callable); leave "
+                    "learning_rate_schedule='constant' or pass a number as learning_rate."
+                )
+            return self.learning_rate, 1.0
+        return self.learning_rate_schedule, self.learning_rate
 
     def _resolve_solver(self):
         l1 = self.penalty in ("l1", "elasticnet")
@@ -586,8 +610,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             n_samples=loss.n_samples,
             batch_size=self.batch_size,
             max_epochs=self.max_iter,
-            learning_rate=self.learning_rate,
-            schedule=self.learning_rate_schedule,
+            schedule=get_schedule(*self._schedule(), self.max_iter),
             momentum=self.momentum,
             rng=rng,
             objective=self._objective(loss, l1),

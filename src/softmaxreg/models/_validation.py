@@ -13,6 +13,9 @@ __all__ = [
     "class_weight_to_sample_weight",
     "Interval",
     "Options",
+    "FloatDType",
+    "RandomStateLike",
+    "normalize_dtype",
 ]
 
 
@@ -52,13 +55,60 @@ class Options:
     def accepts(self, value):
         if self.callable_ok and callable(value):
             return True
-        if any(value is v or (isinstance(v, str) and value == v) for v in self.values):
-            return True
+        for v in self.values:
+            if value is v or (isinstance(v, str) and isinstance(value, str) and value == v):
+                return True
+            # NumPy booleans (np.True_) count as the Python booleans they equal.
+            if isinstance(v, bool) and isinstance(value, np.bool_) and bool(value) is v:
+                return True
         return False
 
     def describe(self):
+        if not self.values:
+            return "a callable"
         choices = ", ".join(repr(v) for v in self.values)
         return f"one of {choices}" + (" or a callable" if self.callable_ok else "")
+
+
+class FloatDType:
+    """A compute-dtype parameter: None, or anything ``np.dtype`` reads as float32/float64.
+
+    Accepts ``"float32"``, ``np.float32``, ``np.dtype("float32")`` (and the same
+    for float64).
+    """
+
+    def accepts(self, value):
+        return value is None or normalize_dtype(value) is not None
+
+    def describe(self):
+        return "None, 'float32' or 'float64' (or np.float32, np.float64)"
+
+
+class RandomStateLike:
+    """A seed: None, a non-negative integer, a ``np.random.Generator`` or ``RandomState``."""
+
+    def accepts(self, value):
+        if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
+            return True
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+    def describe(self):
+        return "None, an integer >= 0, a numpy Generator or a RandomState"
+
+
+def normalize_dtype(dtype):
+    """``"float32"``/``"float64"`` for any spelling of those dtypes, None otherwise.
+
+    >>> normalize_dtype(np.float32), normalize_dtype("float64"), normalize_dtype("int8")
+    ('float32', 'float64', None)
+    """
+    if dtype is None or isinstance(dtype, bool):
+        return None
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        return None
+    return name if name in ("float32", "float64") else None
 
 
 def check_params(estimator, constraints):
@@ -110,6 +160,7 @@ def compute_dtype(X, dtype):
     >>> compute_dtype(np.zeros(2), "float32")
     <class 'numpy.float32'>
     """
+    dtype = normalize_dtype(dtype)
     if dtype == "float32":
         return np.float32
     if dtype == "float64":
@@ -220,3 +271,125 @@ def class_weight_to_sample_weight(class_weight, classes, codes, sample_weight=No
             weights[index[label]] = value
         return weights[codes]
     raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}.")
+
+
+# -- labels of any hashable type ------------------------------------------------
+
+
+def as_label_array(y):
+    """``y`` as a 1-D array when it is a sequence of hashable labels that NumPy would split.
+
+    A list of tuples (``[(0, "a"), (1, "b")]``) would become a 2-D array under
+    ``np.asarray``; here it becomes a 1-D object array with one tuple per row.
+    Anything else (arrays, Series, lists of scalars, a column vector given as
+    nested lists) is returned unchanged for the usual checks.
+
+    >>> as_label_array([(0, "a"), (1, "b")]).shape
+    (2,)
+    >>> as_label_array([[0], [1]])
+    [[0], [1]]
+    """
+    if isinstance(y, (list, tuple)) and any(isinstance(v, (tuple, frozenset)) for v in y):
+        out = np.empty(len(y), dtype=object)
+        for i, v in enumerate(y):
+            out[i] = v
+        return out
+    return y
+
+
+def check_label_targets(y):
+    """Accept class labels of any hashable type; reject continuous or multi-output ``y``.
+
+    scikit-learn's ``check_classification_targets`` calls an object array
+    whose first entry is not a string "unknown" (tuples, mixed int/str labels);
+    those are valid class labels here as long as each is hashable and none is
+    NaN.  Object arrays holding only numbers are checked as numbers, so
+    ``[0.5, 1.7]`` is still refused as continuous.
+    """
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
+    y = np.asarray(y) if not sp.issparse(y) else y
+    if (
+        isinstance(y, np.ndarray)
+        and y.dtype == object
+        and y.ndim == 1
+        and type_of_target(y) == "unknown"
+    ):
+        values = y.tolist()
+        if all(isinstance(v, numbers.Number) for v in values):
+            check_classification_targets(np.asarray(values))
+            return
+        for i, v in enumerate(values):
+            try:
+                hash(v)
+            except TypeError:
+                raise ValueError(
+                    f"y[{i}] = {v!r} is not hashable; class labels must be hashable "
+                    "(numbers, strings, tuples, ...)."
+                ) from None
+            if isinstance(v, float) and v != v:
+                raise ValueError(f"y[{i}] is NaN; drop or label the row before fitting.")
+        return
+    check_classification_targets(y)
+
+
+def _label_sort_key(v):
+    # Numbers first (they compare with each other), then every other type grouped by name.
+    if isinstance(v, numbers.Real):
+        return (0, "", v)
+    return (1, type(v).__name__, v)
+
+
+def _object_array(values):
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def sorted_labels(values):
+    """Sorted unique labels as a 1-D array (object dtype when the types are mixed).
+
+    Labels of one sortable type sort as ``np.unique`` sorts them; mixed types
+    sort numbers first, then by type name, then by value (by ``repr`` where
+    values of one type do not compare).
+
+    >>> sorted_labels(np.array(["b", 1, "a", 2.5], dtype=object)).tolist()
+    [1, 2.5, 'a', 'b']
+    """
+    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    if arr.dtype != object:
+        return np.unique(arr)
+    unique = list(dict.fromkeys(arr.tolist()))
+    try:
+        unique.sort()
+    except TypeError:
+        try:
+            unique.sort(key=_label_sort_key)
+        except TypeError:
+            unique.sort(key=lambda v: (_label_sort_key(v)[:2], repr(v)))
+    return _object_array(unique)
+
+
+def label_codes(y, classes):
+    """Index of each label of ``y`` in ``classes``; a label not in ``classes`` is a ValueError.
+
+    >>> label_codes(np.array(["b", "a", "b"]), np.array(["a", "b"])).tolist()
+    [1, 0, 1]
+    """
+    index = {v: k for k, v in enumerate(classes.tolist())}
+    codes = np.empty(len(y), dtype=np.intp)
+    for i, v in enumerate(y.tolist()):
+        k = index.get(v)
+        if k is None:
+            raise ValueError(f"y[{i}] = {v!r} is not one of the classes {classes.tolist()}.")
+        codes[i] = k
+    return codes
+
+
+def encode_labels(y):
+    """``(classes, codes)``: sorted unique labels and each row's index into them."""
+    classes = sorted_labels(y)
+    if y.dtype != object:
+        return classes, np.searchsorted(classes, y)
+    return classes, label_codes(y, classes)

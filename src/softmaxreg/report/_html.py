@@ -88,6 +88,7 @@ td .bar { display:inline-block; height:8px; background:var(--accent); opacity:.5
 .weights figure { margin:0; text-align:center; }
 .weights img { width:112px; height:112px; image-rendering:pixelated; border:1px solid var(--line); }
 .weights figcaption { font-size:13px; }
+h3 { font-size:16px; margin:24px 0 4px; }
 .note { color:var(--muted); font-size:13px; max-width:820px; }
 .scroll { max-height:520px; overflow:auto; border:1px solid var(--line); }
 code { font-size:13px; background:#f3f3f3; padding:1px 4px; border-radius:3px; }
@@ -193,7 +194,21 @@ def _training_section(bundle, extra_histories) -> str:
               "(for SGD, measured once per epoch).</p>")
 
 
-def _weights_section(bundle) -> str:
+def _weight_images(coef, shape, labels, caption) -> str:
+    centred = coef - coef.mean(axis=0, keepdims=True)  # softmax is invariant to a shared shift
+    lim = float(np.quantile(np.abs(centred), 0.995)) or 1.0
+    figs = []
+    for k, lab in enumerate(labels):
+        img = diverging_rgb(centred[k].reshape(shape), lim)
+        figs.append(f'<figure><img alt="weights of class {escape(lab)}" src="{png_data_uri(img)}">'
+                    f"<figcaption>{escape(lab)}</figcaption></figure>")
+    legend = diverging_rgb(np.linspace(-lim, lim, 64)[None, :].repeat(4, axis=0), lim)
+    return (f'<p class="note">{caption} <span class="legend">−{lim:.3g} <img alt="colour scale" '
+            f'src="{png_data_uri(legend)}"> +{lim:.3g}</span></p>'
+            f'<div class="weights">{"".join(figs)}</div>')
+
+
+def _weights_section(bundle, extra_weights=None) -> str:
     est = bundle.estimator
     shape = (bundle.data_info or {}).get("image_shape")
     coef = getattr(est, "coef_", None)
@@ -204,22 +219,19 @@ def _weights_section(bundle) -> str:
     if shape and int(np.prod(shape)) == coef.shape[1] and (bundle.preprocessor is None
                                                           or not bundle.preprocessor.standardize
                                                           or bundle.preprocessor.kind_ != "frame"):
+        scale = 1.0
         if bundle.preprocessor is not None and bundle.preprocessor.standardize:
-            coef = coef / bundle.preprocessor.scale_  # back to weights on raw pixels
-        centred = coef - coef.mean(axis=0, keepdims=True)  # softmax is invariant to a shared shift
-        lim = float(np.quantile(np.abs(centred), 0.995)) or 1.0
-        figs = []
-        for k, lab in enumerate(labels):
-            img = diverging_rgb(centred[k].reshape(shape), lim)
-            figs.append(f'<figure><img alt="weights of class {escape(lab)}" src="{png_data_uri(img)}">'
-                        f"<figcaption>{escape(lab)}</figcaption></figure>")
-        legend = diverging_rgb(np.linspace(-lim, lim, 64)[None, :].repeat(4, axis=0), lim)
-        return ("<h2>Learned weights</h2>"
-                f'<p class="note">Each class\'s weight per pixel, minus the mean over classes (the softmax '
-                f'is unchanged by a shift shared by all classes). Red pixels raise the class\'s score, blue '
-                f'ones lower it. <span class="legend">−{lim:.3g} <img alt="colour scale" '
-                f'src="{png_data_uri(legend)}"> +{lim:.3g}</span></p>'
-                f'<div class="weights">{"".join(figs)}</div>')
+            scale = bundle.preprocessor.scale_  # back to weights on raw pixels
+        parts = ["<h2>Learned weights</h2>", _weight_images(
+            coef / scale, shape, labels,
+            "Each class's weight per pixel, minus the mean over classes (the softmax is unchanged by "
+            "a shift shared by all classes). Red pixels raise the class's score, blue ones lower it.")]
+        for name, other in (extra_weights or {}).items():
+            other = np.asarray(other, dtype=float)
+            if other.shape == coef.shape:
+                parts.append(f"<h3>{escape(name)}</h3>")
+                parts.append(_weight_images(other / scale, shape, labels, f"The same for {escape(name)}."))
+        return "".join(parts)
     rec = (bundle.metadata or {}).get("inference")
     if rec is not None:
         frame = pd.DataFrame({c: rec["data"][c] for c in rec["columns"]})
@@ -236,8 +248,14 @@ def _weights_section(bundle) -> str:
             "stored with this model).</p>" + f'<div class="scroll">{_table(headers, rows)}</div>')
 
 
-def render_report(bundle: ModelBundle, data, *, extra_histories=None, title=None) -> str:
-    """The report's HTML for ``bundle`` evaluated on the labelled ``data``."""
+def render_report(bundle: ModelBundle, data, *, extra_histories=None, extra_weights=None,
+                  title=None) -> str:
+    """The report's HTML for ``bundle`` evaluated on the labelled ``data``.
+
+    ``extra_histories`` maps a name to another run's history (``iteration``
+    and ``objective`` arrays) to plot; ``extra_weights`` maps a name to
+    another model's ``coef_`` to draw beside this one's (image data).
+    """
     Z = bundle.transform(data.X, repr(data.name))
     y = np.asarray(data.y)
     classes = bundle.classes_
@@ -305,7 +323,7 @@ def render_report(bundle: ModelBundle, data, *, extra_histories=None, title=None
     rows.append(["macro average", float(np.mean(best["precision"])), float(np.mean(best["recall"])),
                  float(np.mean(best["f1"])), int(np.sum(best["support"]))])
     parts.append(_table(["class", "precision", "recall", "F1", "support"], rows, bars=(1, 2, 3)))
-    parts.append(_weights_section(bundle))
+    parts.append(_weights_section(bundle, extra_weights))
     params = {k: v for k, v in est.get_params().items() if not callable(v)}
     prow = [[k, "None" if v is None else str(v)] for k, v in params.items()]
     parts.append("<h2>Model</h2>")
@@ -324,9 +342,11 @@ def render_report(bundle: ModelBundle, data, *, extra_histories=None, title=None
     return "\n".join(p for p in parts if p)
 
 
-def write_report(bundle: ModelBundle, data, path, *, extra_histories=None, title=None) -> str:
+def write_report(bundle: ModelBundle, data, path, *, extra_histories=None, extra_weights=None,
+                 title=None) -> str:
     """Render the report and write it atomically to ``path``; returns the path."""
-    html = render_report(bundle, data, extra_histories=extra_histories, title=title)
+    html = render_report(bundle, data, extra_histories=extra_histories, extra_weights=extra_weights,
+                         title=title)
     path = os.fspath(path)
     _atomic_write(path, lambda fh: fh.write(html.encode("utf-8")))
     return path
