@@ -579,7 +579,7 @@ def cmd_summary(args) -> int:
            else "no standard errors were stored with this model")
     _out(f"coefficients ({why})")
     names = bundle.feature_names
-    limit = args.max_rows or 50
+    limit = args.max_rows or 10
     rows = []
     for k, c in enumerate(bundle.classes_):
         rows.append([str(c), "(intercept)", float(est.intercept_[k])])
