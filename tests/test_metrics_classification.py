@@ -293,3 +293,14 @@ def test_mixed_type_labels_need_explicit_order():
 def test_bad_input_says_what_to_fix(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_tuple_labels_stay_whole():
+    # A list of equal-length tuples is one label per sample, not a 2-D array.
+    y_true = [(0, "x"), (1, "y"), (0, "x"), (1, "y")]
+    y_pred = [(0, "x"), (0, "x"), (0, "x"), (1, "y")]
+    assert accuracy(y_true, y_pred) == 0.75
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), [[2, 0], [1, 1]])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.5, 0.5], [0.2, 0.8]])
+    expected = -np.mean(np.log([0.9, 0.6, 0.5, 0.8]))
+    assert log_loss(y_true, proba) == pytest.approx(expected, rel=1e-12)

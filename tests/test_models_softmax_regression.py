@@ -7,12 +7,14 @@ import pandas as pd
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris, load_wine, make_classification
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from softmaxreg.loss import LinearSoftmaxLoss
+from softmaxreg.solvers._schedules import CosineLR
 from softmaxreg.models import SoftmaxRegression
 
 
@@ -318,11 +320,47 @@ def test_dataframes_keep_feature_names_and_any_labels():
     for frame in (pd.DataFrame(X.astype(np.float32), columns=names),
                   pl.DataFrame(X.astype(np.float32), schema=names)):
         assert SoftmaxRegression().fit(frame, labels).coef_.dtype == np.float32
-    tuples = [(0, "x"), (1, "y"), (2, "z")]
-    hashable = np.empty(len(y), dtype=object)
-    hashable[:] = [tuples[k] for k in y]
-    model = SoftmaxRegression().fit(X, np.array([str(t) for t in hashable]))
-    assert len(model.classes_) == 3
+    # y as a pandas Series, and a column vector (warned about, as in scikit-learn).
+    model = SoftmaxRegression().fit(X, pd.Series(labels))
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
+    with pytest.warns(DataConversionWarning):
+        model = SoftmaxRegression().fit(X, labels.reshape(-1, 1))
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("names", [[(0, "x"), (1, "y"), (2, "z")], [2.5, "a", 1],
+                                   [None, "b", (1,)], [True, "x", 3]])
+def test_labels_of_any_hashable_type(names):
+    X, y = dataset("iris")
+    ref = SoftmaxRegression().fit(X, y)
+    labels = [names[k] for k in y]  # a plain list, as a user would pass it
+    model = SoftmaxRegression().fit(X, labels)
+    assert sorted(map(repr, model.classes_.tolist())) == sorted(map(repr, names))
+    order = [names.index(c) for c in model.classes_.tolist()]
+    np.testing.assert_allclose(model.coef_, ref.coef_[order], rtol=1e-9, atol=1e-12)
+    predicted = model.predict(X)
+    assert predicted.shape == (len(y),)
+    assert predicted.tolist() == [names[k] for k in ref.predict(X)]
+    assert model.score(X, labels) == ref.score(X, y)
+    # Any label can be the reference class, and partial_fit grows the classes.
+    fixed = SoftmaxRegression(reference_class=names[1]).fit(X, labels)
+    np.testing.assert_array_equal(fixed.coef_[model.classes_.tolist().index(names[1])], 0.0)
+    online = SoftmaxRegression(random_state=0).partial_fit(X[y < 2], [labels[i] for i in
+                                                                      np.flatnonzero(y < 2)])
+    online.partial_fit(X, labels)
+    assert online.classes_.tolist() == model.classes_.tolist()
+    with pytest.raises(ValueError, match="not in classes"):
+        SoftmaxRegression().partial_fit(X, labels, classes=names[:2] + ["other"])
+
+
+def test_continuous_or_unhashable_labels_are_refused():
+    X, y = dataset("iris")
+    with pytest.raises(ValueError, match="continuous"):
+        SoftmaxRegression().fit(X, np.array([0.5, 1.5, 2.7], dtype=object)[y])
+    with pytest.raises(ValueError, match="continuous"):
+        SoftmaxRegression().fit(X, y + 0.5)
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        SoftmaxRegression().fit(X, np.c_[y, y])
 
 
 def test_predict_log_proba_keeps_the_tail():
@@ -437,6 +475,46 @@ def test_bad_sample_weight(sample_weight, match):
     X, y = dataset("iris")
     with pytest.raises(ValueError, match=match):
         SoftmaxRegression().fit(X[::10], y[::10], sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [({"penalty": "l3"}, "penalty must be one of"), ({"C": -1.0}, "C must be"),
+     ({"l1_ratio": 2.0, "penalty": "elasticnet"}, "l1_ratio must be"),
+     ({"solver": "saga"}, "solver must be one of"), ({"max_iter": 0}, "max_iter must be"),
+     ({"max_iter": 2.5}, "max_iter must be an integer"), ({"tol": -1.0}, "tol must be"),
+     ({"batch_size": 0}, "batch_size must be"), ({"learning_rate": 0.0}, "learning_rate must be"),
+     ({"learning_rate": "cosine"}, "learning_rate_schedule='cosine'"),
+     ({"learning_rate_schedule": "warp"}, "learning_rate_schedule must be"),
+     ({"momentum": 1.0}, "momentum must be in"), ({"class_weight": "even"}, "class_weight must"),
+     ({"class_weight": {7: 2.0}}, "class_weight has label 7"),
+     ({"warm_start": "yes"}, "warm_start must be"), ({"fit_intercept": 1}, "fit_intercept must"),
+     ({"reference_class": 9}, "reference_class=9 is not one of the classes"),
+     ({"dtype": "float16"}, "dtype must be"), ({"random_state": "seed"}, "random_state must be"),
+     ({"verbose": -1}, "verbose must be"), ({"callback": 3}, "callback must be")],
+)
+def test_invalid_parameters_are_named_at_fit(params, match):
+    X, y = dataset("iris")
+    model = SoftmaxRegression(**params)  # __init__ only stores
+    assert model.get_params()[next(iter(params))] is next(iter(params.values()))
+    with pytest.raises(ValueError, match=match):
+        model.fit(X[::10], y[::10])
+
+
+def test_parameter_spellings_and_schedules():
+    X, y = dataset("iris")
+    model = SoftmaxRegression(dtype=np.float32, fit_intercept=np.True_).fit(X, y)
+    assert model.coef_.dtype == np.float32
+    clone_ = clone(SoftmaxRegression(C=3.0, reference_class=1))
+    assert clone_.get_params()["C"] == 3.0 and clone_.reference_class == 1
+    # learning_rate may itself be a schedule: the same run as the named one.
+    kw = dict(solver="sgd", max_iter=5, tol=None, random_state=0, batch_size=16)
+    named = SoftmaxRegression(learning_rate=0.2, learning_rate_schedule="cosine", **kw).fit(X, y)
+    given = SoftmaxRegression(learning_rate=CosineLR(0.2, n_epochs=5), **kw).fit(X, y)
+    np.testing.assert_array_equal(named.coef_, given.coef_)
+    with pytest.raises(ValueError, match="already a schedule"):
+        SoftmaxRegression(learning_rate=CosineLR(0.2, n_epochs=5),
+                          learning_rate_schedule="step", **kw).fit(X, y)
 
 
 def test_bad_parameters_and_predict_input():

@@ -42,12 +42,12 @@ def _column(y, name):
     """``y`` as a 1-D array; a column vector (n, 1) is accepted and raveled."""
     if hasattr(y, "to_numpy"):  # pandas / polars Series
         y = y.to_numpy()
+    if isinstance(y, (list, tuple)) and any(isinstance(v, (tuple, frozenset)) for v in y):
+        y = _objects(y)  # tuple labels: one label per entry, never a 2-D array
     try:
         y = np.asarray(y)
-    except ValueError:  # ragged sequence, e.g. tuple labels of several lengths
-        items = list(y)
-        y = np.empty(len(items), dtype=object)
-        y[:] = items
+    except ValueError:  # ragged sequence of sequences
+        y = _objects(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -57,6 +57,15 @@ def _column(y, name):
     if y.shape[0] == 0:
         raise ValueError(f"{name} is empty; metrics need at least one sample.")
     return y
+
+
+def _objects(items):
+    """A 1-D object array holding ``items`` as they are (tuples stay whole)."""
+    items = list(items)
+    out = np.empty(len(items), dtype=object)
+    for i, v in enumerate(items):
+        out[i] = v
+    return out
 
 
 def _same_length(*pairs):
@@ -243,7 +252,7 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     if kinds <= set("biuf") or kinds == {"U"} or kinds == {"S"}:
         correct = y_true == y_pred
     else:
-        labels = np.array(list(dict.fromkeys(_hashable(v) for v in y_true.tolist())), dtype=object)
+        labels = _objects(dict.fromkeys(_hashable(v) for v in y_true.tolist()))
         correct = _encode(y_true, labels) == _encode(y_pred, labels)
     return _weighted_mean(correct, w)
 

@@ -5,7 +5,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxreg.functional import log_softmax, softmax
@@ -18,16 +17,36 @@ from ._validation import (
     Interval,
     Options,
     RandomStateLike,
+    as_label_array,
     check_finite,
+    check_label_targets,
     check_params,
     check_sample_weight,
     class_weight_to_sample_weight,
     compute_dtype,
+    encode_labels,
+    label_codes,
+    sorted_labels,
 )
 
 __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
+
+
+def _as_objects(values):
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _same_label(a, b):
+    """Label equality that never broadcasts (tuples, arrays' scalars, mixed types)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _make_rng(random_state):
@@ -232,7 +251,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight):
         self._check_params()
         X, y = self._validate_Xy(X, y, reset=True)
-        classes, codes = np.unique(y, return_inverse=True)
+        classes, codes = encode_labels(y)
         if classes.size < 2:
             raise ValueError(
                 f"y has only one class ({classes[0]!r}); softmax regression needs at least "
@@ -343,7 +362,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 coef = self.coef_.astype(np.float64)
                 intercept = self.intercept_.astype(np.float64)
             else:
-                known = np.unique(np.asarray(classes)) if classes is not None else np.unique(y)
+                known = sorted_labels(as_label_array(classes) if classes is not None else y)
                 coef = np.zeros((known.size, X.shape[1]))
                 intercept = np.zeros(known.size)
             state = {
@@ -359,20 +378,28 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             known, coef = self.classes_, self.coef_.astype(np.float64)
             intercept = self.intercept_.astype(np.float64)
             state = dict(self._partial_state)
-        if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
-            raise ValueError(
-                f"classes={np.unique(np.asarray(classes)).tolist()} differs from the classes "
-                f"the model already has, {known.tolist()}."
-            )
-        new = np.setdiff1d(np.unique(y), known)
-        if new.size:
+        if classes is not None:
+            given = sorted_labels(as_label_array(classes))
+            if given.tolist() != known.tolist():
+                raise ValueError(
+                    f"classes={given.tolist()} differs from the classes the model already has, "
+                    f"{known.tolist()}."
+                )
+        seen = set(known.tolist())
+        new = [v for v in sorted_labels(y).tolist() if v not in seen]
+        if new:
             if state["fixed_classes"]:
                 raise ValueError(
-                    f"y holds labels {new.tolist()} that are not in classes={known.tolist()} "
+                    f"y holds labels {new} that are not in classes={known.tolist()} "
                     "given to the first partial_fit call."
                 )
-            merged = np.union1d(known, new)
-            where = np.searchsorted(merged, known)
+            merged = sorted_labels(np.concatenate([known.astype(object), _as_objects(new)]))
+            if known.dtype != object and merged.dtype == object:
+                try:  # keep a plain dtype when the new labels are of the same kind
+                    merged = sorted_labels(np.asarray(merged.tolist()))
+                except (TypeError, ValueError):
+                    pass
+            where = label_codes(known, merged)
             grown_coef = np.zeros((merged.size, coef.shape[1]))
             grown_int = np.zeros(merged.size)
             grown_coef[where], grown_int[where] = coef, intercept
@@ -384,7 +411,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 f"partial_fit has seen only one class ({known[0]!r}); pass classes=[...] listing "
                 "all labels, or a batch holding at least two classes."
             )
-        codes = np.searchsorted(known, y)
+        codes = label_codes(y, known)
         sw = check_sample_weight(sample_weight, X.shape[0])
         sw = sw * class_weight_to_sample_weight(self.class_weight, known, codes)
         if not sw.sum() > 0:
@@ -467,6 +494,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Most probable class per row, shape (n_samples,)."""
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
+        from softmaxreg.metrics import accuracy
+
+        return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes)."""
@@ -569,13 +602,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _reference_code(self, classes):
         if self.reference_class is None:
             return None
-        matches = np.flatnonzero(classes == self.reference_class)
-        if matches.size != 1:
+        matches = [k for k, c in enumerate(classes.tolist()) if _same_label(c, self.reference_class)]
+        if len(matches) != 1:
             raise ValueError(
                 f"reference_class={self.reference_class!r} is not one of the classes "
                 f"{classes.tolist()}."
             )
-        return int(matches[0])
+        return matches[0]
 
     def _warm_start_point(self, loss, classes):
         if not self.warm_start or not hasattr(self, "coef_"):
@@ -666,6 +699,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         )
 
     def _validate_Xy(self, X, y, reset):
+        y = as_label_array(y)
         X, y = validate_data(
             self,
             X,
@@ -676,7 +710,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             reset=reset,
         )
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
-        check_classification_targets(y)
+        check_label_targets(y)
         return X, y
 
     def _logits(self, X):

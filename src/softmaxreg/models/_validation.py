@@ -280,7 +280,8 @@ def as_label_array(y):
     """``y`` as a 1-D array when it is a sequence of hashable labels that NumPy would split.
 
     A list of tuples (``[(0, "a"), (1, "b")]``) would become a 2-D array under
-    ``np.asarray``; here it becomes a 1-D object array with one tuple per row.
+    ``np.asarray``, and a list mixing numbers and strings an array of strings;
+    here both become 1-D object arrays holding the labels as they are.
     Anything else (arrays, Series, lists of scalars, a column vector given as
     nested lists) is returned unchanged for the usual checks.
 
@@ -289,35 +290,42 @@ def as_label_array(y):
     >>> as_label_array([[0], [1]])
     [[0], [1]]
     """
-    if isinstance(y, (list, tuple)) and any(isinstance(v, (tuple, frozenset)) for v in y):
-        out = np.empty(len(y), dtype=object)
-        for i, v in enumerate(y):
-            out[i] = v
-        return out
+    if not isinstance(y, (list, tuple)) or any(isinstance(v, (list, np.ndarray)) for v in y):
+        return y
+    kinds = {_label_kind(v) for v in y}
+    if len(kinds) > 1 or "other" in kinds:
+        return _object_array(y)
     return y
+
+
+def _label_kind(v):
+    if isinstance(v, (numbers.Number, np.bool_)):
+        return "number"
+    if isinstance(v, (str, np.str_)):
+        return "str"
+    return "other"
 
 
 def check_label_targets(y):
     """Accept class labels of any hashable type; reject continuous or multi-output ``y``.
 
-    scikit-learn's ``check_classification_targets`` calls an object array
-    whose first entry is not a string "unknown" (tuples, mixed int/str labels);
-    those are valid class labels here as long as each is hashable and none is
-    NaN.  Object arrays holding only numbers are checked as numbers, so
-    ``[0.5, 1.7]`` is still refused as continuous.
+    scikit-learn's ``check_classification_targets`` refuses object arrays of
+    tuples or of mixed types (mixed int/str labels, None); those are valid
+    class labels here as long as each is hashable and none is NaN.  Object
+    arrays holding only numbers are checked as numbers, so ``[0.5, 1.7]`` is
+    still refused as continuous.
     """
-    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.multiclass import check_classification_targets
 
     y = np.asarray(y) if not sp.issparse(y) else y
-    if (
-        isinstance(y, np.ndarray)
-        and y.dtype == object
-        and y.ndim == 1
-        and type_of_target(y) == "unknown"
-    ):
+    if isinstance(y, np.ndarray) and y.dtype == object and y.ndim == 1:
         values = y.tolist()
-        if all(isinstance(v, numbers.Number) for v in values):
+        kinds = {_label_kind(v) for v in values}
+        if kinds == {"number"}:
             check_classification_targets(np.asarray(values))
+            return
+        if kinds == {"str"}:
+            check_classification_targets(y)
             return
         for i, v in enumerate(values):
             try:
