@@ -234,3 +234,12 @@ def test_progress_bar_draws_only_on_terminals():
     verbose = TrainingProgress(total=10, stream=pipe, verbose=1)
     verbose({"iteration": 1, "objective": 1.0, "elapsed": 0.1})
     assert pipe.getvalue().count("\n") == 1 and "\r" not in pipe.getvalue()
+
+
+def test_warnings_are_one_line_each(tmp_path, files, capsys):
+    code, out, err = run(capsys, "train", files["train"], "--target", "species", "--max-iter", "2",
+                         "-o", tmp_path / "m.srm")
+    assert code == 0
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and lines[0].startswith("softmaxreg: warning: ") and "converge" in lines[0]
+    assert "Warning:" not in err and ".py:" not in err  # no Python warning format, no file paths

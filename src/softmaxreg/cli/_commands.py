@@ -167,27 +167,10 @@ def _per_class_table(bundle, m) -> str:
     return format_table(rows, ["class", "precision", "recall", "F1", "support"])
 
 
-class _WarningsToStderr:
-    """Show warnings raised during a command as one 'warning:' line each."""
-
-    def __init__(self, args):
-        self.args = args
-
-    def __enter__(self):
-        self._cm = warnings.catch_warnings(record=True)
-        self.caught = self._cm.__enter__()
-        warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc):
-        self._cm.__exit__(*exc)
-        seen = set()
-        for w in self.caught:
-            text = str(w.message).strip().splitlines()[0] if str(w.message).strip() else w.category.__name__
-            if text not in seen:
-                seen.add(text)
-                print(f"softmaxreg: warning: {text}", file=sys.stderr)
-        return False
+def warning_line(message) -> str:
+    """The first line of a warning's message (what the command prints)."""
+    text = str(message).strip()
+    return text.splitlines()[0] if text else type(message).__name__
 
 
 # ----------------------------------------------------------------- training
@@ -289,14 +272,18 @@ def _fit_with_progress(estimator, Z, y, args, label):
     if "callback" in estimator.get_params():
         estimator.set_params(callback=progress)
     start = time.perf_counter()
-    try:
-        with _WarningsToStderr(args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
             estimator.fit(Z, y)
-    finally:
-        progress.close()
-        if "callback" in estimator.get_params():
-            estimator.set_params(callback=None)
-    return time.perf_counter() - start, progress.records
+        finally:
+            progress.close()  # end the bar's line before anything else is printed
+            if "callback" in estimator.get_params():
+                estimator.set_params(callback=None)
+    seconds = time.perf_counter() - start
+    for text in dict.fromkeys(warning_line(w.message) for w in caught):
+        print(f"softmaxreg: warning: {text}", file=sys.stderr)
+    return seconds, progress.records
 
 
 def _inference_record(estimator, args) -> dict | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 
 from . import _commands
 
@@ -208,6 +209,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"softmaxreg: warning: {_commands.warning_line(message)}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (the entry point exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -217,18 +222,28 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     args.argv = argv
+    shown = warnings.showwarning
+    if not args.debug:  # warnings as one line each, like errors
+        warnings.showwarning = _show_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("\nsoftmaxreg: interrupted; no file was written or changed", file=sys.stderr)
+        print("\nsoftmaxreg: interrupted; no file was left half-written", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError, PermissionError, IsADirectoryError) as exc:
+    except BrokenPipeError:  # e.g. `softmaxreg predict ... -o - | head`
+        return 0
+    except (ValueError, OSError, RuntimeError) as exc:  # bad input, unreadable or unwritable files
         if args.debug:
             traceback.print_exc()
         print(f"softmaxreg: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `softmaxreg predict ... -o - | head`
-        return 0
     except Exception as exc:  # a bug: say so, briefly
         if args.debug:
             traceback.print_exc()
