@@ -5,6 +5,7 @@ import pytest
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_softmax as sp_log_softmax
 
+from softmaxreg.metrics import expected_calibration_error
 from softmaxreg.models._calibration import (
     TemperatureScaling,
     VectorScaling,
@@ -18,16 +19,8 @@ def _nll(z, y, w=None):
     return float(np.average(per, weights=w))
 
 
-def _ece(proba, y, n_bins=15):
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return total
+def _ece(proba, y):
+    return expected_calibration_error(y, proba, labels=np.arange(proba.shape[1]), n_bins=15)
 
 
 def _overconfident(n=20000, k=5, true_t=3.0, seed=0):
@@ -61,6 +54,16 @@ def test_matches_brute_force_minimizer():
     p = np.exp(sp_log_softmax(logits / T, axis=1))
     d1 = np.mean(np.sum(p * logits, axis=1) - logits[np.arange(len(y)), y])
     assert abs(d1) < 1e-10 * np.abs(logits).mean()
+
+
+def test_stationary_point_by_torch_autograd():
+    torch = pytest.importorskip("torch")
+    logits, y = _overconfident(n=2000, k=6, true_t=2.0, seed=7)
+    T = fit_temperature(logits, y)
+    t = torch.tensor(T, dtype=torch.float64, requires_grad=True)
+    nll = torch.nn.functional.cross_entropy(torch.from_numpy(logits) / t, torch.from_numpy(y))
+    (grad,) = torch.autograd.grad(nll, t)
+    assert abs(grad.item()) < 1e-10
 
 
 def test_sample_weight_equals_repetition():
