@@ -56,6 +56,9 @@ CASES = {
                        "labels 'zz' were not seen in training"),
     "wrong columns": (lambda d: ["predict", str(d / "m.srm"), str(_write(d / "cols.csv", "a,c\n1,2\n")),
                                  "-o", str(d / "p.csv")], "missing columns 'b'"),
+    "continuous labels": (lambda d: ["train", str(_write(d / "reg.csv", "a,y\n1,0.5\n2,1.25\n3,2\n")),
+                                     "--target", "y", "-o", str(d / "x.srm")],
+                          "holds non-integer numbers (e.g. 0.5); softmax regression needs class labels"),
     "missing folder": (lambda d: ["train", str(d / "good.csv"), "--target", "y", "-o", str(d / "no/m.srm")],
                        "does not exist"),
 }

@@ -70,12 +70,25 @@ def _out(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _check_labels(y, data) -> None:
+def _check_labels(y, data, training: bool = True) -> None:
     if y is None:
         raise ValueError(f"{data.name!r} has no labels; give --target COL")
+    where = f"the label column {data.target!r}" if data.target else "the labels"
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        frac = y[np.isfinite(y) & (y != np.round(y))]
+        if frac.size:
+            raise ValueError(
+                f"{data.name!r}: {where} holds non-integer numbers (e.g. {frac[:1].tolist()[0]!r}); "
+                "softmax regression needs class labels, check --target"
+            )
     classes = np.unique(y)
+    if not training:  # evaluating on one class is fine; fitting on one is not
+        return
+    if classes.size > max(100, y.size // 2):
+        warnings.warn(f"{where} has {classes.size} distinct values in {y.size} rows; "
+                      "is it the right --target?", stacklevel=2)
     if classes.size < 2:
-        where = f"the label column {data.target!r}" if data.target else "the labels"
         raise ValueError(
             f"{data.name!r}: {where} holds a single class ({classes[:1].tolist()[0]!r}); classification "
             "needs at least two, check --target"
@@ -375,7 +388,7 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
     bundle = ModelBundle(estimator=estimator, preprocessor=pre, data_info=_data_info(data))
     results = {"train": evaluate_model(bundle, Z, data.y)}
     if test_data is not None:
-        _check_labels(test_data.y, test_data)
+        _check_labels(test_data.y, test_data, training=False)
         Zt = pre.transform(test_data.X, repr(test_data.name))
         yt, _ = _to_codes(test_data.y, estimator.classes_, repr(test_data.name))
         results["test"] = evaluate_model(bundle, Zt, yt)
@@ -438,7 +451,7 @@ def _check_output_dir(path) -> None:
 def cmd_evaluate(args) -> int:
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args)
-    _check_labels(data.y, data)
+    _check_labels(data.y, data, training=False)
     Z = bundle.transform(data.X, repr(data.name))
     y, _ = _to_codes(data.y, bundle.classes_, repr(data.name))
     m = evaluate_model(bundle, Z, y, calibrated=True)
@@ -517,7 +530,7 @@ def cmd_calibrate(args) -> int:
 
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args)
-    _check_labels(data.y, data)
+    _check_labels(data.y, data, training=False)
     Z = bundle.transform(data.X, repr(data.name))
     y, codes = _to_codes(data.y, bundle.classes_, repr(data.name))
     before = evaluate_model(bundle, Z, y, calibrated=False)
@@ -582,7 +595,7 @@ def cmd_report(args) -> int:
 
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args)
-    _check_labels(data.y, data)
+    _check_labels(data.y, data, training=False)
     _check_output_dir(args.output)
     write_report(bundle, data, args.output)
     _say(args, f"softmaxreg: wrote the report to {args.output}")
