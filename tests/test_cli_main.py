@@ -153,6 +153,9 @@ def test_mlp_option(tmp_path, files, capsys):
     assert type(est).__name__ == "MLPClassifier" and est.hidden_layer_sizes == (16,)
     code, out, err = run(capsys, "evaluate", tmp_path / "mlp.srm", files["test"])
     assert code == 0, err
+    code, out, err = run(capsys, "summary", tmp_path / "mlp.srm")
+    assert code == 0, err
+    assert "hidden layers 16" in out and "7 -> 16" in out and "16 -> 3" in out  # 4 measures + 3 one-hot
 
 
 @needs_debian

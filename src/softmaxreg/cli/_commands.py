@@ -273,9 +273,24 @@ def _accuracy_probe(Z, y, classes, n=2000, seed=0):
     return probe
 
 
+def _epoch_based(estimator) -> bool:
+    return getattr(estimator, "solver", None) == "sgd" or type(estimator).__name__ == "MLPClassifier"
+
+
+def _describe(estimator) -> str:
+    """One line: the model and how it was fitted."""
+    name = type(estimator).__name__
+    if hasattr(estimator, "hidden_layer_sizes"):
+        hidden = ", ".join(map(str, estimator.hidden_layer_sizes))
+        return f"{name} (hidden layers {hidden}, {estimator.activation}, {estimator.optimizer})"
+    solver = getattr(estimator, "solver_", None) or getattr(estimator, "solver", "")
+    penalty = getattr(estimator, "penalty", None)
+    reg = f", {penalty} penalty, C = {estimator.C:g}" if penalty else ", no penalty"
+    return f"{name} ({solver}{reg})"
+
+
 def _fit_with_progress(estimator, Z, y, args, label):
-    solver = getattr(estimator, "solver", None)
-    is_epochs = solver == "sgd" or type(estimator).__name__ == "MLPClassifier"
+    is_epochs = _epoch_based(estimator)
     total = getattr(estimator, "max_iter", getattr(estimator, "max_epochs", None))
     progress = TrainingProgress(
         total=total, unit="epoch" if is_epochs else "it", label=label,
@@ -427,11 +442,16 @@ def cmd_train(args) -> int:
     bundle, results = train_model(args, data, test_data)
     est = bundle.estimator
     meta = bundle.metadata
-    status = "converged" if meta["converged"] else "stopped at the iteration limit"
+    epochs = _epoch_based(est)
+    if meta["converged"]:
+        status = ", converged"
+    elif epochs and getattr(est, "tol", None) is None:
+        status = ""  # ran the epochs asked for; there was no stopping rule
+    else:
+        status = ", stopped at the iteration limit"
     secs = meta["fit_seconds"]
     took = f"{secs:.2f} s" if secs < 60 else format_duration(secs)
-    _out(f"trained in {took}, "
-         f"{meta['n_iter']} {'epochs' if getattr(est, 'solver', 'sgd') == 'sgd' else 'iterations'}, {status}")
+    _out(f"trained in {took}, {meta['n_iter']} {'epochs' if epochs else 'iterations'}{status}")
     columns = {"train": _scalar_metrics(results["train"])}
     if "test" in results:
         columns["test"] = _scalar_metrics(results["test"])
@@ -559,7 +579,7 @@ def cmd_calibrate(args) -> int:
 def cmd_summary(args) -> int:
     bundle = load_model(args.model)
     est, meta = bundle.estimator, bundle.metadata
-    _out(f"{type(est).__name__} ({getattr(est, 'solver_', getattr(est, 'solver', ''))}), "
+    _out(f"{_describe(est)}, "
          f"{len(bundle.classes_)} classes, {len(bundle.feature_names)} features, "
          f"trained on {meta.get('data', '?')} ({meta.get('n_samples', '?')} samples)")
     if bundle.calibration:
@@ -571,6 +591,17 @@ def cmd_summary(args) -> int:
         frame = _record_to_frame(rec)
         _out("coefficients with standard errors, z statistics, p-values and 95% intervals")
         _out(format_table(frame.values.tolist(), list(frame.columns)))
+        return 0
+    if hasattr(est, "coefs_"):  # a network: its layers instead of a coefficient table
+        rows = []
+        sizes = [est.coefs_[0].shape[1]] + [w.shape[0] for w in est.coefs_]
+        for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+            kind = "output" if i == len(est.coefs_) - 1 else f"hidden {i + 1}"
+            rows.append([kind, f"{sizes[i]} -> {sizes[i + 1]}", int(w.size + b.size),
+                         float(np.sqrt(np.sum(np.asarray(w, dtype=float) ** 2))),
+                         float(np.max(np.abs(w)))])
+        _out("layers (a network has no per-feature coefficients with standard errors)")
+        _out(format_table(rows, ["layer", "shape", "parameters", "weight norm", "max |weight|"]))
         return 0
     if not hasattr(est, "coef_"):
         raise ValueError(f"summary shows a coefficient table; a {type(est).__name__} has none")
