@@ -155,7 +155,7 @@ def test_mlp_option(tmp_path, files, capsys):
     assert code == 0, err
     code, out, err = run(capsys, "summary", tmp_path / "mlp.srm")
     assert code == 0, err
-    assert "hidden layers 16" in out and "7 -> 16" in out and "16 -> 3" in out  # 4 measures + 3 one-hot
+    assert "hidden layers 16" in out and "6 -> 16" in out and "16 -> 3" in out  # 4 measures + 2 soils
 
 
 @needs_debian
