@@ -81,18 +81,18 @@ def test_matches_statsmodels_mnlogit(data, cov_type):
 
 
 @pytest.mark.parametrize("data", DATASETS[:2])
-def test_hc1_is_hc0_with_small_sample_factor(data):
-    # statsmodels' MNLogit returns its HC0 matrix for cov_type="HC1" (no factor);
-    # ours applies n / (n - q) as statsmodels does for OLS.
+def test_hc1_is_statsmodels_hc1(data):
+    # statsmodels' discrete models give no small-sample factor for "HC1" (their
+    # HC1 is the White matrix, as HC0); ours is the same, so all types agree.
     X, y = make_data(*data)
     loss = LinearSoftmaxLoss(X, y, reference_class=0)
     coef, intercept = newton_fit(loss)
-    hc0 = compute_inference(loss, coef, intercept, cov_type="HC0")
     hc1 = compute_inference(loss, coef, intercept, cov_type="HC1")
-    n, q = X.shape[0], hc0.params.size
-    np.testing.assert_allclose(hc1.cov_params, hc0.cov_params * n / (n - q), rtol=1e-12)
-    np.testing.assert_allclose(hc1.bse, sm_rows(mnlogit(X, y, "HC0").bse) * np.sqrt(n / (n - q)),
-                               rtol=1e-6)
+    res = mnlogit(X, y, "HC1")
+    np.testing.assert_allclose(hc1.cov_params, np.asarray(res.cov_params()), rtol=1e-6,
+                               atol=1e-12)
+    np.testing.assert_allclose(hc1.bse, sm_rows(res.bse), rtol=1e-6)
+    assert hc1.cov_type == "HC1"
 
 
 @pytest.mark.parametrize("cov_type", ["nonrobust", "HC0"])
@@ -401,3 +401,25 @@ def test_rank_tolerance_follows_the_data_dtype():
     exact32[:, 3] = exact32[:, 0] + exact32[:, 1]
     with pytest.raises(IdentificationError, match="x3 = 1 \\* x0 \\+ 1 \\* x1"):
         check_identification(LinearSoftmaxLoss(exact32, y, reference_class=0))
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0", "HC1"])
+def test_default_fit_matches_statsmodels_on_unscaled_data(solver, cov_type):
+    # Unscaled wine columns make the Hessian ill-conditioned: a gradient of 1e-4
+    # (the default tol) is percent-level error in the coefficients.  The Newton
+    # finish of an unpenalized fit brings the estimate to the MLE regardless.
+    from sklearn.datasets import load_wine
+
+    from softmaxreg.models import SoftmaxRegression
+
+    X, y = load_wine(return_X_y=True)
+    X = X[:, [0, 6, 9]]
+    model = SoftmaxRegression(penalty=None, reference_class=0, solver=solver).fit(X, y)
+    res = mnlogit(X, y, cov_type)
+    np.testing.assert_allclose(model.intercept_[1:], np.asarray(res.params)[0], rtol=1e-6)
+    np.testing.assert_allclose(model.coef_[1:], np.asarray(res.params)[1:].T, rtol=1e-6)
+    result = model.inference(cov_type)
+    np.testing.assert_allclose(result.bse, sm_rows(res.bse), rtol=1e-4)
+    np.testing.assert_allclose(result.pvalues, sm_rows(res.pvalues), rtol=1e-4, atol=1e-12)
+    assert model.converged_

@@ -97,3 +97,20 @@ def test_newton_cg_handles_unidentified_symmetric_coding():
     loss = LinearSoftmaxLoss(X[::3], y[::3])
     res = newton_cg(loss, np.zeros(loss.n_params), tol=1e-6, max_iter=200)
     assert np.max(np.abs(loss.gradient(res.x))) <= 1e-6
+
+
+def test_newton_refine_reaches_the_minimizer_from_a_loose_fit():
+    from softmaxreg.solvers import newton_refine
+
+    X, y = load_wine(return_X_y=True)  # unscaled: an ill-conditioned Hessian
+    loss = LinearSoftmaxLoss(X[:, [0, 6, 9]], y, reference_class=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        loose = lbfgs(loss, np.zeros(loss.n_params), tol=1e-4, max_iter=500)
+    res = newton_refine(loss, loose.x)
+    assert res.converged and res.n_iter <= 10
+    assert np.max(np.abs(loss.gradient(res.x))) < 1e-12
+    assert res.fun <= loose.fun
+    # Newton from the minimizer does not move it.
+    again = newton_refine(loss, res.x)
+    np.testing.assert_allclose(again.x, res.x, rtol=1e-12, atol=1e-14)

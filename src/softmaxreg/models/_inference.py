@@ -45,13 +45,16 @@ is :math:`g_i = r_i \otimes \tilde x_i`.
   :math:`\tilde X^\top \operatorname{diag}(s_i r_{ik} r_{il}) \tilde X`
   (weights enter once, not squared: :math:`s_i` repeated rows contribute
   :math:`s_i` outer products);
-* ``"HC1"``: HC0 times :math:`n / (n - q)`, :math:`q` the number of free
-  parameters (the correction statsmodels applies to ``OLS``).  statsmodels'
-  ``MNLogit.fit(cov_type="HC1")`` applies no correction at all and returns
-  its HC0 matrix, so only ``"nonrobust"`` and ``"HC0"`` coincide with it.
+* ``"HC1"``: what statsmodels' ``MNLogit.fit(cov_type="HC1")`` returns,
+  which for discrete-choice models is the HC0 sandwich itself: statsmodels
+  applies its ``n / (n - q)`` small-sample factor only to linear models, and
+  its discrete models fall back to the uncorrected White matrix.  We follow
+  it so that all three types equal statsmodels; a user who wants the OLS-style
+  factor multiplies ``cov_params("HC0")`` by ``n / (n - q)``
+  (``n = InferenceResult.n_obs``, ``q = params.size``).
 
 With ``penalty=None`` and a reference class these equal statsmodels
-``MNLogit`` (tested to 1e-4 relative).
+``MNLogit`` (tested to 1e-4 relative; in practice ~1e-10).
 
 **Penalized fits.**  With ``penalty="l2"`` and inverse strength ``C`` the
 objective is :math:`C \cdot \mathrm{NLL} + \tfrac12 \lVert W \rVert^2`, and
@@ -684,8 +687,8 @@ def compute_inference(
     intercept : ndarray of shape (n_classes,)
         Fitted intercepts (ignored without an intercept).
     cov_type : {"nonrobust", "HC0", "HC1"}, default="nonrobust"
-        Inverse observed information, or the sandwich without / with the
-        ``n / (n - q)`` small-sample factor.
+        Inverse observed information, or the sandwich; "HC1" is statsmodels'
+        ``MNLogit`` "HC1", which equals its "HC0" (see the module docstring).
     classes : array_like of shape (n_classes,), default=None
         Class labels (codes ``0..K-1`` when None).
     feature_names : array_like of shape (n_features,), default=None
@@ -781,12 +784,6 @@ def compute_inference(
     else:
         W_coef, b = loss.unpack(w)
         cov = bread @ _meat(loss, W_coef, b) @ bread
-        if cov_type == "HC1":
-            if not S > q:
-                raise ValueError(
-                    f"HC1 needs more observations ({S:g}) than free parameters ({q})."
-                )
-            cov *= S / (S - q)
         cov = 0.5 * (cov + cov.T)
 
     order = _display_order(free.size, loss.n_features, loss.fit_intercept)

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxreg.functional import log_softmax, softmax
 from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.solvers import lbfgs, newton_cg, proximal, sgd
+from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
 from ._validation import (
@@ -32,6 +32,9 @@ from ._validation import (
 __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
+# Largest number of free coefficients for the dense-Hessian Newton finish of an
+# unpenalized fit (the Hessian is n_params**2 floats and costs n_free**2 Gram matrices).
+_REFINE_MAX_PARAMS = 1000
 
 
 def _as_objects(values):
@@ -95,6 +98,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Stopping tolerance: max-abs gradient of the per-sample objective for
         "lbfgs" and "newton-cg", of the gradient mapping for "proximal", and
         the epoch improvement of the objective for "sgd" (None: run all epochs).
+        With ``penalty=None`` (maximum likelihood) a converged "lbfgs" or
+        "newton-cg" fit of at most 1000 coefficients is then finished by exact
+        Newton steps (:func:`softmaxreg.solvers.newton_refine`, as statsmodels
+        fits ``MNLogit``), so ``coef_`` is the MLE to rounding however
+        ill-conditioned ``X`` is; those steps count in ``n_iter_`` and ``history_``.
     batch_size : int, default=256
         Rows per "sgd" step.
     learning_rate : float or callable, default=0.1
@@ -120,8 +128,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         intercept are fixed at zero (statsmodels ``MNLogit`` parametrization),
         and the other rows are log-odds against it.
     dtype : {None, "float32", "float64"}, default=None
-        Compute dtype (``np.float32`` and ``np.float64`` work too); None keeps float32 input as float32 and uses float64
-        otherwise.  Accumulations are float64 either way.
+        Compute dtype (``np.float32`` and ``np.float64`` work too); None keeps
+        float32 input as float32 and uses float64 otherwise.  Accumulations are
+        float64 either way.
     random_state : int, Generator, RandomState or None, default=None
         Seeds "sgd" and ``partial_fit`` (initial weights and permutations)
         through ``numpy.random.default_rng`` (a legacy RandomState seeds it with
@@ -297,6 +306,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
         if self.penalty is None:
             self._check_identification(loss, coef, intercept, classes)
+            if solver in ("lbfgs", "newton-cg") and result.converged \
+                    and loss.n_params <= _REFINE_MAX_PARAMS:
+                # Maximum likelihood: finish with exact Newton steps so that coef_ is
+                # the MLE to rounding (what inference and statsmodels assume),
+                # however ill-conditioned the design; tol alone cannot promise that.
+                refined = newton_refine(loss, result.x)
+                result.x = refined.x
+                result.n_iter += refined.n_iter
+                result.history = list(result.history) + refined.history
+                coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
 
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(coef, dtype=work_dtype)

@@ -1,9 +1,11 @@
 """Optimizers over a loss object: they see only ``loss_gradient``/``hessp`` and a start point."""
 
 from ._lbfgs import lbfgs
-from ._newton_cg import newton_cg
+from ._newton_cg import newton_cg, newton_refine
 from ._proximal import proximal, soft_threshold
 from ._result import OptimizeResult
 from ._sgd import sgd
 
-__all__ = ["OptimizeResult", "lbfgs", "newton_cg", "proximal", "sgd", "soft_threshold"]
+__all__ = [
+    "OptimizeResult", "lbfgs", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
+]
