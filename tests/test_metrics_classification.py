@@ -304,3 +304,18 @@ def test_tuple_labels_stay_whole():
     proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.5, 0.5], [0.2, 0.8]])
     expected = -np.mean(np.log([0.9, 0.6, 0.5, 0.8]))
     assert log_loss(y_true, proba) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ece_spellings_and_bad_options():
+    rng = np.random.default_rng(3)
+    proba = softmax(rng.normal(size=(60, 3)))
+    y = rng.integers(0, 3, size=60)
+    for a, b in [("equal-mass", "quantile"), ("equal_width", "uniform")]:
+        assert expected_calibration_error(y, proba, strategy=a) == \
+            expected_calibration_error(y, proba, strategy=b)
+    assert expected_calibration_error(y, proba, kind="class-wise") == \
+        expected_calibration_error(y, proba, kind="classwise")
+    with pytest.raises(ValueError, match="strategy must be .* got 'kmeans'"):
+        expected_calibration_error(y, proba, strategy="kmeans")
+    with pytest.raises(ValueError, match="kind must be .* got 'marginal'"):
+        expected_calibration_error(y, proba, kind="marginal")

@@ -471,6 +471,14 @@ def _calibration_bins(conf, hit, w, n_bins, strategy):
     return ece, bins
 
 
+# Accepted spellings: the names of sklearn.calibration.calibration_curve and the
+# descriptive ones ("equal-mass" bins, "class-wise" ECE).
+_STRATEGIES = {"uniform": "uniform", "equal-width": "uniform",
+               "quantile": "quantile", "equal-mass": "quantile"}
+_KINDS = {"top-label": "top-label", "toplabel": "top-label", "top": "top-label",
+          "classwise": "classwise", "class-wise": "classwise"}
+
+
 def expected_calibration_error(
     y_true,
     y_proba,
@@ -521,9 +529,11 @@ def expected_calibration_error(
     n_bins : int, default=15
         Number of bins M.
     strategy : {"uniform", "quantile"}, default="uniform"
-        Equal-width or equal-mass bins.
+        Equal-width or equal-mass bins ("equal-width" and "equal-mass" are
+        accepted as the same).
     kind : {"top-label", "classwise"}, default="top-label"
-        Which probabilities are binned (see above).
+        Which probabilities are binned (see above); "top_label" and
+        "class-wise" spell the same.
     sample_weight : array_like of shape (n_samples,), default=None
         Non-negative frequency weights.
     return_bins : bool, default=False
@@ -553,10 +563,16 @@ def expected_calibration_error(
     >>> round(ece, 12), bins.confidence.tolist(), bins.accuracy.tolist(), bins.count.tolist()
     (0.1, [0.6, 0.9], [0.5, 1.0], [2.0, 2.0])
     """
-    if strategy not in ("uniform", "quantile"):
-        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}.")
-    if kind not in ("top-label", "classwise"):
-        raise ValueError(f"kind must be 'top-label' or 'classwise', got {kind!r}.")
+    given_strategy, given_kind = strategy, kind
+    strategy = _STRATEGIES.get(str(strategy).lower().replace("_", "-"))
+    if strategy is None:
+        raise ValueError(
+            "strategy must be 'uniform' (equal width) or 'quantile' (equal mass), "
+            f"got {given_strategy!r}."
+        )
+    kind = _KINDS.get(str(kind).lower().replace("_", "-"))
+    if kind is None:
+        raise ValueError(f"kind must be 'top-label' or 'classwise', got {given_kind!r}.")
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
     n_bins = int(n_bins)
