@@ -81,7 +81,7 @@ h1 { font-size:26px; margin:0 0 4px; } h2 { font-size:19px; margin:36px 0 8px; b
 .row { display:flex; flex-wrap:wrap; gap:24px; align-items:flex-start; }
 table { border-collapse:collapse; font-variant-numeric:tabular-nums; font-size:14px; }
 th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:right; }
-th:first-child, td:first-child, table.kv td, table.kv th { text-align:left; }
+th.t, td.t { text-align:left; }
 th { font-weight:600; background:#f6f6f6; }
 td .bar { display:inline-block; height:8px; background:var(--accent); opacity:.55; border-radius:2px; vertical-align:middle; margin-right:6px; }
 .weights { display:grid; grid-template-columns:repeat(auto-fill, minmax(120px, 1fr)); gap:14px; }
@@ -90,7 +90,7 @@ td .bar { display:inline-block; height:8px; background:var(--accent); opacity:.5
 .weights figcaption { font-size:13px; }
 h3 { font-size:16px; margin:24px 0 4px; }
 .note { color:var(--muted); font-size:13px; max-width:820px; }
-.scroll { max-height:520px; overflow:auto; border:1px solid var(--line); }
+.scroll { display:inline-block; max-width:100%; max-height:520px; overflow:auto; border:1px solid var(--line); }
 code { font-size:13px; background:#f3f3f3; padding:1px 4px; border-radius:3px; }
 .legend img { width:160px; height:12px; vertical-align:middle; border:1px solid var(--line); }
 """
@@ -117,7 +117,12 @@ def _fmt(v, digits=4):
 
 
 def _table(headers, rows, bars=(), css_class="") -> str:
-    out = [f'<table class="{css_class}"><thead><tr>' if css_class else "<table><thead><tr>", *(f"<th>{escape(str(h))}</th>" for h in headers), "</tr></thead><tbody>"]
+    """An HTML table; numbers right-aligned (``bars``: columns in [0, 1] get a bar), text left."""
+    numeric = [bool(rows) and all(isinstance(r[j], (int, float, np.integer, np.floating)) for r in rows)
+               for j in range(len(headers))]
+    head = "".join(f'<th{"" if numeric[j] else " class=t"}>{escape(str(h))}</th>'
+                   for j, h in enumerate(headers))
+    out = [f'<table class="{css_class}">' if css_class else "<table>", f"<thead><tr>{head}</tr></thead><tbody>"]
     for row in rows:
         out.append("<tr>")
         for j, cell in enumerate(row):
@@ -127,7 +132,7 @@ def _table(headers, rows, bars=(), css_class="") -> str:
             elif isinstance(cell, (float, np.floating, int, np.integer)):
                 out.append(f"<td>{_fmt(cell)}</td>")
             else:
-                out.append(f"<td>{escape(str(cell))}</td>")
+                out.append(f"<td class=t>{escape(str(cell))}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)
