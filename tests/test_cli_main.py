@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import numpy as np
 import pandas as pd
@@ -201,12 +201,16 @@ def test_ctrl_c_keeps_previous_model(tmp_path, files):
         [sys.executable, "-m", "softmaxreg", "train", str(files["train"]), "--target", "species",
          "--solver", "sgd", "--epochs", "100000000", "--batch-size", "1", "-o", str(model), "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    deadline = time.time() + 60
-    line = ""
-    while time.time() < deadline and "epoch" not in line:  # training has started
-        line = proc.stderr.readline()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    guard = threading.Timer(120, proc.kill)  # never hang the suite on a silent process
+    guard.start()
+    try:
+        line = "-"
+        while line and "epoch" not in line:  # training has started
+            line = proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        guard.cancel()
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert model.read_bytes() == before
