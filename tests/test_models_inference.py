@@ -423,3 +423,22 @@ def test_default_fit_matches_statsmodels_on_unscaled_data(solver, cov_type):
     np.testing.assert_allclose(result.bse, sm_rows(res.bse), rtol=1e-4)
     np.testing.assert_allclose(result.pvalues, sm_rows(res.pvalues), rtol=1e-4, atol=1e-12)
     assert model.converged_
+
+
+def test_summary_reads_like_its_table():
+    from softmaxreg.models import SoftmaxRegression
+
+    X, y = make_data(0, 300, 3, 3)
+    model = SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+    table = model.summary()
+    frame = table.to_frame()
+    assert len(table) == len(frame) == 8 and table.shape == (8, 6)
+    assert list(table.columns) == ["coef", "std err", "z", "P>|z|", "[0.025", "0.975]"]
+    np.testing.assert_array_equal(table["coef"].to_numpy(), frame["coef"].to_numpy())
+    assert table.loc[(1, "x0"), "coef"] == model.coef_[1, 0]
+    assert table.as_text() == str(table)
+    res = mnlogit(X, y)
+    np.testing.assert_allclose(table["std err"].to_numpy(), sm_rows(res.bse), rtol=1e-6)
+    np.testing.assert_allclose(table["P>|z|"].to_numpy(), sm_rows(res.pvalues), rtol=1e-6)
+    np.testing.assert_allclose(table[["[0.025", "0.975]"]].to_numpy(),
+                               np.asarray(res.conf_int()).reshape(-1, 2), rtol=1e-6)

@@ -1025,8 +1025,12 @@ def _fmt(v, width=10):
 class InferenceSummary:
     """Printable coefficient table: one block per class, statsmodels-style.
 
-    ``str(summary)`` is an aligned text table; :meth:`to_frame` the same
-    numbers as a DataFrame.
+    ``str(summary)`` (or :meth:`as_text`) is an aligned text table;
+    :meth:`to_frame` the same numbers as a DataFrame indexed by
+    ``(class, feature)`` with columns ``coef, std err, z, P>|z|`` and the two
+    interval bounds.  The summary also reads like that table:
+    ``summary["coef"]``, ``summary.loc[(1, "x0")]``, ``len(summary)`` and any
+    other DataFrame attribute go to :meth:`to_frame`.
     """
 
     def __init__(self, result, alpha=0.05):
@@ -1037,7 +1041,27 @@ class InferenceSummary:
         self.alpha = alpha
 
     def to_frame(self):
+        """The table as a pandas DataFrame (see the class docstring)."""
         return self.result.to_frame(self.alpha)
+
+    def as_text(self):
+        """The aligned text table (statsmodels' ``Summary.as_text``)."""
+        return self.__str__()
+
+    def __getitem__(self, key):
+        return self.to_frame()[key]
+
+    def __len__(self):
+        return self.result.params.size
+
+    def __getattr__(self, name):
+        # Only reached for names the summary lacks: read them off the DataFrame.
+        if name.startswith("__") or name in ("result", "alpha"):
+            raise AttributeError(name)
+        return getattr(self.to_frame(), name)
+
+    def _repr_html_(self):
+        return self.to_frame()._repr_html_()
 
     def __str__(self):
         r = self.result
