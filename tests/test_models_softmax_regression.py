@@ -149,6 +149,14 @@ def test_two_classes_equal_logistic_regression():
     np.testing.assert_allclose(ref.predict_proba(X), sk.predict_proba(X), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ref.decision_function(X), sk.decision_function(X), rtol=1e-5,
                                atol=1e-7)
+    # At the default tol too (the unpenalized fit ends with exact Newton steps), and with
+    # the other class as reference the row is the negated one.
+    for solver in ("lbfgs", "newton-cg"):
+        default = SoftmaxRegression(penalty=None, reference_class=0, solver=solver).fit(X, y)
+        np.testing.assert_allclose(default.coef_[1], sk.coef_[0], rtol=1e-6)
+        flipped = SoftmaxRegression(penalty=None, reference_class=1, solver=solver).fit(X, y)
+        np.testing.assert_allclose(flipped.coef_[0], -sk.coef_[0], rtol=1e-6)
+        np.testing.assert_allclose(flipped.intercept_[0], -sk.intercept_[0], rtol=1e-6)
     # Symmetric coding with L2 at C: the rows are +-w/2, so w = coef_[1] - coef_[0] is
     # binary logistic regression at 2C (its penalty 0.5 |w|^2 counts |w/2|^2 twice).
     sym = SoftmaxRegression(C=0.3, tol=1e-10, max_iter=1000).fit(X, y)
