@@ -102,7 +102,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "newton-cg" fit of at most 1000 coefficients is then finished by exact
         Newton steps (:func:`softmaxreg.solvers.newton_refine`, as statsmodels
         fits ``MNLogit``), so ``coef_`` is the MLE to rounding however
-        ill-conditioned ``X`` is; those steps count in ``n_iter_`` and ``history_``.
+        ill-conditioned ``X`` is; those steps count in ``n_iter_`` and
+        ``history_`` and come out of ``max_iter``.
     batch_size : int, default=256
         Rows per "sgd" step.
     learning_rate : float or callable, default=0.1
@@ -306,12 +307,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
         if self.penalty is None:
             self._check_identification(loss, coef, intercept, classes)
-            if solver in ("lbfgs", "newton-cg") and result.converged \
+            budget = self.max_iter - result.n_iter
+            if solver in ("lbfgs", "newton-cg") and result.converged and budget > 0 \
                     and loss.n_params <= _REFINE_MAX_PARAMS:
                 # Maximum likelihood: finish with exact Newton steps so that coef_ is
                 # the MLE to rounding (what inference and statsmodels assume),
                 # however ill-conditioned the design; tol alone cannot promise that.
-                refined = newton_refine(loss, result.x)
+                # The steps come out of max_iter, so n_iter_ <= max_iter still.
+                refined = newton_refine(loss, result.x, max_iter=min(budget, 20))
                 result.x = refined.x
                 result.n_iter += refined.n_iter
                 result.history = list(result.history) + refined.history
