@@ -385,6 +385,14 @@ def label_codes(y, classes):
     >>> label_codes(np.array(["b", "a", "b"]), np.array(["a", "b"])).tolist()
     [1, 0, 1]
     """
+    if y.dtype != object and classes.dtype != object and y.dtype.kind == classes.dtype.kind:
+        # Sorted classes of one plain dtype: a vectorized lookup.
+        pos = np.clip(np.searchsorted(classes, y), 0, classes.size - 1)
+        missing = np.flatnonzero(classes[pos] != y)
+        if missing.size:
+            i = int(missing[0])
+            raise ValueError(f"y[{i}] = {y[i]!r} is not one of the classes {classes.tolist()}.")
+        return pos.astype(np.intp)
     index = {v: k for k, v in enumerate(classes.tolist())}
     codes = np.empty(len(y), dtype=np.intp)
     for i, v in enumerate(y.tolist()):
