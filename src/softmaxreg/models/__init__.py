@@ -1,6 +1,6 @@
 """Estimators with the scikit-learn API."""
 
-from ._calibration import TemperatureScaling, VectorScaling
+from ._calibration import TemperatureScaling, VectorScaling, fit_temperature, fit_vector_scaling
 from ._mlp import MLPClassifier
 from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
@@ -11,4 +11,6 @@ __all__ = [
     "SoftmaxRegression",
     "TemperatureScaling",
     "VectorScaling",
+    "fit_temperature",
+    "fit_vector_scaling",
 ]
