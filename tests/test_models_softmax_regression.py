@@ -408,6 +408,9 @@ def test_callback_and_verbose(capsys):
     assert [i["objective"] for i in infos] == model.history_[:4]
     assert model.n_iter_ == 4 and not model.converged_
     assert "iteration 4" in capsys.readouterr().out
+    # the last reported coefficients are the returned model's
+    np.testing.assert_allclose(infos[-1]["coef"], model.coef_)
+    np.testing.assert_allclose(infos[-1]["intercept"], model.intercept_)
     epochs = []
     model = SoftmaxRegression(solver="sgd", max_iter=3, tol=None, random_state=0,
                               batch_size=150, callback=epochs.append).fit(X, y)

@@ -141,10 +141,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     callback : callable, default=None
         ``callback(info)`` after every iteration or epoch with a dict holding
         ``iteration``, ``objective`` (per-sample), ``elapsed`` (seconds) and
-        ``solver``, and for "sgd" and ``partial_fit`` also ``train_accuracy``
-        (weighted accuracy of the epoch's minibatches, each scored just before
-        its step, as training loops usually report); returning True stops
-        training (without a warning).
+        ``solver``, the current ``coef`` (n_classes, n_features) and
+        ``intercept`` (n_classes,) (fresh arrays), and for "sgd" and
+        ``partial_fit`` also ``train_accuracy`` (weighted accuracy of the
+        epoch's minibatches, each scored just before its step, as training
+        loops usually report); returning True stops training (without a warning).
 
     Attributes
     ----------
@@ -482,7 +483,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         state["epochs"] += 1
         state["history"] = state["history"] + list(result.history)
         coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
-        self._notify(state["epochs"], result.history[-1], start, "sgd", counts[0] / counts[1])
+        self._notify(state["epochs"], result.history[-1], start, "sgd", counts[0] / counts[1], coef, intercept)
         self.classes_ = known
         self.coef_ = np.ascontiguousarray(coef, dtype=dtype)
         self.intercept_ = np.ascontiguousarray(intercept, dtype=dtype)
@@ -647,7 +648,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         def on_iteration(x, f, n_iter):
             accuracy = counts[0] / counts[1] if counts[1] else None
             counts[:] = 0.0
-            return self._notify(n_iter, f, start, solver, accuracy)
+            coef = intercept = None
+            if self.callback is not None:
+                coef, intercept = loss.unpack(np.asarray(x))
+            return self._notify(n_iter, f, start, solver, accuracy, coef, intercept)
 
         if solver == "lbfgs":
             return lbfgs(loss, x0, tol=self.tol, max_iter=self.max_iter, callback=on_iteration)
@@ -691,7 +695,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return loss.loss
         return lambda x: loss.loss(x) + float(weights @ np.abs(x))
 
-    def _notify(self, iteration, objective, start, solver, train_accuracy=None):
+    def _notify(self, iteration, objective, start, solver, train_accuracy=None, coef=None, intercept=None):
         if self.verbose:
             print(f"[SoftmaxRegression:{solver}] iteration {iteration}: objective {objective:.8g}")
         if self.callback is None:
@@ -704,6 +708,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         }
         if train_accuracy is not None:
             info["train_accuracy"] = float(train_accuracy)
+        if coef is not None:
+            info["coef"], info["intercept"] = coef, intercept
         return bool(self.callback(info))
 
     def _check_identification(self, loss, coef, intercept, classes):
