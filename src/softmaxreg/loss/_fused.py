@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["applies", "linear_softmax_pass", "predict_proba", "sgd_epoch"]
+__all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "predict_proba", "sgd_epoch"]
 
 _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
 
@@ -458,6 +458,16 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
 def applies(X) -> bool:
     """Whether the fused kernels can run on ``X``: a dense C-ordered float32/float64 ndarray."""
     return type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous
+
+
+#: Below this many entries of X a pass takes well under a millisecond either
+#: way, and the reference path spares a compilation (or a cache load).
+MIN_ELEMENTS = 1 << 16
+
+
+def worthwhile(X) -> bool:
+    """Whether a caller should route a pass over ``X`` to the fused kernels."""
+    return applies(X) and X.size >= MIN_ELEMENTS
 
 
 def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_coef=None, v_intercept=None):

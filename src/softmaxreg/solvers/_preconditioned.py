@@ -44,6 +44,12 @@ class StandardizedSoftmaxLoss:
     sample_weight : ndarray of shape (n_samples,) or None
     l2_reg_strength : float
         :math:`\lambda` (per-sample scaling, as in LinearSoftmaxLoss).
+    center, scale : bool, default=True
+        Whether to subtract the column means and divide by the standard deviations.
+    damping : float, default=0.0
+        Scale by :math:`\sqrt{\mathrm{var}_j + \delta}` instead: columns of tiny
+        variance are then not blown up (their penalty weight :math:`\lambda/\sigma_j^2`
+        stays below :math:`\lambda/\delta`). Any positive scale keeps the map exact.
 
     Examples
     --------
@@ -59,7 +65,8 @@ class StandardizedSoftmaxLoss:
     True
     """
 
-    def __init__(self, X, y, *, n_classes, sample_weight=None, l2_reg_strength=0.0):
+    def __init__(self, X, y, *, n_classes, sample_weight=None, l2_reg_strength=0.0, center=True, scale=True,
+                 damping=0.0):
         from softmaxreg.loss._fused import applies
 
         X = np.ascontiguousarray(X)
@@ -68,10 +75,11 @@ class StandardizedSoftmaxLoss:
         n, p = X.shape
         sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self.sw = sw / sw.sum()
-        self.mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
+        self.mean = X.mean(axis=0, dtype=np.float64) if center else np.zeros(p)
+        std = np.sqrt(X.var(axis=0, dtype=np.float64) + damping)
         # Constant columns are left unscaled (only centered: they then read 0).
-        self.scale = np.where(std > 1e-12 * max(1.0, float(np.max(np.abs(self.mean)))), std, 1.0)
+        tiny = 1e-12 * max(1.0, float(np.max(np.abs(self.mean))))
+        self.scale = np.where(std > tiny, std, 1.0) if scale else np.ones(p)
         self.Xs = ((X - self.mean.astype(X.dtype)) / self.scale.astype(X.dtype)).astype(X.dtype, copy=False)
         self.y = np.ascontiguousarray(y, dtype=np.int64)
         self.n_classes = int(n_classes)
