@@ -303,13 +303,14 @@ def logsumexp_rows(x, out, special):
 # into a (K, _BLOCK) scratch and every step runs across rows instead.
 
 SMALL_K = 48
-_BLOCK = 64
+_BLOCK = 128
+_CHUNKS = 64  # chunks of blocks handed to the threads (load balance on a shared machine)
 
 SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
 
 
 @numba.njit(inline="always", **_jit)
-def _block_stats(x, r0, nb, inv_t, T, m, rest, mode):
+def _block_stats(x, r0, nb, inv_t, T, m, rest, ties, mode):
     """Transpose rows r0:r0+nb into T and compute their max and ``rest``.
 
     Afterwards ``T[j, r]`` holds exp(t) (mode SOFTMAX) or t (otherwise), with
@@ -319,10 +320,10 @@ def _block_stats(x, r0, nb, inv_t, T, m, rest, mode):
     for j in range(K):
         for r in range(nb):
             T[j, r] = x[r0 + r, j]
-    ties = np.zeros(_BLOCK, dtype=np.float64)
     for r in range(nb):
         m[r] = T[0, r]
         rest[r] = 0.0
+        ties[r] = 0.0
     for j in range(1, K):
         for r in range(nb):
             v = T[j, r]
@@ -349,32 +350,36 @@ def rows_small(x, inv_t, mode, out, special):
     n, K = x.shape
     inv_t = x.dtype.type(inv_t)
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in prange(nblocks):
-        r0 = b * _BLOCK
-        nb = min(_BLOCK, n - r0)
+    nchunks = min(nblocks, _CHUNKS)
+    for c in prange(nchunks):
+        # Scratch allocated once per chunk of blocks, not per block.
         T = np.empty((K, _BLOCK), dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        _block_stats(x, r0, nb, inv_t, T, m, rest, mode)
-        for r in range(nb):
-            special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
-        if mode == SOFTMAX:
+        ties = np.empty(_BLOCK, dtype=np.float64)
+        for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
+            r0 = b * _BLOCK
+            nb = min(_BLOCK, n - r0)
+            _block_stats(x, r0, nb, inv_t, T, m, rest, ties, mode)
             for r in range(nb):
-                rest[r] = 1.0 / (1.0 + rest[r])
-            for r in range(nb):
-                s = x.dtype.type(rest[r])
-                for j in range(K):
-                    out[r0 + r, j] = T[j, r] * s
-        elif mode == LOG_SOFTMAX:
-            for r in range(nb):
-                rest[r] = np.log1p(rest[r])
-            for r in range(nb):
-                s = x.dtype.type(rest[r])
-                for j in range(K):
-                    out[r0 + r, j] = T[j, r] - s
-        else:
-            for r in range(nb):
-                out[r0 + r, 0] = m[r] + x.dtype.type(np.log1p(rest[r]))
+                special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+            if mode == SOFTMAX:
+                for r in range(nb):
+                    rest[r] = 1.0 / (1.0 + rest[r])
+                for r in range(nb):
+                    s = x.dtype.type(rest[r])
+                    for j in range(K):
+                        out[r0 + r, j] = T[j, r] * s
+            elif mode == LOG_SOFTMAX:
+                for r in range(nb):
+                    rest[r] = np.log1p(rest[r])
+                for r in range(nb):
+                    s = x.dtype.type(rest[r])
+                    for j in range(K):
+                        out[r0 + r, j] = T[j, r] - s
+            else:
+                for r in range(nb):
+                    out[r0 + r, 0] = m[r] + x.dtype.type(np.log1p(rest[r]))
 
 
 # ---------------------------------------------------------------------------
@@ -475,38 +480,42 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
     inv = x.dtype.type(inv_t)
     nblocks = (n + _BLOCK - 1) // _BLOCK
     parts = np.zeros((nblocks, 2))
-    for b in prange(nblocks):
-        r0 = b * _BLOCK
-        nb = min(_BLOCK, n - r0)
+    nchunks = min(nblocks, _CHUNKS)
+    for c in prange(nchunks):
+        # Scratch allocated once per chunk of blocks, not per block.
         T = np.empty((K, _BLOCK), dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        _block_stats(x, r0, nb, inv, T, m, rest, LOG_SOFTMAX)
-        btotal = 0.0
-        bden = 0.0
-        for r in range(nb):
-            i = r0 + r
-            valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
-            if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
-                special[i] = True
-                continue
-            special[i] = False
-            loss = 0.0
-            if valid == 1:
-                L = np.log1p(rest[r])
-                loss = cy * (L - np.float64(T[y, r])) if cy != 0.0 else 0.0
-                if eps > 0.0:
-                    acc = 0.0
-                    for k in range(K):
-                        wk = np.float64(w[k]) if has_w else 1.0
-                        acc += wk * (L - np.float64(T[k, r])) if wk != 0.0 else 0.0
-                    loss += epk * acc
-                bden += wy
-            btotal += loss
-            if per_row:
-                out[i] = loss
-        parts[b, 0] = btotal
-        parts[b, 1] = bden
+        ties = np.empty(_BLOCK, dtype=np.float64)
+        for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
+            r0 = b * _BLOCK
+            nb = min(_BLOCK, n - r0)
+            _block_stats(x, r0, nb, inv, T, m, rest, ties, LOG_SOFTMAX)
+            btotal = 0.0
+            bden = 0.0
+            for r in range(nb):
+                i = r0 + r
+                valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+                if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
+                    special[i] = True
+                    continue
+                special[i] = False
+                loss = 0.0
+                if valid == 1:
+                    L = np.log1p(rest[r])
+                    loss = cy * (L - np.float64(T[y, r])) if cy != 0.0 else 0.0
+                    if eps > 0.0:
+                        acc = 0.0
+                        for k in range(K):
+                            wk = np.float64(w[k]) if has_w else 1.0
+                            acc += wk * (L - np.float64(T[k, r])) if wk != 0.0 else 0.0
+                        loss += epk * acc
+                    bden += wy
+                btotal += loss
+                if per_row:
+                    out[i] = loss
+            parts[b, 0] = btotal
+            parts[b, 1] = bden
     return parts[:, 0].sum(), parts[:, 1].sum()
 
 
@@ -563,31 +572,35 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
         sw += np.float64(w[k]) if has_w else 1.0
     inv = x.dtype.type(inv_t)
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in prange(nblocks):
-        r0 = b * _BLOCK
-        nb = min(_BLOCK, n - r0)
+    nchunks = min(nblocks, _CHUNKS)
+    for c in prange(nchunks):
+        # Scratch allocated once per chunk of blocks, not per block.
         T = np.empty((K, _BLOCK), dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        _block_stats(x, r0, nb, inv, T, m, rest, SOFTMAX)
-        f = scale * inv_t
-        for r in range(nb):
-            i = r0 + r
-            valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
-            if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
-                special[i] = True
-                continue
-            special[i] = False
-            if valid == 0:
+        ties = np.empty(_BLOCK, dtype=np.float64)
+        for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
+            r0 = b * _BLOCK
+            nb = min(_BLOCK, n - r0)
+            _block_stats(x, r0, nb, inv, T, m, rest, ties, SOFTMAX)
+            f = scale * inv_t
+            for r in range(nb):
+                i = r0 + r
+                valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+                if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
+                    special[i] = True
+                    continue
+                special[i] = False
+                if valid == 0:
+                    for k in range(K):
+                        out[i, k] = 0.0
+                    continue
+                a = x.dtype.type(f * (cy + epk * sw) / (1.0 + rest[r]))
+                bb = f * epk
                 for k in range(K):
-                    out[i, k] = 0.0
-                continue
-            a = x.dtype.type(f * (cy + epk * sw) / (1.0 + rest[r]))
-            bb = f * epk
-            for k in range(K):
-                c = (np.float64(w[k]) if has_w else 1.0) * bb
-                out[i, k] = a * T[k, r] - x.dtype.type(c)
-            out[i, y] -= x.dtype.type(f * cy)
+                    c = (np.float64(w[k]) if has_w else 1.0) * bb
+                    out[i, k] = a * T[k, r] - x.dtype.type(c)
+                out[i, y] -= x.dtype.type(f * cy)
 
 
 # ---------------------------------------------------------------------------
