@@ -136,3 +136,21 @@ def test_sgd_epoch_validates_its_buffers():
     with pytest.raises(ValueError, match="velocity"):
         FU.sgd_epoch(X, np.zeros(4, int), None, np.zeros(6), np.arange(4), n_classes=2, fit_intercept=True,
                      batch_size=2, learning_rate=0.1, momentum=0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hessp_with_cached_probabilities_is_the_same(dtype):
+    X, y, _, coef, intercept = problem(517, 9, 6, dtype, seed=11)
+    s = weights(None, 517)
+    P = np.empty((517, 6))
+    FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True, proba=P)
+    import scipy.special as sps
+
+    np.testing.assert_allclose(P, sps.softmax(X.astype(np.float64) @ coef.T + intercept, axis=1), rtol=1e-4)
+    v = np.random.default_rng(2).standard_normal((6, 9))
+    plain = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=False, v_coef=v, v_intercept=None)
+    cached = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=False, v_coef=v, v_intercept=None, proba=P)
+    np.testing.assert_allclose(cached[1], plain[1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(cached[2], plain[2], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="proba must be"):
+        FU.linear_softmax_pass(X, y, s, coef, intercept, proba=np.empty((3, 6)))

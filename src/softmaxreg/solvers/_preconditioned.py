@@ -85,6 +85,9 @@ class StandardizedSoftmaxLoss:
         self.n_classes = int(n_classes)
         self.n_features = p
         self.penalty = float(l2_reg_strength) / self.scale**2  # per column of W'
+        self._proba = np.empty((n, self.n_classes))
+        self._proba_at = None  # the w the probabilities in _proba belong to
+        self.n_passes = 0
 
     @property
     def n_params(self):
@@ -113,12 +116,25 @@ class StandardizedSoftmaxLoss:
 
         Wp, bp = self._split(w)
         if v is None:
-            res = linear_softmax_pass(self.Xs, self.y, self.sw, Wp, bp, loss=loss, grad=grad)
+            # Keep the probabilities: the Hessian-vector products of a Newton
+            # step all happen at this point, and then skip the logits at w.
+            self._proba_at = np.array(w, dtype=np.float64, copy=True)
+            res = linear_softmax_pass(self.Xs, self.y, self.sw, Wp, bp, loss=loss, grad=grad, proba=self._proba)
         else:
             Vp, vb = self._split(v)
-            res = linear_softmax_pass(self.Xs, self.y, self.sw, Wp, bp, loss=False, v_coef=Vp, v_intercept=vb)
+            same = self._proba_at is not None and np.array_equal(self._proba_at, w)
+            if not same:
+                self._proba_at = None
+                res = linear_softmax_pass(self.Xs, self.y, self.sw, Wp, bp, loss=False, proba=self._proba)
+                if res is None:
+                    raise ValueError("non-finite logits during the fit; scale the features or lower C")
+                self._proba_at = np.array(w, dtype=np.float64, copy=True)
+            res = linear_softmax_pass(self.Xs, self.y, self.sw, Wp, bp, loss=False, v_coef=Vp, v_intercept=vb,
+                                      proba=self._proba)
         if res is None:
+            self._proba_at = None
             raise ValueError("non-finite logits during the fit; scale the features or lower C")
+        self.n_passes += 1
         return res
 
     def loss(self, w):
