@@ -154,3 +154,34 @@ def test_hessp_with_cached_probabilities_is_the_same(dtype):
     np.testing.assert_allclose(cached[2], plain[2], rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="proba must be"):
         FU.linear_softmax_pass(X, y, s, coef, intercept, proba=np.empty((3, 6)))
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("reference_class", [None, 2])
+@pytest.mark.parametrize("probs", [False, True])
+def test_linear_softmax_loss_routes_to_the_fused_pass(monkeypatch, fit_intercept, reference_class, probs):
+    """LinearSoftmaxLoss gives the same numbers with the fused pass on and off."""
+    X, y, sw, coef, intercept = problem(301, 8, 5, np.float32, seed=12, probs=probs, weights=True)
+    kw = dict(n_classes=5, sample_weight=sw, fit_intercept=fit_intercept, l2_reg_strength=0.03,
+              reference_class=reference_class)
+    rng = np.random.default_rng(13)
+
+    def evaluate(min_elements):
+        monkeypatch.setattr(FU, "MIN_ELEMENTS", min_elements)
+        L = LinearSoftmaxLoss(X, y, **kw)
+        w = rng.standard_normal(L.n_params)
+        v = rng.standard_normal(L.n_params)
+        calls = []
+        real = FU.linear_softmax_pass
+        monkeypatch.setattr(FU, "linear_softmax_pass", lambda *a, **k: calls.append(1) or real(*a, **k))
+        out = (L.loss(w), *L.loss_gradient(w), L.hessp(w, v))
+        monkeypatch.setattr(FU, "linear_softmax_pass", real)
+        return out, len(calls)
+
+    rng = np.random.default_rng(13)
+    fused, n_fused = evaluate(0)
+    rng = np.random.default_rng(13)
+    ref, n_ref = evaluate(1 << 62)
+    assert n_fused == 3 and n_ref == 0
+    for a, b in zip(fused, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))

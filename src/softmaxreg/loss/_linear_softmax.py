@@ -7,6 +7,21 @@ from softmaxreg.functional import logsumexp
 
 __all__ = ["LinearSoftmaxLoss"]
 
+_FUSED = None
+
+
+def _fused_module():
+    """``softmaxreg.loss._fused`` (imported on first use; it imports Numba), or None without Numba."""
+    global _FUSED
+    if _FUSED is None:
+        try:
+            from . import _fused
+        except ImportError:
+            _FUSED = False
+        else:
+            _FUSED = _fused
+    return _FUSED or None
+
 # Cache the full probability matrix for repeated Hessian-vector products at
 # one point only while it stays below this many float64 entries (32 MiB).
 _PROBA_CACHE_MAX = 1 << 22
@@ -358,6 +373,9 @@ class LinearSoftmaxLoss:
         Hessian-vector product needs only the probabilities), ``grad`` is None
         unless ``need_grad``, ``hessp`` is None unless ``v`` is given.
         """
+        fused = self._fused_pass(w, need_grad, v)
+        if fused is not None:
+            return fused
         coef, intercept = self._unpack64(w)
         K, p = self.n_classes, self.n_features
         S = self.sum_sample_weight
@@ -411,6 +429,45 @@ class LinearSoftmaxLoss:
                 hv = out
             else:
                 grad = out
+        return f, grad, hv
+
+    def _fused_pass(self, w, need_grad, v):
+        """The same pass as one fused, threaded kernel (``loss._fused``), or None.
+
+        Dense C-ordered float X of at least ``_fused.MIN_ELEMENTS`` entries
+        only; X is read once (logits, softmax, row terms and the gradient
+        update per row while it is in L1). Falls back (None) without Numba or
+        on non-finite logits, where the reference path below decides.
+        """
+        fused = _fused_module()
+        if fused is None or not fused.worthwhile(self.X):
+            return None
+        coef, intercept = self._unpack64(w)
+        sw = self.sample_weight / self.sum_sample_weight
+        if v is None:
+            res = fused.linear_softmax_pass(self.X, self.y, sw, coef, intercept, loss=True, grad=need_grad)
+        else:
+            v_coef, v_int = self.unpack(np.asarray(v, dtype=np.float64))
+            res = fused.linear_softmax_pass(
+                self.X, self.y, sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int
+            )
+        if res is None:
+            return None
+        total, G, gb = res
+        lam = self.l2_reg_strength
+        f = grad = hv = None
+        if v is None:
+            f = total + 0.5 * lam * float(np.sum(coef * coef)) if lam else total
+            if not need_grad:
+                return f, None, None
+        base = v_coef if v is not None else coef
+        if lam:
+            G += lam * base
+        out = self._pack_free(G, gb)
+        if v is not None:
+            hv = out
+        else:
+            grad = out
         return f, grad, hv
 
     # -- helpers --------------------------------------------------------------
