@@ -340,7 +340,12 @@ def _sgd_epoch(X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, K, fit_inte
     """
     n = perm.shape[0]
     p = X.shape[1]
-    W = x2[:, :p]
+    # A contiguous working copy of the weights: x2[:, :p] is a strided view,
+    # which Numba types with a run-time stride and then does not vectorize.
+    W = np.empty((K, p), dtype=x2.dtype)
+    for k in range(K):
+        for j in range(p):
+            W[k, j] = x2[k, j]
     zero = x2.dtype.type(0.0)
     T = max(1, n_threads)
     Gt = np.zeros((T, K, p), dtype=X.dtype)
@@ -404,6 +409,9 @@ def _sgd_epoch(X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, K, fit_inte
                     v2[k, p] = momentum * v2[k, p] + g
                     g = v2[k, p]
                 x2[k, p] -= lr * g
+    for k in range(K):
+        for j in range(p):
+            x2[k, j] = W[k, j]
     return right.sum()
 
 
