@@ -24,7 +24,10 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "predict_proba", "sgd_epoch"]
 
@@ -320,6 +323,25 @@ def _predict_proba(X, W, b, out, n_threads):
     return bad.sum()
 
 
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the cache line holding ``arr[idx]`` into all cache levels (llvm.prefetch)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", **_jit)
 def _gather4(X, perm, i, nq, Xq):
     for q in range(4):
@@ -347,6 +369,7 @@ def _sgd_epoch(X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, K, fit_inte
         for j in range(p):
             W[k, j] = x2[k, j]
     zero = x2.dtype.type(0.0)
+    line = max(1, 64 // X.itemsize)  # elements per cache line
     T = max(1, n_threads)
     Gt = np.zeros((T, K, p), dtype=X.dtype)
     gbt = np.zeros((T, K))
@@ -370,6 +393,12 @@ def _sgd_epoch(X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, K, fit_inte
                     G[k, j] = zero
             for i in range(r0, r1, 4):
                 nq = min(4, r1 - i)
+                # The rows come in random order, so the hardware cannot
+                # prefetch them: ask for the rows of the group 8 rows ahead.
+                for a in range(i + 8, min(i + 12, r1)):
+                    row = X[perm[a]]
+                    for j in range(0, p, line):
+                        _prefetch(row, j)
                 _gather4(X, perm, i, nq, Xq)
                 _logits4(Xq, 0, W, b, Z)
                 for q in range(4):
