@@ -444,12 +444,27 @@ class LinearSoftmaxLoss:
             return None
         coef, intercept = self._unpack64(w)
         sw = self.sample_weight / self.sum_sample_weight
+        # The probabilities of the last gradient pass (small next to X) let the
+        # Hessian-vector products at that point skip the logits at w.
+        cacheable = self.n_samples * self.n_classes <= _PROBA_CACHE_MAX
+        cache = getattr(self, "_fused_proba", None)
         if v is None:
-            res = fused.linear_softmax_pass(self.X, self.y, sw, coef, intercept, loss=True, grad=need_grad)
+            proba = None
+            if cacheable and need_grad:
+                if cache is None:
+                    cache = (None, np.empty((self.n_samples, self.n_classes)))
+                proba = cache[1]
+                self._fused_proba = None  # invalid while being overwritten
+            res = fused.linear_softmax_pass(
+                self.X, self.y, sw, coef, intercept, loss=True, grad=need_grad, proba=proba
+            )
+            if proba is not None and res is not None:
+                self._fused_proba = (np.array(w, dtype=np.float64, copy=True), proba)
         else:
             v_coef, v_int = self.unpack(np.asarray(v, dtype=np.float64))
+            proba = cache[1] if cache is not None and cache[0] is not None and np.array_equal(cache[0], w) else None
             res = fused.linear_softmax_pass(
-                self.X, self.y, sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int
+                self.X, self.y, sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int, proba=proba
             )
         if res is None:
             return None
