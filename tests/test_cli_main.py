@@ -158,6 +158,21 @@ def test_mlp_option(tmp_path, files, capsys):
     assert "hidden layers 16" in out and "6 -> 16" in out and "16 -> 3" in out  # 4 measures + 2 soils
 
 
+def test_mlp_options_mean_what_they_mean_for_softmax(tmp_path, capsys):
+    # --C is scikit-learn's C for both models: the MLP's per-sample decay is 1 / (C n)
+    code, out, err = run(capsys, "train", "iris:train", "--model", "mlp", "--hidden", "8", "--C", "2",
+                         "--momentum", "0.9", "--dtype", "float32", "--epochs", "2", "-o", tmp_path / "m.srm")
+    assert code == 0, err
+    n_train = load_builtin("iris:train").X.shape[0]
+    est = load_model(tmp_path / "m.srm").estimator
+    assert est.alpha == pytest.approx(1.0 / (2.0 * n_train))
+    assert est.momentum == 0.9 and est.dtype == "float32" and est.n_iter_ == 2
+    code, out, err = run(capsys, "train", "iris:train", "--solver", "sgd", "--momentum", "0.5",
+                         "--epochs", "2", "-o", tmp_path / "s.srm")
+    assert code == 0, err
+    assert load_model(tmp_path / "s.srm").estimator.momentum == 0.5
+
+
 @needs_debian
 def test_fashion_mnist_slice_and_demo(tmp_path, fashion_dir, capsys, monkeypatch):
     monkeypatch.setenv("SOFTMAXREG_DATA", str(fashion_dir))

@@ -202,22 +202,31 @@ def _hidden_sizes(args) -> tuple[int, ...]:
     return tuple(sizes) or (256,)
 
 
-def build_estimator(args, callback=None):
-    """The estimator the ``train`` options describe."""
+def build_estimator(args, callback=None, n_samples=None):
+    """The estimator the ``train`` options describe.
+
+    ``--C`` means the same for both models: the MLP's per-sample weight decay
+    is ``1 / (C * n_samples)``, softmax regression's objective scaled per sample.
+    """
     if args.model == "mlp":
         try:
             from ..models._mlp import MLPClassifier
         except ImportError:
             raise ValueError("--model mlp is not available in this installation") from None
+        if args.C is not None and n_samples is None:
+            raise ValueError("--C for --model mlp needs the number of training samples")
         wanted = {
             "hidden_layer_sizes": _hidden_sizes(args),
             "max_epochs": args.epochs or args.max_iter,
             "batch_size": args.batch_size,
             "learning_rate": args.lr,
-            "alpha": (1.0 / args.C) if args.C is not None else None,
+            "momentum": getattr(args, "momentum", None),
+            "dtype": args.dtype,
+            "alpha": 1.0 / (args.C * n_samples) if args.C is not None else None,
             "random_state": args.seed,
             "callback": callback,
-            "tol": args.tol,
+            # None already means "run every epoch" for the MLP
+            "tol": None if args.tol is _NO_TOL else args.tol,
         }
         params = MLPClassifier().get_params()
         kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
@@ -249,6 +258,8 @@ def build_estimator(args, callback=None):
         kwargs["batch_size"] = args.batch_size
     if args.lr is not None:
         kwargs["learning_rate"] = args.lr
+    if getattr(args, "momentum", None) is not None:
+        kwargs["momentum"] = args.momentum
     if args.dtype is not None:
         kwargs["dtype"] = args.dtype
     return SoftmaxRegression(**kwargs)
@@ -397,7 +408,7 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
     for note in pre.notes_:
         _say(args, f"softmaxreg: {note}")
     Z = pre.transform(data.X, repr(data.name))
-    estimator = build_estimator(args)
+    estimator = build_estimator(args, n_samples=Z.shape[0])
     label = label or (estimator.solver if args.model == "softmax" else "mlp")
     _say(args, f"softmaxreg: training {type(estimator).__name__} ({label}) on "
                f"{Z.shape[0]:,} samples x {Z.shape[1]:,} features, {np.unique(data.y).size} classes")

@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=_positive_float, metavar="TOL", help="stopping tolerance")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="minibatch size for sgd (default 256)")
     p.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate for sgd (default 0.1)")
+    p.add_argument("--momentum", type=_fraction, metavar="MU",
+                   help="momentum for sgd and the MLP, in [0, 1) (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], help="compute precision")
     p.add_argument("--standardize", action="store_true",
                    help="scale numeric columns to zero mean, unit variance (stored with the model)")
