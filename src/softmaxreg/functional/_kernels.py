@@ -608,7 +608,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
 
 #: Arrays smaller than this take the reference path: there the kernels would
 #: save microseconds and cost a compilation (or a cache load) per signature.
-MIN_SIZE = 1 << 14
+MIN_SIZE = 1 << 16
 
 _FLOATS = (np.float16, np.float32, np.float64)
 

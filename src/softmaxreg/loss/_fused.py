@@ -518,7 +518,7 @@ def applies(X) -> bool:
 
 #: Below this many entries of X a pass takes well under a millisecond either
 #: way, and the reference path spares a compilation (or a cache load).
-MIN_ELEMENTS = 1 << 16
+MIN_ELEMENTS = 1 << 18
 
 
 def worthwhile(X) -> bool:
