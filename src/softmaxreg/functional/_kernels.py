@@ -2,10 +2,11 @@
 
 These are the fast paths behind :mod:`softmaxreg.functional`; the Array API
 code in ``_softmax.py`` and ``_cross_entropy.py`` stays the reference (and the
-only path for non-NumPy arrays). This module imports Numba at the top, so it is
-itself imported lazily, on the first call that can use it (see
-:func:`load`); every kernel compiles on its first call and is cached on disk
-(``cache=True``). Importing :mod:`softmaxreg` never imports Numba.
+only path for non-NumPy arrays and for arrays under ``MIN_SIZE``). This module
+imports Numba at the top, so it is itself imported lazily, on the first call
+that can use it (``_softmax.fast_kernels``); every kernel compiles on its
+first call and is cached on disk (``cache=True``). Importing
+:mod:`softmaxreg` never imports Numba.
 
 Why fused kernels
 -----------------
@@ -17,8 +18,9 @@ the L1/L2 cache, since a row is at most a few hundred KiB), the output is
 written once, and the rows are split over the cores with ``prange``.
 
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
-``t = n ln2 + r`` with ``|r| <= ln2 / 2``, a polynomial for ``exp(r)`` and the
-factor ``2**n`` built from its bits. Unlike a call into libm, it vectorises
+``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
+fast-math reassociation cannot merge back into one inexact product), a
+polynomial for ``exp(r)`` and the factor ``2**n`` built from its bits. Unlike a call into libm, it vectorises
 (AVX2/AVX-512), which is what makes the kernels memory-bound rather than
 exp-bound. It is accurate to about 1 ulp and is only ever called on
 ``t <= 0`` (max-shifted logits); ``2**n`` is applied as two factors so that

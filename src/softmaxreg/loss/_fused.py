@@ -40,14 +40,6 @@ LOSS, GRAD, HESSP = 1, 2, 4
 
 
 @numba.njit(inline="always", **_jit)
-def _dot(x, w):
-    acc = x.dtype.type(0.0)
-    for j in range(x.shape[0]):
-        acc += x[j] * w[j]
-    return acc
-
-
-@numba.njit(inline="always", **_jit)
 def _softmax_row(z, p):
     """p = softmax(z) in float64; returns logsumexp(z). z is finite here."""
     K = z.shape[0]
