@@ -1,7 +1,8 @@
 r"""Exact column standardization for L2-penalized softmax regression with an intercept.
 
-The solvers converge in fewer passes when the columns of ``X`` are centered and
-scaled. With :math:`\mu` the column means and :math:`\sigma` the column
+First-order solvers converge in fewer passes when the columns of ``X`` are
+centered (on Fashion-MNIST, L-BFGS's relative gap after 600 iterations drops
+20x); for trust-region Newton-CG there it did not help (docs/performance.md). With :math:`\mu` the column means and :math:`\sigma` the column
 standard deviations (1 for constant columns), write :math:`x' = (x - \mu) / \sigma`
 and reparametrize
 
