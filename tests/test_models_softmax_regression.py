@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from softmaxreg.functional import softmax
 from softmaxreg.loss import LinearSoftmaxLoss
 from softmaxreg.solvers._schedules import CosineLR
 from softmaxreg.models import SoftmaxRegression
@@ -557,3 +558,31 @@ def test_reference_coding_matches_statsmodels_mnlogit():
     np.testing.assert_allclose(model.coef_[1:], params[1:].T, rtol=1e-6)
     # Our history is the per-sample negative log-likelihood.
     assert model.history_[-1] == pytest.approx(-res.llf / len(y), rel=1e-10)
+
+
+def test_fused_paths_equal_the_reference_paths():
+    # large enough for the fused kernels (X of >= 2**18 entries): the sgd epochs and
+    # predict_proba take them; forcing the reference loop must give the same model
+    from softmaxreg.loss import _linear_softmax
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6000, 48))
+    y = (X[:, :4] @ rng.normal(size=(4, 5))).argmax(axis=1)
+    params = dict(solver="sgd", max_iter=3, tol=None, random_state=1, momentum=0.5, batch_size=64)
+    fused = SoftmaxRegression(**params).fit(X, y)
+    original = _linear_softmax.LinearSoftmaxLoss.sgd_epoch
+    try:
+        _linear_softmax.LinearSoftmaxLoss.sgd_epoch = lambda self, *a, **k: None
+        loop = SoftmaxRegression(**params).fit(X, y)
+    finally:
+        _linear_softmax.LinearSoftmaxLoss.sgd_epoch = original
+    np.testing.assert_allclose(fused.coef_, loop.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fused.intercept_, loop.intercept_, rtol=1e-9, atol=1e-12)
+    assert fused.history_ == pytest.approx(loop.history_, rel=1e-10)
+    P = fused.predict_proba(X)
+    assert P.shape == (6000, 5)
+    np.testing.assert_allclose(P, softmax(X @ fused.coef_.T + fused.intercept_, axis=1), rtol=1e-12, atol=1e-15)
+    X32 = X.astype(np.float32)
+    m32 = SoftmaxRegression(dtype="float32", **params).fit(X32, y)
+    np.testing.assert_allclose(m32.predict_proba(X32), softmax(X32.astype(np.float64) @ m32.coef_.T.astype(np.float64)
+                               + m32.intercept_, axis=1), atol=1e-5)

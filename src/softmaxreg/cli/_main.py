@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", action="append", metavar="N[,N...]",
                    help="hidden layer widths for --model mlp (default 256)")
     p.add_argument("--solver", choices=["auto", "lbfgs", "newton-cg", "sgd", "proximal"], default="auto",
-                   help="optimizer (default: lbfgs for L2, proximal for L1)")
+                   help="optimizer (default: newton-cg for L2, proximal for L1)")
     p.add_argument("--penalty", choices=["l2", "l1", "elasticnet", "none"], default="l2")
     p.add_argument("--C", type=_positive_float, metavar="C", help="inverse regularization strength (default 1)")
     p.add_argument("--l1-ratio", type=float, metavar="R", help="elastic-net mixing in [0, 1]")

@@ -22,6 +22,19 @@ def _fused_module():
             _FUSED = _fused
     return _FUSED or None
 
+def fused_predict_proba(X, coef, intercept):
+    """``softmax(X @ coef.T + intercept)`` by one fused, threaded pass, or None.
+
+    None when the fused kernels do not apply (no Numba, sparse or non-contiguous
+    ``X``, too small to be worth it) or a logit is not finite; the caller then
+    takes the reference path. The result is float64, shape (n_samples, n_classes).
+    """
+    fused = _fused_module()
+    if fused is None or not fused.worthwhile(X):
+        return None
+    return fused.predict_proba(X, coef, intercept)
+
+
 # Cache the full probability matrix for repeated Hessian-vector products at
 # one point only while it stays below this many float64 entries (32 MiB).
 _PROBA_CACHE_MAX = 1 << 22
@@ -363,6 +376,35 @@ class LinearSoftmaxLoss:
         if self.l2_reg_strength:
             G += self.l2_reg_strength * coef
         return self._pack_free(G, R.sum(axis=0))
+
+    def sgd_epoch(self, w, perm, *, batch_size, learning_rate, momentum=0.0, velocity=None):
+        """One epoch of :meth:`minibatch_gradient` steps over ``perm``, fused; or None.
+
+        Updates ``w`` in place exactly as the ``sgd`` solver's loop would (blocks
+        of ``batch_size`` entries of ``perm``, ``v = momentum * v + g``,
+        ``w -= learning_rate * v``) in one compiled pass, and returns how many
+        rows were predicted right before their step. Returns None, touching
+        nothing, where the kernel does not apply: sparse, small or
+        non-contiguous X, a reference class, probability targets, or ``w`` not
+        a contiguous vector in X's dtype.
+        """
+        fused = _fused_module()
+        if (
+            fused is None
+            or not fused.worthwhile(self.X)
+            or self.reference_class is not None
+            or np.ndim(self.y) != 1
+            or not isinstance(w, np.ndarray)
+            or w.dtype != self.X.dtype
+            or not w.flags.c_contiguous
+            or (momentum and (velocity is None or velocity.dtype != w.dtype))
+        ):
+            return None
+        return fused.sgd_epoch(
+            self.X, self.y, self.sample_weight, w, perm, n_classes=self.n_classes,
+            fit_intercept=self.fit_intercept, batch_size=batch_size, learning_rate=learning_rate,
+            l2=self.l2_reg_strength, momentum=momentum, velocity=velocity,
+        )
 
     # -- the pass over rows (the one place the speed work replaces) -----------
 

@@ -27,6 +27,7 @@ def sgd(
     velocity=None,
     first_epoch=0,
     l1=None,
+    epoch_step=None,
 ):
     r"""Minibatch SGD: one shuffled pass over the rows per epoch.
 
@@ -89,6 +90,12 @@ def sgd(
         ``x <- soft_threshold(x, lr * l1)`` is applied (proximal SGD), which
         gives exact zeros.  ``objective`` should then include the L1 term.
 
+    epoch_step : callable, default=None
+        ``epoch_step(x, perm, lr, v)``: a fused implementation of one epoch's
+        minibatch loop that updates ``x`` (and ``v``) in place exactly as the loop
+        above would, or returns None without touching them when it cannot, in
+        which case the loop runs. Not used with ``l1``.
+
     Returns
     -------
     OptimizeResult
@@ -129,15 +136,9 @@ def sgd(
     for epoch in range(1, int(max_epochs) + 1):
         lr = rate(first_epoch + epoch - 1)
         perm = rng.permutation(n_samples)
-        for start in range(0, n_samples, batch_size):
-            g = batch_gradient(x, perm[start : start + batch_size])
-            if v is not None:
-                v *= momentum
-                v += g
-                g = v
-            x -= np.asarray(lr * g, dtype=x.dtype)
-            if l1 is not None:
-                x[...] = soft_threshold(x, lr * l1)
+        fused = epoch_step is not None and l1 is None and epoch_step(x, perm, lr, v) is not None
+        if not fused:
+            _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1)
         f = float(objective(x)) if objective is not None else float("nan")
         history.append(f)
         if not np.all(np.isfinite(x)):
@@ -167,3 +168,16 @@ def sgd(
     )
     warn_not_converged(result, "sgd")
     return result
+
+
+def _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1):
+    """One epoch of steps over consecutive blocks of ``perm``, updating ``x`` and ``v`` in place."""
+    for start in range(0, perm.size, batch_size):
+        g = batch_gradient(x, perm[start : start + batch_size])
+        if v is not None:
+            v *= momentum
+            v += g
+            g = v
+        x -= np.asarray(lr * g, dtype=x.dtype)
+        if l1 is not None:
+            x[...] = soft_threshold(x, lr * l1)
