@@ -446,7 +446,7 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
 
     .. math::
 
-        g = rac{1}{|idx|} \sum_{i \in idx} s'_i (p_i - y_i) 	ilde x_i^	op + \lambda W,
+        g = \frac{1}{|idx|} \sum_{i \in idx} s'_i (p_i - y_i) \tilde x_i^\top + \lambda W,
         \qquad v \leftarrow \mu v + g, \qquad x \leftarrow x - \eta\, v,
 
     with ``s'_i = s_i n / S`` (weights rescaled to mean one) and the intercept
