@@ -84,6 +84,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     penalty : {"l2", "l1", "elasticnet", None}, default="l2"
+        With None and an exact solver, ``fit`` checks that the maximum-likelihood
+        estimate exists and is unique, and raises ``IdentificationError`` naming
+        the class and features on separation or collinearity.
     C : float, default=1.0
         Inverse regularization strength (> 0).
     l1_ratio : float in [0, 1], default=None
@@ -308,7 +311,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 "learning_rate or scale the features."
             )
         coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
-        if self.penalty is None:
+        # An unpenalized exact fit is the MLE, which separation or collinearity
+        # makes non-existent or non-unique: say so. A fixed number of sgd epochs
+        # is an early-stopped estimate that stays finite either way.
+        if self.penalty is None and solver != "sgd":
             self._check_identification(loss, coef, intercept, classes)
             budget = self.max_iter - result.n_iter
             if solver in ("lbfgs", "newton-cg") and result.converged and budget > 0 \
