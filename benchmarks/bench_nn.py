@@ -183,3 +183,18 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def table(r):
+    """The Markdown table ``python -m benchmarks`` prints and writes for this comparison."""
+    return "\n".join(
+        [
+            f"{r['benchmark']}, {r['n_train']:,} training rows, {r['epochs']} epochs, {r['threads']} threads",
+            "",
+            "| | test accuracy | s / epoch (median) |",
+            "|---|---:|---:|",
+            f"| softmaxreg MLPClassifier | {r['accuracy_ours']:.4f} | {r['s_per_epoch_ours']:.3f} |",
+            f"| PyTorch, same network, init and batches | {r['accuracy_torch']:.4f} | {r['s_per_epoch_torch']:.3f} |",
+            f"| **PyTorch / softmaxreg per epoch** | | **{r['ratio_torch_over_ours']:.2f}x** |",
+        ]
+    )
