@@ -28,6 +28,7 @@ layer :math:`o = x W^\\top + b` is then :math:`G^\\top X` with
 :math:`G = (S - Y)/n`, again without any Jacobian.
 """
 
+import abc
 import numbers
 
 import numpy as np
@@ -95,7 +96,7 @@ def _check_grad(grad_output, out):
     return g
 
 
-class Module:
+class Module(abc.ABC):
     """Base class: ``params``/``grads`` dicts, ``train()``/``eval()`` modes.
 
     Subclasses implement ``forward(x)`` and ``backward(grad_output)``.
@@ -109,11 +110,13 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
-    def forward(self, x):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, x):
+        """The layer's output for input ``x``; caches what ``backward`` needs."""
 
-    def backward(self, grad_output):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def backward(self, grad_output):
+        """Gradient with respect to the input; fills ``grads`` for the parameters."""
 
     def train(self, mode=True):
         """Switch training mode on (``mode=True``) or off; returns ``self``."""

@@ -19,6 +19,7 @@ Solvers and the neural-network optimizers call :func:`get_schedule` once and
 then ask the schedule for the rate at the start of every epoch.
 """
 
+import abc
 import math
 import numbers
 
@@ -64,14 +65,15 @@ def _check_epoch(epoch):
     return _check_int("epoch", epoch, 0)
 
 
-class _Schedule:
+class _Schedule(abc.ABC):
     """Base class: validated ``learning_rate`` and a readable ``repr``."""
 
     def __init__(self, learning_rate):
         self.learning_rate = _check_positive("learning_rate", learning_rate)
 
-    def __call__(self, epoch):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __call__(self, epoch):
+        """The learning rate for 0-based ``epoch``."""
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
