@@ -400,7 +400,9 @@ class LinearSoftmaxLoss:
             or (momentum and (velocity is None or velocity.dtype != w.dtype))
         ):
             return None
-        return fused.sgd_epoch(
+        from . import _fused_sgd  # imports Numba; _fused_module() above said it is there
+
+        return _fused_sgd.sgd_epoch(
             self.X, self.y, self.sample_weight, w, perm, n_classes=self.n_classes,
             fit_intercept=self.fit_intercept, batch_size=batch_size, learning_rate=learning_rate,
             l2=self.l2_reg_strength, momentum=momentum, velocity=velocity,

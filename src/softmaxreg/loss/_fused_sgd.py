@@ -1,0 +1,529 @@
+r"""One epoch of minibatch SGD for :class:`LinearSoftmaxLoss`, fused and split over threads.
+
+A batch is about 8 MFLOP (logits and gradient of 256 rows of 784 features
+and 10 classes) and the next batch needs the updated weights, so the threads
+must meet once per batch. They split the *features*, not the rows: thread
+``t`` owns the columns ``J_t`` of ``W`` (and of ``X``'s rows) and, per batch,
+
+1. computes the partial logits :math:`\sum_{j \in J_t} x_{ij} W_{kj}` of every
+   row of the batch (rows gathered through the permutation, never copied);
+2. meets the other threads at a spin barrier (one per batch);
+3. adds up the partial logits (the same sums in the same order in every
+   thread), takes the softmax and the residuals
+   :math:`r_i = s'_i (p_i - y_i)`, all of which every thread repeats
+   (256 x 10 numbers: cheaper than a second barrier);
+4. updates its own columns, :math:`W_{kJ_t} \mathrel{-}= \eta\,(\frac1B \sum_i r_{ik} x_{iJ_t} + \lambda W_{kJ_t})`,
+   with the rows of the batch still in its cache.
+
+A thread reads and writes only its own columns of ``W``, so nothing else
+needs a barrier; the partial logits are double-buffered by batch parity, so
+a thread may start the next batch while the other still reads this one's.
+The threads are plain Python threads running the compiled worker without
+the GIL: both are sure to run at once (a spin barrier inside a
+``prange`` could deadlock if the threading layer ran both chunks on one
+thread). A waiting thread spins with ``pause`` and then yields its core, so a
+loaded machine slows the epoch down instead of stalling it.
+
+Precision as in the reference step: products in ``X``'s dtype, the softmax
+in float64, the coefficients (and the momentum buffer) stored in ``X``'s
+dtype after every step.
+
+This module imports Numba at the top; it is imported lazily by its callers.
+Kernels compile on first use and are cached on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from ._fused import _jit
+
+__all__ = ["sgd_epoch", "default_threads"]
+
+# Flags of different threads live this many int64 apart (128 bytes): no
+# false sharing between the spinning threads.
+_STRIDE = 16
+# Columns per thread are a multiple of this (a 64-byte line of float32).
+_ALIGN = 16
+# Below this many features per thread a batch is too little work to split.
+_MIN_COLUMNS = 128
+# Spins (with ``pause``) before a waiting thread starts yielding its core.
+_SPINS = 4000
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+_yield = types.ExternalFunction("SwitchToThread" if sys.platform == "win32" else "sched_yield", types.int32())
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, idx):
+    """``arr[idx]`` as an atomic load with acquire ordering."""
+    sig = arr.dtype(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        return builder.load_atomic(ptr, "acquire", aryty.dtype.bitwidth // 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, val):
+    """``arr[idx] = val`` as an atomic store with release ordering."""
+    sig = types.void(arr, idx, arr.dtype)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        builder.store_atomic(args[2], ptr, "release", aryty.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    """The x86 spin-wait hint (``pause``); nothing elsewhere."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch_l2(typingctx, arr, idx):
+    """Hint the cache line holding ``arr[idx]`` into L2 (``llvm.prefetch``, locality 2)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(**_jit)
+def _arrive_and_wait(flags, t, T, phase):
+    """Announce that thread ``t`` reached ``phase``; wait until every thread has.
+
+    Returns False if a thread aborted (flag ``T``), True otherwise.
+    """
+    _store_release(flags, t * _STRIDE, phase)
+    for u in range(T):
+        spins = 0
+        while _load_acquire(flags, u * _STRIDE) < phase:
+            if _load_acquire(flags, T * _STRIDE) != 0:
+                return False
+            if spins < _SPINS:
+                _pause()
+                spins += 1
+            else:
+                _yield()
+    return True
+
+
+@numba.njit(inline="always", **_jit)
+def _exp(x, n, bits):
+    """x[:n] = exp(x[:n]) for x <= 0 (NaN stays NaN), to a few ulp, in vector registers.
+
+    ``math.exp`` is a libm call per element; this is Cody-Waite reduction
+    x = k ln 2 + r, |r| <= ln(2) / 2, a degree-12 Taylor polynomial for
+    exp(r) (truncation below 2e-16 relative) and 2^k built in the exponent
+    bits (``bits``, int64 scratch of length >= n). Below -708 the result is 0
+    where libm would give a subnormal (< 1e-307).
+    """
+    for i in range(n):
+        t = x[i]
+        k = math.floor(max(t, -708.0) * 1.4426950408889634 + 0.5)
+        r = (t - k * 0.693145751953125) - k * 1.4286068203094173e-06
+        p = 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        x[i] = p if t >= -708.0 or t != t else 0.0
+        bits[i] = (np.int64(k) + 1023) << 52
+    scale = bits.view(np.float64)
+    for i in range(n):
+        x[i] *= scale[i]
+
+
+@numba.njit(inline="always", **_jit)
+def _split(t, T, p):
+    """First column of thread ``t`` of ``T`` over ``p`` columns (multiples of _ALIGN)."""
+    if t >= T:
+        return p
+    return min(p, (t * p // T + _ALIGN // 2) // _ALIGN * _ALIGN)
+
+
+@numba.njit(inline="always", **_jit)
+def _partial_logits4(x0, x1, x2, x3, W, Z):
+    """Z[q, k] = x_q . W[k] for the 4 rows x_q (W is (K, m), x_q of length m).
+
+    A register tile of 4 rows x 5 classes (20 accumulators): per vector of
+    columns 4 loads of X and 5 of W feed 20 FMAs.
+    """
+    K, m = W.shape
+    zero = W.dtype.type(0.0)
+    k0 = 0
+    while k0 < K:
+        if k0 + 5 <= K:
+            w0, w1, w2, w3, w4 = W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4]
+            a00 = a01 = a02 = a03 = a04 = zero
+            a10 = a11 = a12 = a13 = a14 = zero
+            a20 = a21 = a22 = a23 = a24 = zero
+            a30 = a31 = a32 = a33 = a34 = zero
+            for j in range(m):
+                u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                v = w0[j]
+                a00 += u0 * v
+                a10 += u1 * v
+                a20 += u2 * v
+                a30 += u3 * v
+                v = w1[j]
+                a01 += u0 * v
+                a11 += u1 * v
+                a21 += u2 * v
+                a31 += u3 * v
+                v = w2[j]
+                a02 += u0 * v
+                a12 += u1 * v
+                a22 += u2 * v
+                a32 += u3 * v
+                v = w3[j]
+                a03 += u0 * v
+                a13 += u1 * v
+                a23 += u2 * v
+                a33 += u3 * v
+                v = w4[j]
+                a04 += u0 * v
+                a14 += u1 * v
+                a24 += u2 * v
+                a34 += u3 * v
+            Z[0, k0], Z[0, k0 + 1], Z[0, k0 + 2], Z[0, k0 + 3], Z[0, k0 + 4] = a00, a01, a02, a03, a04
+            Z[1, k0], Z[1, k0 + 1], Z[1, k0 + 2], Z[1, k0 + 3], Z[1, k0 + 4] = a10, a11, a12, a13, a14
+            Z[2, k0], Z[2, k0 + 1], Z[2, k0 + 2], Z[2, k0 + 3], Z[2, k0 + 4] = a20, a21, a22, a23, a24
+            Z[3, k0], Z[3, k0 + 1], Z[3, k0 + 2], Z[3, k0 + 3], Z[3, k0 + 4] = a30, a31, a32, a33, a34
+            k0 += 5
+        else:
+            wk = W[k0]
+            a0 = a1 = a2 = a3 = zero
+            for j in range(m):
+                w = wk[j]
+                a0 += x0[j] * w
+                a1 += x1[j] * w
+                a2 += x2[j] * w
+                a3 += x3[j] * w
+            Z[0, k0], Z[1, k0], Z[2, k0], Z[3, k0] = a0, a1, a2, a3
+            k0 += 1
+
+
+@numba.njit(inline="always", **_jit)
+def _partial_rank4(x0, x1, x2, x3, R, i, G):
+    """G[k] += sum_q R[i + q, k] x_q, five classes per sweep over the columns."""
+    K, m = G.shape
+    dt = G.dtype.type
+    k0 = 0
+    while k0 < K:
+        if k0 + 5 <= K:
+            g0, g1, g2, g3, g4 = G[k0], G[k0 + 1], G[k0 + 2], G[k0 + 3], G[k0 + 4]
+            r00, r01, r02, r03 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
+            r10, r11, r12, r13 = dt(R[i, k0 + 1]), dt(R[i + 1, k0 + 1]), dt(R[i + 2, k0 + 1]), dt(R[i + 3, k0 + 1])
+            r20, r21, r22, r23 = dt(R[i, k0 + 2]), dt(R[i + 1, k0 + 2]), dt(R[i + 2, k0 + 2]), dt(R[i + 3, k0 + 2])
+            r30, r31, r32, r33 = dt(R[i, k0 + 3]), dt(R[i + 1, k0 + 3]), dt(R[i + 2, k0 + 3]), dt(R[i + 3, k0 + 3])
+            r40, r41, r42, r43 = dt(R[i, k0 + 4]), dt(R[i + 1, k0 + 4]), dt(R[i + 2, k0 + 4]), dt(R[i + 3, k0 + 4])
+            for j in range(m):
+                u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
+                g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
+                g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
+                g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
+                g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
+            k0 += 5
+        else:
+            r0, r1, r2, r3 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
+            gk = G[k0]
+            for j in range(m):
+                gk[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
+            k0 += 1
+
+
+@numba.njit(**_jit)
+def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fit_intercept, Zs, flags):
+    """Thread ``t``'s share of one epoch (see the module docstring); returns its count of right predictions.
+
+    ``x2`` (K, p + fit_intercept) and ``v2`` (same shape, or empty without
+    momentum) are updated in place: columns of thread ``t`` by thread ``t``,
+    the intercept column by thread 0. ``Zs`` (2, T, batch, K) float64 holds
+    the partial logits; ``flags`` the barrier's counters. Thread 0 counts the
+    rows predicted right before their step.
+    """
+    n = perm.shape[0]
+    p = X.shape[1]
+    K = x2.shape[0]
+    dt = X.dtype.type
+    c0 = _split(t, T, p)
+    c1 = _split(t + 1, T, p)
+    m = c1 - c0
+    use_v = momentum != 0.0
+    # Contiguous working copies of this thread's columns (x2[:, c0:c1] is a
+    # strided view, which Numba does not vectorize).
+    W = np.empty((K, m), dtype=X.dtype)
+    V = np.zeros((K, m if use_v else 0), dtype=X.dtype)
+    G = np.empty((K, m), dtype=X.dtype)
+    b = np.zeros(K, dtype=X.dtype)
+    vb = np.zeros(K, dtype=X.dtype)
+    for k in range(K):
+        for j in range(m):
+            W[k, j] = x2[k, c0 + j]
+            if use_v:
+                V[k, j] = v2[k, c0 + j]
+        if fit_intercept:
+            b[k] = x2[k, p]
+            if use_v:
+                vb[k] = v2[k, p]
+    R = np.zeros((batch + 3, K))
+    Z4 = np.empty((4, K))
+    Zb = np.empty((batch, K))
+    E = np.empty(batch * K)
+    Eb = np.empty(batch * K, dtype=np.int64)
+    gb = np.empty(K)
+    line = max(1, 64 // X.itemsize)
+    right = 0
+    n_batches = (n + batch - 1) // batch
+    for bi in range(n_batches):
+        start = bi * batch
+        B = min(n, start + batch) - start
+        par = bi & 1
+        # 1. Partial logits of the batch over this thread's columns.
+        for i in range(0, B, 4):
+            r0 = perm[start + i]
+            r1 = perm[start + i + 1] if i + 1 < B else r0
+            r2 = perm[start + i + 2] if i + 2 < B else r0
+            r3 = perm[start + i + 3] if i + 3 < B else r0
+            _partial_logits4(X[r0][c0:c1], X[r1][c0:c1], X[r2][c0:c1], X[r3][c0:c1], W, Z4)
+            for q in range(min(4, B - i)):
+                for k in range(K):
+                    Zs[par, t, i + q, k] = Z4[q, k]
+        # 2. Every thread's partial logits are in.
+        if not _arrive_and_wait(flags, t, T, bi + 1):
+            return right
+        # 3. Logits, softmax and residuals of the whole batch (every thread alike).
+        for i in range(B):
+            mx = -np.inf
+            for k in range(K):
+                acc = 0.0
+                for u in range(T):
+                    acc += Zs[par, u, i, k]
+                z = np.float64(dt(acc)) + np.float64(b[k])
+                Zb[i, k] = z
+                mx = max(mx, z)
+            for k in range(K):
+                E[i * K + k] = Zb[i, k] - mx
+        _exp(E, B * K, Eb)
+        for k in range(K):
+            gb[k] = 0.0
+        for i in range(B):
+            row = perm[start + i]
+            tot = 0.0
+            best = 0
+            for k in range(K):
+                tot += E[i * K + k]
+                best = k if Zb[i, k] > Zb[i, best] else best
+            s = swn[row]
+            f = s / tot
+            for k in range(K):
+                R[i, k] = f * E[i * K + k]
+            R[i, codes[row]] -= s
+            right += best == codes[row]
+            for k in range(K):
+                gb[k] += R[i, k]
+        for i in range(B, B + 3):
+            for k in range(K):
+                R[i, k] = 0.0
+        # 4. The gradient on this thread's columns, and the step.
+        for k in range(K):
+            for j in range(m):
+                G[k, j] = 0.0
+        for i in range(0, B, 4):
+            # Rows come in random order, which the hardware cannot prefetch:
+            # while this batch's rows (in cache) make the gradient, ask for
+            # this thread's part of the next batch's rows.
+            for a in range(start + batch + i, min(start + batch + i + 4, n)):
+                row = X[perm[a]]
+                for j in range(c0, c1, line):
+                    _prefetch_l2(row, j)
+            r0 = perm[start + i]
+            r1 = perm[start + i + 1] if i + 1 < B else r0
+            r2 = perm[start + i + 2] if i + 2 < B else r0
+            r3 = perm[start + i + 3] if i + 3 < B else r0
+            _partial_rank4(X[r0][c0:c1], X[r1][c0:c1], X[r2][c0:c1], X[r3][c0:c1], R, i, G)
+        scale = 1.0 / B
+        for k in range(K):
+            for j in range(m):
+                g = G[k, j] * dt(scale) + dt(l2) * W[k, j]
+                if use_v:
+                    V[k, j] = dt(momentum) * V[k, j] + g
+                    g = V[k, j]
+                W[k, j] -= dt(lr) * g
+            if fit_intercept:
+                g = gb[k] * scale
+                if use_v:
+                    vb[k] = dt(momentum * vb[k] + g)
+                    g = vb[k]
+                b[k] = dt(b[k] - dt(lr * g))
+    for k in range(K):
+        for j in range(m):
+            x2[k, c0 + j] = W[k, j]
+            if use_v:
+                v2[k, c0 + j] = V[k, j]
+        if fit_intercept and t == 0:
+            x2[k, p] = b[k]
+            if use_v:
+                v2[k, p] = vb[k]
+    return right if t == 0 else 0
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers):
+    """A process-wide pool of ``workers`` threads (grown when asked for more)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="softmaxreg-sgd")
+        return _POOL
+
+
+def default_threads():
+    """Threads an epoch uses by default: Numba's thread count (``NUMBA_NUM_THREADS``), at most the cores."""
+    return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
+
+
+def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, batch_size, learning_rate,
+              l2=0.0, momentum=0.0, velocity=None, n_threads=None):
+    r"""One fused epoch of minibatch SGD, updating the flat coefficients ``x`` in place.
+
+    Exactly the step of :func:`softmaxreg.solvers.sgd` with
+    ``LinearSoftmaxLoss.minibatch_gradient`` (symmetric coding, no L1): for
+    each block ``idx`` of ``batch_size`` entries of ``perm``,
+
+    .. math::
+
+        g = \frac{1}{|idx|} \sum_{i \in idx} s'_i (p_i - y_i) \tilde x_i^\top + \lambda W,
+        \qquad v \leftarrow \mu v + g, \qquad x \leftarrow x - \eta\, v,
+
+    with ``s'_i = s_i n / S`` (weights rescaled to mean one) and the intercept
+    unpenalized, in one compiled loop per thread, the features split over the
+    threads (module docstring).
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features), float32 or float64, C-ordered
+    codes : ndarray (n_samples,) of int class codes
+    sample_weight : ndarray (n_samples,) or None
+    x : ndarray (n_classes * (n_features + fit_intercept),) in X's dtype
+        The flat coefficients (LinearSoftmaxLoss layout, no reference class); updated in place.
+    perm : ndarray of int
+        The epoch's row order.
+    velocity : ndarray like ``x``, optional
+        Momentum buffer (updated in place); needed when ``momentum != 0``.
+    n_threads : int, optional
+        Threads to split the features over (default :func:`default_threads`);
+        fewer when a thread would get under 128 features.
+
+    Returns
+    -------
+    int
+        How many of the epoch's rows were predicted right before their step
+        (the running accuracy's numerator).
+
+    Examples
+    --------
+    One step on one row from zero coefficients: p = (1/2, 1/2), y = (0, 1),
+    g = (p - y) x~ = ((1/2, 1/2), (-1/2, -1/2)), so x = -0.1 g.
+
+    >>> import numpy as np
+    >>> x = np.zeros(4)
+    >>> _ = sgd_epoch(np.array([[1.0]]), np.array([1]), None, x, np.array([0]),
+    ...               n_classes=2, fit_intercept=True, batch_size=1, learning_rate=0.1)
+    >>> x.tolist()
+    [-0.05, -0.05, 0.05, 0.05]
+    """
+    n, p = X.shape
+    if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
+        raise ValueError("X must be a C-contiguous float32 or float64 array")
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    swn = np.ascontiguousarray(sw * (n / sw.sum()))
+    d = p + int(fit_intercept)
+    if x.dtype != X.dtype or not x.flags.c_contiguous or x.shape != (n_classes * d,):
+        raise ValueError(f"x must be a C-contiguous {X.dtype} vector of length {n_classes * d}")
+    x2 = x.reshape(n_classes, d)
+    if momentum != 0.0:
+        if velocity is None or velocity.shape != x.shape or velocity.dtype != x.dtype:
+            raise ValueError("momentum needs a velocity buffer of x's shape and dtype")
+        v2 = velocity.reshape(n_classes, d)
+    else:
+        v2 = x2[:0]
+    perm = np.ascontiguousarray(perm, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    batch = max(1, min(int(batch_size), perm.shape[0]))
+    T = default_threads() if n_threads is None else max(1, int(n_threads))
+    T = max(1, min(T, p // _MIN_COLUMNS))
+    Zs = np.empty((2, T, batch, n_classes))
+    flags = np.zeros((T + 1) * _STRIDE, dtype=np.int64)
+    args = (X, codes, swn, x2, perm, batch, float(learning_rate), float(l2), float(momentum), v2,
+            bool(fit_intercept), Zs, flags)
+    if T == 1:
+        return int(_epoch_worker(0, 1, *args))
+
+    def work(t):
+        try:
+            return _epoch_worker(t, T, *args)
+        except BaseException:
+            flags[T * _STRIDE] = 1  # release the threads waiting for this one
+            raise
+
+    futures = [_pool(T - 1).submit(work, t) for t in range(1, T)]
+    try:
+        right = work(0)
+    finally:
+        for f in futures:
+            f.result()
+    return int(right)
