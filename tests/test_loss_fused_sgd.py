@@ -33,10 +33,11 @@ def problem(n, p, k, dtype, seed=0, weights=True, l2=0.01, fit_intercept=True):
     return X, y, sw, L, x0, rng.permutation(n)
 
 
-def fused(X, y, sw, L, x0, perm, batch, lr=0.1, momentum=0.0, n_threads=None):
+def fused(X, y, sw, L, x0, perm, batch, lr=0.1, momentum=0.0, n_threads=None, n_blocks=None):
     x, v = x0.copy(), np.zeros_like(x0)
     right = FS.sgd_epoch(X, y, sw, x, perm, n_classes=L.n_classes, fit_intercept=L.fit_intercept, batch_size=batch,
-                         learning_rate=lr, l2=L.l2_reg_strength, momentum=momentum, velocity=v, n_threads=n_threads)
+                         learning_rate=lr, l2=L.l2_reg_strength, momentum=momentum, velocity=v, n_threads=n_threads,
+                         n_blocks=n_blocks)
     return x, v, right
 
 
@@ -48,11 +49,11 @@ TOL = {np.float32: 2e-5, np.float64: 1e-12}
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_epoch_equals_the_minibatch_loop(dtype, momentum, fit_intercept, n_threads):
-    # 300 features: split over 2 threads (128 columns each at least), 3 asks for more than fit;
+    # 400 features: up to 3 blocks of 128 columns or more, one per thread;
     # 203 rows in batches of 16: a short last batch and 4-row tails
-    X, y, sw, L, x0, perm = problem(203, 300, 7, dtype, fit_intercept=fit_intercept)
+    X, y, sw, L, x0, perm = problem(203, 400, 7, dtype, fit_intercept=fit_intercept)
     x, v, right = reference_epoch(L, x0, perm, 16, 0.1, momentum)
-    xf, vf, rf = fused(X, y, sw, L, x0, perm, 16, momentum=momentum, n_threads=n_threads)
+    xf, vf, rf = fused(X, y, sw, L, x0, perm, 16, momentum=momentum, n_threads=n_threads, n_blocks=n_threads)
     np.testing.assert_allclose(xf, x, rtol=TOL[dtype], atol=TOL[dtype])
     if momentum:
         np.testing.assert_allclose(vf, v, rtol=TOL[dtype], atol=TOL[dtype])
@@ -65,18 +66,23 @@ def test_odd_batches_and_class_counts(batch, k):
     X, y, sw, L, x0, perm = problem(259, 517, k, np.float64, seed=batch + k)
     x, _, right = reference_epoch(L, x0, perm, batch, 0.05, 0.0)
     for T in (1, 2, 4):
-        xf, _, rf = fused(X, y, sw, L, x0, perm, batch, lr=0.05, n_threads=T)
+        xf, _, rf = fused(X, y, sw, L, x0, perm, batch, lr=0.05, n_threads=T, n_blocks=4)
         np.testing.assert_allclose(xf, x, rtol=1e-12, atol=1e-12)
         assert rf == right
 
 
-@pytest.mark.parametrize("p", [1, 17, 129, 256, 400])
-def test_threads_agree_with_one_thread(p):
-    # the features split at multiples of 16 columns; the sums differ only by rounding
+@pytest.mark.parametrize("p", [1, 17, 129, 256, 400, 784])
+def test_the_threads_do_not_change_the_bits(p):
+    # the partial logits are summed over fixed column blocks, whichever thread computed them
     X, y, sw, L, x0, perm = problem(300, p, 10, np.float32, seed=p, weights=False, l2=0.0)
-    one = fused(X, y, sw, L, x0, perm, 32, n_threads=1)[0]
-    for T in (2, 3, 8):
-        np.testing.assert_allclose(fused(X, y, sw, L, x0, perm, 32, n_threads=T)[0], one, rtol=1e-5, atol=1e-6)
+    for blocks in (1, 2, 3, 5):
+        one = fused(X, y, sw, L, x0, perm, 32, n_threads=1, n_blocks=blocks)
+        for T in (2, 3, 8):
+            for a, b in zip(one, fused(X, y, sw, L, x0, perm, 32, n_threads=T, n_blocks=blocks)):
+                np.testing.assert_array_equal(a, b)
+    # and other blocks change only the rounding
+    np.testing.assert_allclose(fused(X, y, sw, L, x0, perm, 32, n_blocks=1)[0],
+                               fused(X, y, sw, L, x0, perm, 32, n_blocks=3)[0], rtol=1e-5, atol=1e-6)
 
 
 def test_a_part_of_the_rows_in_any_order():
@@ -124,11 +130,22 @@ def test_the_default_thread_count():
 def test_an_aborted_thread_releases_the_others():
     flags = np.zeros(3 * FS._STRIDE, dtype=np.int64)
     flags[2 * FS._STRIDE] = 1  # the abort flag of a 2-thread barrier
-    assert not FS._arrive_and_wait(flags, 0, 2, 1)
+    assert FS._arrive_and_wait(flags, 0, 2, 1) == -1
     flags[:] = 0
     flags[FS._STRIDE] = 5  # thread 1 is ahead
-    assert FS._arrive_and_wait(flags, 0, 2, 1)
+    assert FS._arrive_and_wait(flags, 0, 2, 1) == 0
     assert flags[0] == 1
+
+
+@pytest.mark.parametrize("solo_after", [0, 1])
+def test_going_on_alone_changes_nothing(monkeypatch, solo_after):
+    # thread 0 takes every block from the first barrier on (as when its partner keeps missing)
+    X, y, sw, L, x0, perm = problem(203, 300, 7, np.float32, seed=9)
+    one = fused(X, y, sw, L, x0, perm, 16, momentum=0.9, n_threads=1)
+    monkeypatch.setattr(FS, "_SOLO_AFTER", solo_after)
+    two = fused(X, y, sw, L, x0, perm, 16, momentum=0.9, n_threads=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_validates_its_inputs():

@@ -60,6 +60,8 @@ _ALIGN = 16
 _MIN_COLUMNS = 128
 # Spins (with ``pause``) before a waiting thread starts yielding its core.
 _SPINS = 4000
+# Batches in which thread 0 had to yield before it goes on alone.
+_SOLO_AFTER = 3
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 _yield = types.ExternalFunction("SwitchToThread" if sys.platform == "win32" else "sched_yield", types.int32())
@@ -130,22 +132,25 @@ def _prefetch_l2(typingctx, arr, idx):
 
 @numba.njit(**_jit)
 def _arrive_and_wait(flags, t, T, phase):
-    """Announce that thread ``t`` reached ``phase``; wait until every thread has.
+    """Announce that thread ``t`` reached ``phase``; wait until threads 0..T-1 have.
 
-    Returns False if a thread aborted (flag ``T``), True otherwise.
+    Returns how many times this thread gave up its core while waiting, or -1
+    if a thread aborted (flag ``T``).
     """
     _store_release(flags, t * _STRIDE, phase)
+    yields = 0
     for u in range(T):
         spins = 0
         while _load_acquire(flags, u * _STRIDE) < phase:
             if _load_acquire(flags, T * _STRIDE) != 0:
-                return False
+                return -1
             if spins < _SPINS:
                 _pause()
                 spins += 1
             else:
                 _yield()
-    return True
+                yields += 1
+    return yields
 
 
 @numba.njit(inline="always", **_jit)
@@ -191,18 +196,20 @@ def _split(t, T, p):
 
 
 @numba.njit(inline="always", **_jit)
-def _partial_logits4(x0, x1, x2, x3, W, Z):
-    """Z[q, k] = x_q . W[k] for the 4 rows x_q (W is (K, m), x_q of length m).
+def _partial_logits4(x0, x1, x2, x3, W, a, Z):
+    """Z[q, k] = x_q . W[k, a:a + m] for the 4 rows x_q of length m.
 
     A register tile of 4 rows x 5 classes (20 accumulators): per vector of
     columns 4 loads of X and 5 of W feed 20 FMAs.
     """
-    K, m = W.shape
+    K = W.shape[0]
+    m = x0.shape[0]
     zero = W.dtype.type(0.0)
     k0 = 0
     while k0 < K:
         if k0 + 5 <= K:
-            w0, w1, w2, w3, w4 = W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4]
+            w0, w1, w2 = W[k0][a : a + m], W[k0 + 1][a : a + m], W[k0 + 2][a : a + m]
+            w3, w4 = W[k0 + 3][a : a + m], W[k0 + 4][a : a + m]
             a00 = a01 = a02 = a03 = a04 = zero
             a10 = a11 = a12 = a13 = a14 = zero
             a20 = a21 = a22 = a23 = a24 = zero
@@ -240,7 +247,7 @@ def _partial_logits4(x0, x1, x2, x3, W, Z):
             Z[3, k0], Z[3, k0 + 1], Z[3, k0 + 2], Z[3, k0 + 3], Z[3, k0 + 4] = a30, a31, a32, a33, a34
             k0 += 5
         else:
-            wk = W[k0]
+            wk = W[k0][a : a + m]
             a0 = a1 = a2 = a3 = zero
             for j in range(m):
                 w = wk[j]
@@ -253,14 +260,16 @@ def _partial_logits4(x0, x1, x2, x3, W, Z):
 
 
 @numba.njit(inline="always", **_jit)
-def _partial_rank4(x0, x1, x2, x3, R, i, G):
-    """G[k] += sum_q R[i + q, k] x_q, five classes per sweep over the columns."""
-    K, m = G.shape
+def _partial_rank4(x0, x1, x2, x3, R, i, G, a):
+    """G[k, a:a + m] += sum_q R[i + q, k] x_q for the 4 rows x_q of length m, five classes per sweep over the columns."""
+    K = G.shape[0]
+    m = x0.shape[0]
     dt = G.dtype.type
     k0 = 0
     while k0 < K:
         if k0 + 5 <= K:
-            g0, g1, g2, g3, g4 = G[k0], G[k0 + 1], G[k0 + 2], G[k0 + 3], G[k0 + 4]
+            g0, g1, g2 = G[k0][a : a + m], G[k0 + 1][a : a + m], G[k0 + 2][a : a + m]
+            g3, g4 = G[k0 + 3][a : a + m], G[k0 + 4][a : a + m]
             r00, r01, r02, r03 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
             r10, r11, r12, r13 = dt(R[i, k0 + 1]), dt(R[i + 1, k0 + 1]), dt(R[i + 2, k0 + 1]), dt(R[i + 3, k0 + 1])
             r20, r21, r22, r23 = dt(R[i, k0 + 2]), dt(R[i + 1, k0 + 2]), dt(R[i + 2, k0 + 2]), dt(R[i + 3, k0 + 2])
@@ -276,43 +285,42 @@ def _partial_rank4(x0, x1, x2, x3, R, i, G):
             k0 += 5
         else:
             r0, r1, r2, r3 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
-            gk = G[k0]
+            gk = G[k0][a : a + m]
             for j in range(m):
                 gk[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
             k0 += 1
 
 
 @numba.njit(**_jit)
-def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fit_intercept, Zs, flags):
-    """Thread ``t``'s share of one epoch (see the module docstring); returns its count of right predictions.
+def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fit_intercept, W, V, Zs, flags,
+                  solo_after):
+    """Thread ``t``'s share of one epoch (module docstring); returns the rows predicted right before their step.
 
-    ``x2`` (K, p + fit_intercept) and ``v2`` (same shape, or empty without
-    momentum) are updated in place: columns of thread ``t`` by thread ``t``,
-    the intercept column by thread 0. ``Zs`` (2, T, batch, K) float64 holds
-    the partial logits; ``flags`` the barrier's counters. Thread 0 counts the
-    rows predicted right before their step.
+    ``W`` (K, p) and ``V`` (K, p, or empty without momentum) are contiguous
+    copies of the coefficients and velocities, shared: thread ``t`` updates
+    the columns of its blocks ``t NB / T`` to ``(t + 1) NB / T``. Every
+    thread keeps its own copy of the intercepts; thread 0 writes them to
+    ``x2`` and ``v2`` (K, p + fit_intercept) at the end. ``Zs``
+    (2, NB, batch, K) holds the blocks' partial logits, ``flags`` the barrier.
+
+    If thread 0 finds its partner missing at the barrier (descheduled: the
+    machine has fewer free cores than threads) in ``solo_after`` batches, it
+    posts ``flags[_SOLO]``: the others finish that batch and leave, and
+    thread 0 takes every block. The blocks, and so the result, stay the same.
     """
     n = perm.shape[0]
     p = X.shape[1]
     K = x2.shape[0]
     dt = X.dtype.type
-    c0 = _split(t, T, p)
-    c1 = _split(t + 1, T, p)
-    m = c1 - c0
     use_v = momentum != 0.0
-    # Contiguous working copies of this thread's columns (x2[:, c0:c1] is a
-    # strided view, which Numba does not vectorize).
-    W = np.empty((K, m), dtype=X.dtype)
-    V = np.zeros((K, m if use_v else 0), dtype=X.dtype)
-    G = np.empty((K, m), dtype=X.dtype)
+    b0 = t * NB // T  # this thread's column blocks
+    b1 = (t + 1) * NB // T
+    c0 = _split(b0, NB, p)
+    G = np.empty((K, p), dtype=X.dtype)
     b = np.zeros(K, dtype=X.dtype)
     vb = np.zeros(K, dtype=X.dtype)
-    for k in range(K):
-        for j in range(m):
-            W[k, j] = x2[k, c0 + j]
-            if use_v:
-                V[k, j] = v2[k, c0 + j]
-        if fit_intercept:
+    if fit_intercept:
+        for k in range(K):
             b[k] = x2[k, p]
             if use_v:
                 vb[k] = v2[k, p]
@@ -324,31 +332,44 @@ def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fi
     gb = np.empty(K)
     line = max(1, 64 // X.itemsize)
     right = 0
+    team = T
+    missed = 0
+    solo = T * _STRIDE + 1
     n_batches = (n + batch - 1) // batch
     for bi in range(n_batches):
         start = bi * batch
         B = min(n, start + batch) - start
         par = bi & 1
-        # 1. Partial logits of the batch over this thread's columns.
+        c0, c1 = _split(b0, NB, p), _split(b1, NB, p)
+        # 1. Partial logits of the batch over this thread's blocks.
         for i in range(0, B, 4):
             r0 = perm[start + i]
             r1 = perm[start + i + 1] if i + 1 < B else r0
             r2 = perm[start + i + 2] if i + 2 < B else r0
             r3 = perm[start + i + 3] if i + 3 < B else r0
-            _partial_logits4(X[r0][c0:c1], X[r1][c0:c1], X[r2][c0:c1], X[r3][c0:c1], W, Z4)
-            for q in range(min(4, B - i)):
-                for k in range(K):
-                    Zs[par, t, i + q, k] = Z4[q, k]
+            for blk in range(b0, b1):
+                a0, a1 = _split(blk, NB, p), _split(blk + 1, NB, p)
+                _partial_logits4(X[r0][a0:a1], X[r1][a0:a1], X[r2][a0:a1], X[r3][a0:a1], W, a0, Z4)
+                for q in range(min(4, B - i)):
+                    for k in range(K):
+                        Zs[par, blk, i + q, k] = Z4[q, k]
         # 2. Every thread's partial logits are in.
-        if not _arrive_and_wait(flags, t, T, bi + 1):
-            return right
+        leaving = False
+        if team > 1:
+            if t == 0 and missed >= solo_after:
+                _store_release(flags, solo, bi + 1)
+            yields = _arrive_and_wait(flags, t, team, bi + 1)
+            if yields < 0:
+                return right
+            missed += yields > 0
+            leaving = _load_acquire(flags, solo) == bi + 1
         # 3. Logits, softmax and residuals of the whole batch (every thread alike).
         for i in range(B):
             mx = -np.inf
             for k in range(K):
                 acc = 0.0
-                for u in range(T):
-                    acc += Zs[par, u, i, k]
+                for blk in range(NB):
+                    acc += Zs[par, blk, i, k]
                 z = np.float64(dt(acc)) + np.float64(b[k])
                 Zb[i, k] = z
                 mx = max(mx, z)
@@ -377,7 +398,7 @@ def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fi
                 R[i, k] = 0.0
         # 4. The gradient on this thread's columns, and the step.
         for k in range(K):
-            for j in range(m):
+            for j in range(c0, c1):
                 G[k, j] = 0.0
         for i in range(0, B, 4):
             # Rows come in random order, which the hardware cannot prefetch:
@@ -391,10 +412,12 @@ def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fi
             r1 = perm[start + i + 1] if i + 1 < B else r0
             r2 = perm[start + i + 2] if i + 2 < B else r0
             r3 = perm[start + i + 3] if i + 3 < B else r0
-            _partial_rank4(X[r0][c0:c1], X[r1][c0:c1], X[r2][c0:c1], X[r3][c0:c1], R, i, G)
+            for blk in range(b0, b1):
+                a0, a1 = _split(blk, NB, p), _split(blk + 1, NB, p)
+                _partial_rank4(X[r0][a0:a1], X[r1][a0:a1], X[r2][a0:a1], X[r3][a0:a1], R, i, G, a0)
         scale = 1.0 / B
         for k in range(K):
-            for j in range(m):
+            for j in range(c0, c1):
                 g = G[k, j] * dt(scale) + dt(l2) * W[k, j]
                 if use_v:
                     V[k, j] = dt(momentum) * V[k, j] + g
@@ -406,12 +429,16 @@ def _epoch_worker(t, T, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fi
                     vb[k] = dt(momentum * vb[k] + g)
                     g = vb[k]
                 b[k] = dt(b[k] - dt(lr * g))
-    for k in range(K):
-        for j in range(m):
-            x2[k, c0 + j] = W[k, j]
-            if use_v:
-                v2[k, c0 + j] = V[k, j]
-        if fit_intercept and t == 0:
+        if leaving:
+            if t > 0:
+                _store_release(flags, t * _STRIDE, n_batches + 1)
+                return 0
+            # Thread 0 goes on alone once the others' columns of this step are in.
+            if _arrive_and_wait(flags, t, team, n_batches + 1) < 0:
+                return right
+            team, b0, b1 = 1, 0, NB
+    if t == 0 and fit_intercept:
+        for k in range(K):
             x2[k, p] = b[k]
             if use_v:
                 v2[k, p] = vb[k]
@@ -437,7 +464,7 @@ def default_threads():
 
 
 def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, batch_size, learning_rate,
-              l2=0.0, momentum=0.0, velocity=None, n_threads=None):
+              l2=0.0, momentum=0.0, velocity=None, n_threads=None, n_blocks=None):
     r"""One fused epoch of minibatch SGD, updating the flat coefficients ``x`` in place.
 
     Exactly the step of :func:`softmaxreg.solvers.sgd` with
@@ -465,8 +492,13 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
     velocity : ndarray like ``x``, optional
         Momentum buffer (updated in place); needed when ``momentum != 0``.
     n_threads : int, optional
-        Threads to split the features over (default :func:`default_threads`);
-        fewer when a thread would get under 128 features.
+        Threads to run (default :func:`default_threads`), at most one per
+        column block.
+    n_blocks : int, optional
+        Column blocks whose partial logits are added up (default
+        :func:`default_threads`, fewer when a block would get under 128
+        features). The result depends on the blocks (by rounding) but not on
+        the threads: any ``n_threads`` gives the same bits.
 
     Returns
     -------
@@ -504,26 +536,34 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
     perm = np.ascontiguousarray(perm, dtype=np.int64)
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     batch = max(1, min(int(batch_size), perm.shape[0]))
-    T = default_threads() if n_threads is None else max(1, int(n_threads))
-    T = max(1, min(T, p // _MIN_COLUMNS))
-    Zs = np.empty((2, T, batch, n_classes))
+    NB = default_threads() if n_blocks is None else int(n_blocks)
+    NB = max(1, min(NB, p // _MIN_COLUMNS))
+    T = default_threads() if n_threads is None else int(n_threads)
+    T = max(1, min(T, NB))
+    # Contiguous copies: x2[:, :p] is a strided view, which Numba does not vectorize.
+    W = np.ascontiguousarray(x2[:, :p])
+    V = np.ascontiguousarray(v2[:, :p]) if momentum != 0.0 else W[:, :0]
+    Zs = np.empty((2, NB, batch, n_classes))
     flags = np.zeros((T + 1) * _STRIDE, dtype=np.int64)
     args = (X, codes, swn, x2, perm, batch, float(learning_rate), float(l2), float(momentum), v2,
-            bool(fit_intercept), Zs, flags)
+            bool(fit_intercept), W, V, Zs, flags, _SOLO_AFTER)
     if T == 1:
-        return int(_epoch_worker(0, 1, *args))
+        right = _epoch_worker(0, 1, NB, *args)
+    else:
+        def work(t):
+            try:
+                return _epoch_worker(t, T, NB, *args)
+            except BaseException:
+                flags[T * _STRIDE] = 1  # release the threads waiting for this one
+                raise
 
-    def work(t):
+        futures = [_pool(T - 1).submit(work, t) for t in range(1, T)]
         try:
-            return _epoch_worker(t, T, *args)
-        except BaseException:
-            flags[T * _STRIDE] = 1  # release the threads waiting for this one
-            raise
-
-    futures = [_pool(T - 1).submit(work, t) for t in range(1, T)]
-    try:
-        right = work(0)
-    finally:
-        for f in futures:
-            f.result()
+            right = work(0)
+        finally:
+            for f in futures:
+                f.result()
+    x2[:, :p] = W
+    if momentum != 0.0:
+        v2[:, :p] = V
     return int(right)
