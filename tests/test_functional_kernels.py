@@ -182,6 +182,71 @@ def test_exp_ulp_error(dtype):
     assert np.all(np.abs(out[sub] - ref[sub].astype(dtype)) <= 2 * np.finfo(dtype).smallest_subnormal)
 
 
+@numba.njit
+def _log1p_all(r, out):
+    for i in range(r.shape[0]):
+        out[i] = K._log1p(r[i])
+
+
+def test_log1p_ulp_error():
+    """The vectorised log1p of the short-row kernels is within 2 ulp of np.log1p on [0, SMALL_K)."""
+    edge = np.sqrt(2.0) - 1.0  # where the reduction switches from f = r to f = z - 1
+    r = np.concatenate(
+        [
+            [0.0, 5e-324, 1e-310, 1e-300, 1e-20],
+            np.logspace(-30, np.log10(K.SMALL_K), 200001),
+            np.linspace(edge - 1e-6, edge + 1e-6, 2001),
+            np.linspace(0.0, K.SMALL_K, 100001),
+        ]
+    )
+    out = np.empty_like(r)
+    _log1p_all(r, out)
+    ref = np.log1p(r.astype(np.longdouble))
+    ulp = np.abs(out - ref) / np.spacing(ref.astype(np.float64))
+    assert ulp[r > 0].max() <= 2.0
+    assert out[0] == 0.0 and out[1] == 5e-324
+    nan = np.array([np.nan])
+    _log1p_all(nan, nan)
+    assert np.isnan(nan[0])
+
+
+def _special_at(x, rows):
+    """Special rows (as in with_special_rows) at the given row indices."""
+    x = x.copy()
+    k = x.shape[-1]
+    kinds = [
+        lambda v: v.fill(-np.inf),
+        lambda v: v.__setitem__(k // 2, np.inf),
+        lambda v: v.__setitem__(k - 1, np.nan),
+        lambda v: v.__setitem__(slice(0, max(1, k // 2)), -np.inf),
+        lambda v: v.fill(np.finfo(x.dtype).max),
+        lambda v: v.__setitem__(0, v[-1]),  # a tie with the max when it sits last
+    ]
+    for n, i in enumerate(rows):
+        kinds[n % len(kinds)](x[i])
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_every_length_around_block_boundaries(dtype):
+    """Every K of the short-row kernels, n not a multiple of the block, special rows at block edges."""
+    B = K._BLOCK
+    n = 2 * B + 37
+    edges = [0, B - 1, B, B + 1, 2 * B - 1, 2 * B, n - 2, n - 1]
+    rng = np.random.default_rng(11)
+    for k in range(1, K.SMALL_K + 2):
+        x = _special_at(logits((n, k), dtype, seed=k), edges if k > 1 else [])
+        for name in ("softmax", "log_softmax", "logsumexp"):
+            assert_same(*both(getattr(F, name), x), dtype)
+        assert_same(*both(F.softmax, x, temperature=0.5), dtype)
+        y = rng.integers(0, k, n)
+        w = rng.random(k)
+        for fn in (F.cross_entropy, F.cross_entropy_grad):
+            assert_same(*both(fn, x, y, reduction="none"), dtype)
+            assert_same(*both(fn, x, y), dtype)
+            assert_same(*both(fn, x, y, weight=w, ignore_index=0, label_smoothing=0.1), dtype)
+
+
 CE_KWARGS = [
     {},
     {"reduction": "sum"},

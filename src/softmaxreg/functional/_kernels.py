@@ -302,7 +302,9 @@ def logsumexp_rows(x, out, special):
 # ---------------------------------------------------------------------------
 # Short rows (K below SMALL_K): a row is too short for the vector loops above
 # (a few lanes and a long remainder), so blocks of _BLOCK rows are transposed
-# into a (K, _BLOCK) scratch and every step runs across rows instead.
+# into a flat (K, _BLOCK) scratch and every step runs across rows instead.
+# Each step is a loop of its own: with the exp, its store and the row sums'
+# read-modify-write in one loop LLVM vectorised poorly (measured 2-3x slower).
 
 SMALL_K = 48
 _BLOCK = 128
@@ -310,79 +312,137 @@ _CHUNKS = 64  # chunks of blocks handed to the threads (load balance on a shared
 
 SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
 
+# fdlibm's log: ln 2 split in two, and the coefficients of its polynomial in s**2.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LG1, _LG2, _LG3, _LG4 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01
+_LG5, _LG6, _LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01
+
 
 @numba.njit(inline="always", **_jit)
-def _block_stats(x, r0, nb, inv_t, T, m, rest, ties, mode):
-    """Transpose rows r0:r0+nb into T and compute their max and ``rest``.
+def _log1p(r):
+    """log1p(r) for float64 r >= 0 (NaN propagates), in a form that vectorises.
 
-    Afterwards ``T[j, r]`` holds exp(t) (mode SOFTMAX) or t (otherwise), with
-    ``t = (x[r0 + r, j] - m[r]) * inv_t``.
+    libm's log1p is a call per row, the largest cost of the short-row kernels
+    that need it. fdlibm's log: 1 + r = 2**k z with z in [sqrt(2)/2, sqrt(2)),
+    f = z - 1 and log z = f - f**2/2 + s (f**2/2 + R(s**2)), s = f / (2 + f).
+    For k = 0 f is r itself, exactly (1 + r rounded would lose a tiny r's
+    digits: the dominant-class case); for k >= 1 (r > 0.41) the rounding
+    error of 1 + r is added back, as fdlibm's log1p does. About 1 ulp.
     """
-    K = x.shape[1]
+    u = 1.0 + r
+    ix = _f64_as_i64(u)
+    tmp = ix - np.int64(0x3FE6A09E667F3BCD)
+    k = tmp >> 52
+    z = _i64_as_f64(ix - (tmp & np.int64(-4503599627370496)))  # exponent moved to [sqrt(2)/2, sqrt(2))
+    f = r if k == 0 else z - 1.0
+    # For k >= 1, what rounding 1 + r lost, relative: (r - (u - 1)) / u, with
+    # u - 1 (exact) through fma so that reassociation cannot fold it to 0.
+    c = 0.0 if k == 0 else (r - _fma(u, 1.0, -1.0)) / u
+    s = f / (2.0 + f)
+    z2 = s * s
+    w = z2 * z2
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z2 * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    hfsq = 0.5 * f * f
+    dk = np.float64(k)
+    y = dk * _LN2_HI - ((hfsq - (s * (hfsq + t2 + t1) + (dk * _LN2_LO + c))) - f)
+    return y if r == r else r
+
+
+@numba.njit(inline="always", **_jit)
+def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, ties):
+    """Max and ``rest`` of rows r0:r0+nb of the flat C-ordered rows ``xf``.
+
+    Afterwards ``T[j * _BLOCK + r]`` holds ``x[r0 + r, j]`` and ``U[...]`` the
+    term exp(t), t = (x - m[r]) inv_t, or -1 where t == 0 (a maximum; the
+    ties are counted apart), or t where t is NaN (it poisons the row's sum,
+    which flags the row). ``T`` and ``U`` must not overlap: LLVM checks that
+    at run time and falls back to scalar loops.
+    """
+    blk = xf[r0 * K : (r0 + nb) * K]
     for j in range(K):
+        Tj = T[j * _BLOCK : j * _BLOCK + nb]
         for r in range(nb):
-            T[j, r] = x[r0 + r, j]
+            Tj[r] = blk[r * K + j]
     for r in range(nb):
-        m[r] = T[0, r]
+        m[r] = T[r]
+    for j in range(1, K):
+        Tj = T[j * _BLOCK : j * _BLOCK + nb]
+        for r in range(nb):
+            v = Tj[r]
+            m[r] = v if v > m[r] else m[r]
+    minus1 = T.dtype.type(-1.0)
+    for j in range(K):
+        Tj = T[j * _BLOCK : j * _BLOCK + nb]
+        Uj = U[j * _BLOCK : j * _BLOCK + nb]
+        for r in range(nb):
+            t = (Tj[r] - m[r]) * inv_t
+            e = _exp(t)
+            # t > 0 is impossible, so the last branch is a NaN.
+            Uj[r] = e if t < 0 else (minus1 if t == 0 else t)
+    for r in range(nb):
         rest[r] = 0.0
         ties[r] = 0.0
-    for j in range(1, K):
-        for r in range(nb):
-            v = T[j, r]
-            m[r] = v if v > m[r] else m[r]
     for j in range(K):
+        Uj = U[j * _BLOCK : j * _BLOCK + nb]
         for r in range(nb):
-            t = (T[j, r] - m[r]) * inv_t
-            e = _exp(t)
-            T[j, r] = e if mode == SOFTMAX else t
-            # t > 0 is impossible, so the last branch is a NaN: it poisons the
-            # row's sum (and flags the row).
-            rest[r] += np.float64(e) if t < 0 else (0.0 if t == 0 else np.float64(t))
-            ties[r] += t == 0
+            u = Uj[r]
+            rest[r] += 0.0 if u < 0 else np.float64(u)
+            ties[r] += 1.0 if u < 0 else 0.0
     for r in range(nb):
         # Ties with the max beyond the first add 1 each; added last so a tiny
         # rest keeps its digits.
-        if ties[r] != 1.0:
-            rest[r] += ties[r] - 1.0
+        rest[r] += ties[r] - 1.0 if ties[r] != 1.0 else 0.0
 
 
 @numba.njit(parallel=True, **_jit)
 def rows_small(x, inv_t, mode, out, special):
-    """softmax / log_softmax / logsumexp of short rows (see SMALL_K)."""
+    """softmax / log_softmax / logsumexp of short C-contiguous rows (see SMALL_K).
+
+    ``out`` is C-contiguous, of shape (n, K), or (n, 1) for logsumexp.
+    """
     n, K = x.shape
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
     inv_t = x.dtype.type(inv_t)
+    one = x.dtype.type(1.0)
     nblocks = (n + _BLOCK - 1) // _BLOCK
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
         # Scratch allocated once per chunk of blocks, not per block.
-        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        T = np.empty(K * _BLOCK, dtype=x.dtype)
+        U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
+        s = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
         ties = np.empty(_BLOCK, dtype=np.float64)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _block_stats(x, r0, nb, inv_t, T, m, rest, ties, mode)
+            _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, ties)
             for r in range(nb):
                 special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+            if mode == LOGSUMEXP:
+                for r in range(nb):
+                    of[r0 + r] = m[r] + x.dtype.type(_log1p(rest[r]))
+                continue
+            ob = of[r0 * K : (r0 + nb) * K]
             if mode == SOFTMAX:
                 for r in range(nb):
-                    rest[r] = 1.0 / (1.0 + rest[r])
-                for r in range(nb):
-                    s = x.dtype.type(rest[r])
-                    for j in range(K):
-                        out[r0 + r, j] = T[j, r] * s
-            elif mode == LOG_SOFTMAX:
-                for r in range(nb):
-                    rest[r] = np.log1p(rest[r])
-                for r in range(nb):
-                    s = x.dtype.type(rest[r])
-                    for j in range(K):
-                        out[r0 + r, j] = T[j, r] - s
+                    s[r] = x.dtype.type(1.0 / (1.0 + rest[r]))
+                for j in range(K):
+                    Uj = U[j * _BLOCK : j * _BLOCK + nb]
+                    for r in range(nb):
+                        u = Uj[r]
+                        ob[r * K + j] = (one if u < 0 else u) * s[r]
             else:
                 for r in range(nb):
-                    out[r0 + r, 0] = m[r] + x.dtype.type(np.log1p(rest[r]))
-
+                    s[r] = x.dtype.type(_log1p(rest[r]))
+                for j in range(K):
+                    Tj = T[j * _BLOCK : j * _BLOCK + nb]
+                    for r in range(nb):
+                        ob[r * K + j] = (Tj[r] - m[r]) * inv_t - s[r]
 
 # ---------------------------------------------------------------------------
 # Cross-entropy with integer labels.
@@ -476,50 +536,74 @@ def ce_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row,
 
 @numba.njit(parallel=True, **_jit)
 def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row, out, special):
-    """As :func:`ce_labels_rows`, for short rows (blocks transposed, see SMALL_K)."""
+    """As :func:`ce_labels_rows`, for short C-contiguous rows (see SMALL_K).
+
+    Plain labels (no weight, no ignore_index, no smoothing) take a loop
+    without branches: loss = log1p(rest) - t_y.
+    """
     n, K = x.shape
+    xf = x.reshape(-1)
     epk = eps / K
     inv = x.dtype.type(inv_t)
+    plain = not has_w and not has_ignore and eps == 0.0
     nblocks = (n + _BLOCK - 1) // _BLOCK
     parts = np.zeros((nblocks, 2))
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
         # Scratch allocated once per chunk of blocks, not per block.
-        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        T = np.empty(K * _BLOCK, dtype=x.dtype)
+        U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
         ties = np.empty(_BLOCK, dtype=np.float64)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _block_stats(x, r0, nb, inv, T, m, rest, ties, LOG_SOFTMAX)
+            _small_block(xf, r0, nb, K, inv, T, U, m, rest, ties)
+            for r in range(nb):
+                rest[r] = _log1p(rest[r])  # now L = log1p(rest), NaN for a NaN row
             btotal = 0.0
             bden = 0.0
-            for r in range(nb):
-                i = r0 + r
-                valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
-                if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
-                    special[i] = True
-                    continue
-                special[i] = False
-                loss = 0.0
-                if valid == 1:
-                    L = np.log1p(rest[r])
-                    loss = cy * (L - np.float64(T[y, r])) if cy != 0.0 else 0.0
-                    if eps > 0.0:
-                        acc = 0.0
-                        for k in range(K):
-                            wk = np.float64(w[k]) if has_w else 1.0
-                            acc += wk * (L - np.float64(T[k, r])) if wk != 0.0 else 0.0
-                        loss += epk * acc
-                    bden += wy
-                btotal += loss
-                if per_row:
-                    out[i] = loss
+            if plain:
+                for r in range(nb):
+                    i = r0 + r
+                    y = labels[i]
+                    inrange = (y >= 0) & (y < K)
+                    ok = inrange & np.isfinite(m[r]) & (rest[r] == rest[r])
+                    ty = np.float64((T[(y if inrange else 0) * _BLOCK + r] - m[r]) * inv)
+                    loss = rest[r] - ty if ok else 0.0
+                    special[i] = not ok
+                    btotal += loss
+                    bden += 1.0 if ok else 0.0
+                    if per_row:
+                        out[i] = loss
+            else:
+                for r in range(nb):
+                    i = r0 + r
+                    valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+                    if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
+                        special[i] = True
+                        continue
+                    special[i] = False
+                    loss = 0.0
+                    if valid == 1:
+                        L = rest[r]
+                        ty = np.float64((T[y * _BLOCK + r] - m[r]) * inv)
+                        loss = cy * (L - ty) if cy != 0.0 else 0.0
+                        if eps > 0.0:
+                            acc = 0.0
+                            for k in range(K):
+                                wk = np.float64(w[k]) if has_w else 1.0
+                                tk = np.float64((T[k * _BLOCK + r] - m[r]) * inv)
+                                acc += wk * (L - tk) if wk != 0.0 else 0.0
+                            loss += epk * acc
+                        bden += wy
+                    btotal += loss
+                    if per_row:
+                        out[i] = loss
             parts[b, 0] = btotal
             parts[b, 1] = bden
     return parts[:, 0].sum(), parts[:, 1].sum()
-
 
 @numba.njit(parallel=True, **_jit)
 def ce_grad_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special):
@@ -566,44 +650,73 @@ def ce_grad_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sca
 
 @numba.njit(parallel=True, **_jit)
 def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special):
-    """As :func:`ce_grad_labels_rows`, for short rows."""
+    """As :func:`ce_grad_labels_rows`, for short C-contiguous rows (see SMALL_K)."""
     n, K = x.shape
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
     epk = eps / K
     sw = 0.0
     for k in range(K):
         sw += np.float64(w[k]) if has_w else 1.0
     inv = x.dtype.type(inv_t)
+    one = x.dtype.type(1.0)
+    f = scale * inv_t
+    plain = not has_w and not has_ignore and eps == 0.0
+    # The smoothing part of each column, f * eps / K * w_k.
+    bcol = np.empty(K, dtype=x.dtype)
+    for k in range(K):
+        bcol[k] = x.dtype.type((np.float64(w[k]) if has_w else 1.0) * (f * epk))
     nblocks = (n + _BLOCK - 1) // _BLOCK
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
         # Scratch allocated once per chunk of blocks, not per block.
-        T = np.empty((K, _BLOCK), dtype=x.dtype)
+        T = np.empty(K * _BLOCK, dtype=x.dtype)
+        U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
         ties = np.empty(_BLOCK, dtype=np.float64)
+        a = np.empty(_BLOCK, dtype=x.dtype)
+        d = np.empty(_BLOCK, dtype=x.dtype)
+        yy = np.empty(_BLOCK, dtype=np.int64)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _block_stats(x, r0, nb, inv, T, m, rest, ties, SOFTMAX)
-            f = scale * inv_t
+            _small_block(xf, r0, nb, K, inv, T, U, m, rest, ties)
+            ignored = False
+            if plain:
+                for r in range(nb):
+                    y = labels[r0 + r]
+                    inrange = (y >= 0) & (y < K)
+                    special[r0 + r] = not (inrange & np.isfinite(m[r]) & (rest[r] == rest[r]))
+                    a[r] = x.dtype.type(f / (1.0 + rest[r]))
+                    d[r] = x.dtype.type(f)
+                    yy[r] = y if inrange else 0
+            else:
+                for r in range(nb):
+                    i = r0 + r
+                    valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
+                    special[i] = valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r])
+                    a[r] = x.dtype.type(f * (cy + epk * sw) / (1.0 + rest[r]))
+                    d[r] = x.dtype.type(f * cy)
+                    yy[r] = y
+                    if valid == 0:
+                        yy[r] = -1
+                        ignored = True
+            ob = of[r0 * K : (r0 + nb) * K]
+            for j in range(K):
+                Uj = U[j * _BLOCK : j * _BLOCK + nb]
+                bj = bcol[j]
+                for r in range(nb):
+                    u = Uj[r]
+                    ob[r * K + j] = a[r] * (one if u < 0 else u) - bj
             for r in range(nb):
-                i = r0 + r
-                valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
-                if valid < 0 or not (np.isfinite(m[r]) and rest[r] == rest[r]):
-                    special[i] = True
-                    continue
-                special[i] = False
-                if valid == 0:
-                    for k in range(K):
-                        out[i, k] = 0.0
-                    continue
-                a = x.dtype.type(f * (cy + epk * sw) / (1.0 + rest[r]))
-                bb = f * epk
-                for k in range(K):
-                    c = (np.float64(w[k]) if has_w else 1.0) * bb
-                    out[i, k] = a * T[k, r] - x.dtype.type(c)
-                out[i, y] -= x.dtype.type(f * cy)
-
+                if yy[r] >= 0:
+                    ob[r * K + yy[r]] -= d[r]
+            if ignored:
+                for r in range(nb):
+                    if yy[r] < 0:
+                        for k in range(K):
+                            ob[r * K + k] = 0.0
 
 # ---------------------------------------------------------------------------
 # NumPy glue: what the functional core calls.
@@ -705,7 +818,12 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
         if reduction == "sum":
             return total
         return total / den if den > 0 else 0.0
-    den, bad = label_denominator(labels, w, has_w, ignore, has_ignore, K)
+    if has_w or has_ignore:
+        den = label_denominator(labels, w, has_w, ignore, has_ignore, K)[0]
+    else:
+        # Every label counts 1; one out of range flags its row, and the
+        # reference then raises.
+        den = float(n)
     scale = 1.0 / den if reduction == "mean" and den > 0 else 1.0
     out = np.empty_like(rows)
     kern = ce_grad_labels_small if K < SMALL_K else ce_grad_labels_rows
