@@ -39,6 +39,48 @@ _BLOCK = 256
 LOSS, GRAD, HESSP = 1, 2, 4
 
 
+@intrinsic
+def _as_float64(typingctx, bits):
+    """The float64 whose bit pattern is the int64 ``bits``."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # 21 trailing zero bits: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _exp_nonpos(x):
+    """exp(x) for x <= 0 (-inf gives 0), within 1 ulp; a loop of these vectorizes."""
+    x = max(x, -746.0)
+    n = math.floor(x * _LOG2E + 0.5)
+    r = x - n * _LN2_HI
+    r = r - n * _LN2_LO
+    q = 1.0 / 6227020800.0
+    q = q * r + 1.0 / 479001600.0
+    q = q * r + 1.0 / 39916800.0
+    q = q * r + 1.0 / 3628800.0
+    q = q * r + 1.0 / 362880.0
+    q = q * r + 1.0 / 40320.0
+    q = q * r + 1.0 / 5040.0
+    q = q * r + 1.0 / 720.0
+    q = q * r + 1.0 / 120.0
+    q = q * r + 1.0 / 24.0
+    q = q * r + 1.0 / 6.0
+    q = q * r + 0.5
+    q = q * r + 1.0
+    q = q * r + 1.0
+    ni = np.int64(n)
+    h = ni >> 1
+    return q * _as_float64((h + 1023) << 52) * _as_float64((ni - h + 1023) << 52)
+
+
 @numba.njit(inline="always", **_jit)
 def _softmax_row(z, p):
     """p = softmax(z) in float64; returns logsumexp(z). z is finite here."""
@@ -48,7 +90,7 @@ def _softmax_row(z, p):
         m = max(m, z[k])
     s = 0.0
     for k in range(K):
-        e = math.exp(z[k] - m)
+        e = _exp_nonpos(z[k] - m)
         p[k] = e
         s += e
     inv = 1.0 / s
@@ -156,56 +198,163 @@ def _rank4_update(X, i, Rq, Gb):
 
 
 @numba.njit(inline="always", **_jit)
-def _row_terms(q, i, Z, Zv, Rq, pr, codes, Y, sw, use_codes, what, P, cached):
-    """Loss of row i (logits Z[q]) and its dloss/dlogits into Rq[q]; NaN if not finite.
+def _block_logits(X, i0, nb, W, b, Z, Zt, Xq):
+    """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time.
 
-    With ``cached`` the probabilities come from ``P[i]`` (a Hessian-vector
-    product at the point of the last pass); otherwise, if ``P`` has rows, they
-    are stored there.
+    The last group of fewer than four rows goes through the padded buffer
+    ``Xq`` (its spare rows repeat row ``i0``); Zt's columns past nb are then
+    finite but meaningless.
     """
-    K = Z.shape[1]
-    if cached:
-        for k in range(K):
-            pr[k] = P[i, k]
-        lse = 0.0
-    else:
-        z = Z[q]
-        for k in range(K):
-            if not abs(z[k]) < np.inf:
-                return np.nan
-        lse = _softmax_row(z, pr)
-        if P.shape[0] > 0:
+    K = W.shape[0]
+    for g in range(0, nb, 4):
+        if g + 4 <= nb:
+            _logits4(X, i0 + g, W, b, Z)
+        else:
+            for q in range(4):
+                Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
+            _logits4(Xq, 0, W, b, Z)
+        for q in range(4):
             for k in range(K):
-                P[i, k] = pr[k]
-    z = Z[q]
-    s = sw[i]
+                Zt[k, g + q] = Z[q, k]
+
+
+@numba.njit(inline="always", **_jit)
+def _block_softmax(Zt, nb, Pt, m, s, inv):
+    """Pt = softmax of Zt's columns q < nb (classes down a column), m their max, s the sum of exp(z - m).
+
+    Returns the number of columns with a non-finite logit (their Pt is garbage).
+    The loops run along the rows of the block, so they vectorize (exp included).
+    """
+    K = Zt.shape[0]
+    bad = 0
+    for q in range(nb):
+        m[q] = Zt[0, q]
+        s[q] = 0.0
+    for k in range(1, K):
+        for q in range(nb):
+            m[q] = max(m[q], Zt[k, q])
+    for k in range(K):
+        for q in range(nb):
+            if not (abs(Zt[k, q]) < np.inf):
+                bad += 1
+    for k in range(K):
+        for q in range(nb):
+            e = _exp_nonpos(Zt[k, q] - m[q])
+            Pt[k, q] = e
+            s[q] += e
+    for q in range(nb):
+        inv[q] = 1.0 / s[q]
+    for k in range(K):
+        for q in range(nb):
+            Pt[k, q] *= inv[q]
+    return bad
+
+
+@numba.njit(inline="always", **_jit)
+def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached):
+    """Loss of rows i0 .. i0 + nb and their dloss/dlogits into Rt (classes x rows); returns (loss, bad).
+
+    Rows with a non-finite logit add nothing (their Rt is zero) and count in
+    ``bad``. With ``cached`` the probabilities come from ``P`` (a
+    Hessian-vector product at the point of the last pass); otherwise, if
+    ``P`` has rows, they are stored there.
+    """
+    K = Zt.shape[0]
+    B = Zt.shape[1]
+    m, s, inv, fin, d = S[0], S[1], S[2], S[3], S[4]
+    bad = 0
+    if cached:
+        for q in range(nb):
+            for k in range(K):
+                Pt[k, q] = P[i0 + q, k]
+            fin[q] = 1.0
+    else:
+        bad = _block_softmax(Zt, nb, Pt, m, s, inv)
+        for q in range(nb):
+            fin[q] = 1.0
+        if bad:
+            for q in range(nb):
+                for k in range(K):
+                    if not (abs(Zt[k, q]) < np.inf):
+                        fin[q] = 0.0
+        if P.shape[0] > 0:
+            for q in range(nb):
+                for k in range(K):
+                    P[i0 + q, k] = Pt[k, q]
     loss = 0.0
     if what & LOSS:
-        if use_codes:
-            loss = s * (lse - z[codes[i]])
-        else:
-            acc = 0.0
-            for k in range(K):
-                acc += Y[i, k] * (lse - z[k]) if Y[i, k] != 0.0 else 0.0
-            loss = s * acc
+        for q in range(nb):
+            if fin[q] != 0.0:
+                i = i0 + q
+                lse = m[q] + math.log(s[q])
+                if use_codes:
+                    loss += sw[i] * (lse - Zt[codes[i], q])
+                else:
+                    acc = 0.0
+                    for k in range(K):
+                        acc += Y[i, k] * (lse - Zt[k, q]) if Y[i, k] != 0.0 else 0.0
+                    loss += sw[i] * acc
     if what & GRAD:
+        for k in range(K):
+            for q in range(nb):
+                Rt[k, q] = sw[i0 + q] * Pt[k, q]
         if use_codes:
-            for k in range(K):
-                Rq[q, k] = s * pr[k]
-            Rq[q, codes[i]] -= s
+            for q in range(nb):
+                Rt[codes[i0 + q], q] -= sw[i0 + q]
         else:
-            ysum = 0.0
-            for k in range(K):
-                ysum += Y[i, k]
-            for k in range(K):
-                Rq[q, k] = s * (ysum * pr[k] - Y[i, k])
+            for q in range(nb):
+                ysum = 0.0
+                for k in range(K):
+                    ysum += Y[i0 + q, k]
+                for k in range(K):
+                    Rt[k, q] = Rt[k, q] * ysum - sw[i0 + q] * Y[i0 + q, k]
     elif what & HESSP:
-        dotp = 0.0
+        for q in range(nb):
+            d[q] = 0.0
         for k in range(K):
-            dotp += pr[k] * Zv[q, k]
+            for q in range(nb):
+                d[q] += Pt[k, q] * Zvt[k, q]
         for k in range(K):
-            Rq[q, k] = s * pr[k] * (Zv[q, k] - dotp)
-    return loss
+            for q in range(nb):
+                Rt[k, q] = sw[i0 + q] * Pt[k, q] * (Zvt[k, q] - d[q])
+    if bad:
+        for q in range(nb):
+            if fin[q] == 0.0:
+                for k in range(K):
+                    Rt[k, q] = 0.0
+        bad = 0
+        for q in range(nb):
+            bad += fin[q] == 0.0
+    for k in range(K):
+        for q in range(nb, B):
+            Rt[k, q] = 0.0
+    return loss, bad
+
+
+@numba.njit(inline="always", **_jit)
+def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
+    """Gb += Rt[:, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums."""
+    K = Rt.shape[0]
+    for g in range(0, nb, 4):
+        for q in range(4):
+            for k in range(K):
+                Rq[q, k] = Rt[k, g + q]
+        if g + 4 <= nb:
+            _rank4_update(X, i0 + g, Rq, Gb)
+        else:
+            for q in range(4):
+                Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
+            _rank4_update(Xq, 0, Rq, Gb)
+    for k in range(K):
+        acc = 0.0
+        for q in range(nb):
+            acc += Rt[k, q]
+        gb[k] += acc
+
+
+# Rows per block: the block's logits, softmax and gradient update run in turn,
+# the block's rows staying in L2 between them, the softmax vectorized along rows.
+_ROWS = 32
 
 
 @numba.njit(parallel=True, **_jit)
@@ -219,8 +368,8 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     ``P`` (n, K) receives the probabilities, or, for HESSP, supplies them
     (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
-    Rows go four at a time (:func:`_logits4`, :func:`_rank4_update`); a
-    thread's last rows are padded by repeating its first row with weight 0.
+    Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
+    :func:`_block_terms`, :func:`_block_update`).
     """
     n, p = X.shape
     K = W.shape[0]
@@ -235,42 +384,28 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
         r0 = t * n // T
         r1 = (t + 1) * n // T
         Z = np.zeros((4, K))
-        Zv = np.empty((4, K))
+        Zt = np.zeros((K, _ROWS))
+        Zvt = np.zeros((K, _ROWS))
+        Pt = np.zeros((K, _ROWS))
+        Rt = np.zeros((K, _ROWS))
         Rq = np.zeros((4, K))
-        pr = np.empty(K)
+        S = np.zeros((5, _ROWS))
         Xq = np.empty((4, p), dtype=X.dtype)
         Gb = np.zeros((K, p), dtype=X.dtype)
         loss = 0.0
         bad = 0.0
-        for i in range(r0, r1, 4):
-            nq = min(4, r1 - i)
-            if nq == 4:
-                src, base = X, i
-            else:
-                # Tail: copy the last rows into a padded 4-row buffer.
-                for q in range(4):
-                    Xq[q] = X[i + q] if q < nq else X[i]
-                src, base = Xq, 0
+        for i0 in range(r0, r1, _ROWS):
+            nb = min(_ROWS, r1 - i0)
             if not cached:
-                _logits4(src, base, W, b, Z)
+                _block_logits(X, i0, nb, W, b, Z, Zt, Xq)
             if what & HESSP:
-                _logits4(src, base, V, vb, Zv)
-            for q in range(4):
-                if q < nq:
-                    lq = _row_terms(q, i + q, Z, Zv, Rq, pr, codes, Y, sw, use_codes, what, P, cached)
-                    if lq != lq:
-                        bad += 1.0
-                        lq = 0.0
-                        Rq[q] = 0.0
-                    loss += lq
-                else:
-                    Rq[q] = 0.0
+                _block_logits(X, i0, nb, V, vb, Z, Zvt, Xq)
+            lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
+            loss += lb
+            bad += bb
             if accumulate:
-                _rank4_update(src, base, Rq, Gb)
-                for q in range(4):
-                    for k in range(K):
-                        gb[t, k] += Rq[q, k]
-                if (i - r0) % _BLOCK == _BLOCK - 4 or i + 4 >= r1:
+                _block_update(X, i0, nb, Rt, Rq, Gb, gb[t], Xq)
+                if (i0 - r0) % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= r1:
                     for k in range(K):
                         for j in range(p):
                             G[t, k, j] += Gb[k, j]
@@ -288,30 +423,21 @@ def _predict_proba(X, W, b, out, n_threads):
     T = max(1, min(n_threads, n // _BLOCK))
     bad = np.zeros(T)
     for t in prange(T):
-        Z = np.empty((4, K))
-        pr = np.empty(K)
+        Z = np.zeros((4, K))
+        Zt = np.zeros((K, _ROWS))
+        Pt = np.zeros((K, _ROWS))
+        S = np.zeros((3, _ROWS))
         Xq = np.empty((4, p), dtype=X.dtype)
         r0 = t * n // T
         r1 = (t + 1) * n // T
-        for i in range(r0, r1, 4):
-            nq = min(4, r1 - i)
-            if nq == 4:
-                _logits4(X, i, W, b, Z)
-            else:
-                for q in range(4):
-                    Xq[q] = X[i + q] if q < nq else X[i]
-                _logits4(Xq, 0, W, b, Z)
-            for q in range(nq):
-                z = Z[q]
-                finite = True
+        for i0 in range(r0, r1, _ROWS):
+            nb = min(_ROWS, r1 - i0)
+            _block_logits(X, i0, nb, W, b, Z, Zt, Xq)
+            nbad = _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
+            for q in range(nb):
                 for k in range(K):
-                    finite = finite and abs(z[k]) < np.inf
-                if not finite:
-                    bad[t] += 1.0
-                    continue
-                _softmax_row(z, pr)
-                for k in range(K):
-                    out[i + q, k] = pr[k]
+                    out[i0 + q, k] = Pt[k, q]
+            bad[t] += nbad
     return bad.sum()
 
 
