@@ -2,27 +2,33 @@ r"""One epoch of minibatch SGD for :class:`LinearSoftmaxLoss`, fused and split o
 
 A batch is about 8 MFLOP (logits and gradient of 256 rows of 784 features
 and 10 classes) and the next batch needs the updated weights, so the threads
-must meet once per batch. They split the *features*, not the rows: thread
-``t`` owns the columns ``J_t`` of ``W`` (and of ``X``'s rows) and, per batch,
+must meet once per batch. They split the *features*, not the rows: the
+columns fall into fixed blocks ``J_b`` (multiples of 16 columns), each thread
+owns a run of blocks and, per batch,
 
-1. computes the partial logits :math:`\sum_{j \in J_t} x_{ij} W_{kj}` of every
-   row of the batch (rows gathered through the permutation, never copied);
+1. computes the partial logits :math:`\sum_{j \in J_b} x_{ij} W_{kj}` of every
+   row of the batch for each of its blocks (rows read through the
+   permutation, never copied);
 2. meets the other threads at a spin barrier (one per batch);
-3. adds up the partial logits (the same sums in the same order in every
-   thread), takes the softmax and the residuals
-   :math:`r_i = s'_i (p_i - y_i)`, all of which every thread repeats
-   (256 x 10 numbers: cheaper than a second barrier);
-4. updates its own columns, :math:`W_{kJ_t} \mathrel{-}= \eta\,(\frac1B \sum_i r_{ik} x_{iJ_t} + \lambda W_{kJ_t})`,
-   with the rows of the batch still in its cache.
+3. adds up the blocks' partial logits (in block order, in every thread),
+   takes the softmax (a vectorized exp) and the residuals
+   :math:`r_i = s'_i (p_i - y_i)`, which every thread repeats (256 x 10
+   numbers: cheaper than a second barrier);
+4. updates its own columns, :math:`W_{kJ} \mathrel{-}= \eta\,(\frac1B \sum_i r_{ik} x_{iJ} + \lambda W_{kJ})`,
+   with the batch's rows still in its cache, and meanwhile prefetches its
+   part of the next batch's rows (random rows defeat the hardware prefetcher).
 
-A thread reads and writes only its own columns of ``W``, so nothing else
-needs a barrier; the partial logits are double-buffered by batch parity, so
-a thread may start the next batch while the other still reads this one's.
-The threads are plain Python threads running the compiled worker without
-the GIL: both are sure to run at once (a spin barrier inside a
-``prange`` could deadlock if the threading layer ran both chunks on one
-thread). A waiting thread spins with ``pause`` and then yields its core, so a
-loaded machine slows the epoch down instead of stalling it.
+A thread writes only its own columns, so nothing else needs a barrier; the
+partial logits are double-buffered by batch parity, so a thread may start
+the next batch while another still reads this one's. Since the blocks do
+not depend on the threads, neither does the result: one thread or several
+give the same bits. The threads are plain Python threads running the
+compiled worker without the GIL, so all are sure to run at once (a spin
+barrier inside a ``prange`` could deadlock if the threading layer ran two
+chunks on one thread). A waiting thread spins with ``pause``, then yields
+its core; when the machine has no free core for the partner (thread 0 had to
+yield in a few batches), thread 0 takes over all blocks for the rest of the
+epoch, so a loaded machine costs a few batches, not a stall at every one.
 
 Precision as in the reference step: products in ``X``'s dtype, the softmax
 in float64, the coefficients (and the momentum buffer) stored in ``X``'s
