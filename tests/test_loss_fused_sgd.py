@@ -137,6 +137,20 @@ def test_an_aborted_thread_releases_the_others():
     assert flags[0] == 1
 
 
+def test_a_failing_thread_releases_the_others(monkeypatch):
+    real = FS._epoch_worker
+
+    def worker(t, *args):
+        if t == 1:
+            raise RuntimeError("thread 1 failed")
+        return real(t, *args)
+
+    monkeypatch.setattr(FS, "_epoch_worker", worker)
+    X, y, sw, L, x0, perm = problem(64, 300, 3, np.float64, seed=10)
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        fused(X, y, sw, L, x0, perm, 16, n_threads=2, n_blocks=2)
+
+
 @pytest.mark.parametrize("solo_after", [0, 1])
 def test_going_on_alone_changes_nothing(monkeypatch, solo_after):
     # thread 0 takes every block from the first barrier on (as when its partner keeps missing)

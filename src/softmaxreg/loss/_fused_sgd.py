@@ -45,7 +45,6 @@ import os
 import platform
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -451,19 +450,6 @@ def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2
     return right if t == 0 else 0
 
 
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers):
-    """A process-wide pool of ``workers`` threads (grown when asked for more)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="softmaxreg-sgd")
-        return _POOL
-
-
 def default_threads():
     """Threads an epoch uses by default: Numba's thread count (``NUMBA_NUM_THREADS``), at most the cores."""
     return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
@@ -563,12 +549,26 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
                 flags[T * _STRIDE] = 1  # release the threads waiting for this one
                 raise
 
-        futures = [_pool(T - 1).submit(work, t) for t in range(1, T)]
+        # A thread per call (~50 us), not a pool: nothing to queue behind
+        # another caller's epoch, nothing left over after a fork.
+        errors = []
+
+        def run(t):
+            try:
+                work(t)
+            except BaseException as e:  # noqa: BLE001 (re-raised in the calling thread)
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(t,), name=f"softmaxreg-sgd-{t}") for t in range(1, T)]
+        for th in threads:
+            th.start()
         try:
             right = work(0)
         finally:
-            for f in futures:
-                f.result()
+            for th in threads:
+                th.join()
+        if errors:
+            raise errors[0]
     x2[:, :p] = W
     if momentum != 0.0:
         v2[:, :p] = V
