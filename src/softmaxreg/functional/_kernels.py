@@ -20,11 +20,11 @@ written once, and the rows are split over the cores with ``prange``.
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
 ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
 fast-math reassociation cannot merge back into one inexact product), a
-polynomial for ``exp(r)`` and the factor ``2**n`` built from its bits. Unlike a call into libm, it vectorises
-(AVX2/AVX-512), which is what makes the kernels memory-bound rather than
-exp-bound. It is accurate to about 1 ulp and is only ever called on
-``t <= 0`` (max-shifted logits); ``2**n`` is applied as two factors so that
-results in the subnormal range underflow gradually, as ``np.exp`` does.
+polynomial for ``exp(r)`` and the factor ``2**n`` applied by ``llvm.ldexp``
+(one ``vscalefps`` on AVX-512, correctly rounded, so results in the subnormal
+range underflow gradually, as ``np.exp`` does). Unlike a call into libm, it
+vectorises (AVX2/AVX-512). It is accurate to about 1 ulp and is only ever
+called on ``t <= 0`` (max-shifted logits).
 
 Conventions
 -----------
@@ -115,6 +115,24 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
+@intrinsic
+def _ldexp(typingctx, x, n):
+    """x * 2**n rounded once (llvm.ldexp), also into the subnormal range.
+
+    It vectorises, and on AVX-512 it is one instruction (vscalefps/pd): 4x
+    faster over the whole exp than building 2**n from its bits (measured).
+    """
+    sig = x(x, types.int32)
+
+    def codegen(context, builder, signature, args):
+        ft = args[0].type
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic("llvm.ldexp", [ft, i32], ir.FunctionType(ft, [ft, i32]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", **_jit)
 def _exp32(t):
     """exp(t) for float32 t <= 0 (NaN propagates; t < -110 gives 0)."""
@@ -130,12 +148,7 @@ def _exp32(t):
     p = p * r + np.float32(1.6666665459e-1)
     p = p * r + np.float32(5.0000001201e-1)
     p = p * (r * r) + r + np.float32(1.0)
-    n = np.int32(nf)
-    n1 = n >> 1
-    n2 = n - n1
-    s1 = _i32_as_f32((n1 + np.int32(127)) << np.int32(23))
-    s2 = _i32_as_f32((n2 + np.int32(127)) << np.int32(23))
-    return (p * s1) * s2
+    return _ldexp(p, np.int32(nf))
 
 
 @numba.njit(inline="always", **_jit)
@@ -159,12 +172,7 @@ def _exp64(t):
     p = p * r + 1.6666666666666666e-01
     p = p * r + 0.5
     p = p * (r * r) + r + 1.0
-    n = np.int64(nf)
-    n1 = n >> 1
-    n2 = n - n1
-    s1 = _i64_as_f64((n1 + 1023) << 52)
-    s2 = _i64_as_f64((n2 + 1023) << 52)
-    return (p * s1) * s2
+    return _ldexp(p, np.int32(nf))
 
 
 def _exp(t):
@@ -247,6 +255,47 @@ def _rest(xi, m, inv_t, out, store):
     return rest
 
 
+_CHUNK = 128
+
+
+@numba.njit(inline="always", **_jit)
+def _rest_sum(xi, m, inv_t):
+    """:func:`_rest` without storing the terms, for the kernels that only need the sum.
+
+    The terms are added in ``x``'s dtype over chunks of _CHUNK (a fixed trip
+    count, which LLVM vectorises fully; float64 lanes halve the width of a
+    float32 loop: 1.5x slower measured) and the chunks' sums in float64: at
+    most a dozen roundings in ``x``'s precision per term, whatever ``K``.
+    """
+    zero = xi.dtype.type(0.0)
+    one = xi.dtype.type(1.0)
+    K = xi.shape[0]
+    nfull = K // _CHUNK
+    rest = 0.0
+    ties = 0.0
+    for c in range(nfull + 1):
+        j0 = c * _CHUNK
+        part = zero
+        tp = zero
+        if c < nfull:
+            for jj in range(_CHUNK):
+                t = (xi[j0 + jj] - m) * inv_t
+                e = _exp(t)
+                part += e if t < 0 else (zero if t == 0 else t)
+                tp += one if t == 0 else zero
+        else:
+            for j in range(j0, K):
+                t = (xi[j] - m) * inv_t
+                e = _exp(t)
+                part += e if t < 0 else (zero if t == 0 else t)
+                tp += one if t == 0 else zero
+        rest += np.float64(part)
+        ties += np.float64(tp)
+    if ties != 1.0:
+        rest += ties - 1.0
+    return rest
+
+
 @numba.njit(parallel=True, **_jit)
 def softmax_rows(x, inv_t, out, special):
     """out[i] = softmax(x[i] * inv_t); flags rows with a non-finite max or a NaN."""
@@ -276,7 +325,7 @@ def log_softmax_rows(x, inv_t, out, special):
         if not np.isfinite(m):
             special[i] = True
             continue
-        rest = _rest(xi, m, inv_t, oi, False)
+        rest = _rest_sum(xi, m, inv_t)
         special[i] = rest != rest
         lse = x.dtype.type(np.log1p(rest))
         for j in range(oi.shape[0]):
@@ -294,7 +343,7 @@ def logsumexp_rows(x, out, special):
             special[i] = True
             out[i] = m
             continue
-        rest = _rest(xi, m, one, xi, False)
+        rest = _rest_sum(xi, m, one)
         special[i] = rest != rest
         out[i] = m + x.dtype.type(np.log1p(rest))
 
@@ -510,7 +559,7 @@ def ce_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row,
             if valid < 0 or not np.isfinite(m):
                 special[i] = True
                 continue
-            rest = _rest(xi, m, inv, xi, False)
+            rest = _rest_sum(xi, m, inv)
             if rest != rest:
                 special[i] = True
                 continue
