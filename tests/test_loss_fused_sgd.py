@@ -171,5 +171,18 @@ def test_validates_its_inputs():
         FS.sgd_epoch(X, np.zeros(4, int), None, np.zeros(6), np.arange(4), momentum=0.5, **kw)
     with pytest.raises(ValueError, match="C-contiguous float32 or float64"):
         FS.sgd_epoch(np.asfortranarray(np.zeros((4, 2))), np.zeros(4, int), None, np.zeros(6), np.arange(4), **kw)
+    with pytest.raises(ValueError, match="class codes in"):
+        FS.sgd_epoch(X, np.array([0, 1, 2, 0]), None, np.zeros(6), np.arange(4), **kw)
+    with pytest.raises(ValueError, match="row indices in"):
+        FS.sgd_epoch(X, np.zeros(4, int), None, np.zeros(6), np.array([0, 4]), **kw)
+    with pytest.raises(ValueError, match="row indices in"):
+        FS.sgd_epoch(X, np.zeros(4, int), None, np.zeros(6), np.array([-1, 2]), **kw)
     with pytest.raises(ValueError, match="C-contiguous float32 or float64"):
         FS.sgd_epoch(X.astype(np.float16), np.zeros(4, int), None, np.zeros(6, np.float16), np.arange(4), **kw)
+
+
+def test_an_empty_permutation_changes_nothing():
+    X, y, sw, L, x0, _ = problem(40, 300, 3, np.float32, seed=11)
+    x, v, right = fused(X, y, sw, L, x0, np.zeros(0, dtype=np.int64), 16, momentum=0.5, n_threads=2)
+    np.testing.assert_array_equal(x, x0)
+    assert right == 0 and not v.any()

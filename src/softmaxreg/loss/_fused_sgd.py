@@ -527,6 +527,11 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
         v2 = x2[:0]
     perm = np.ascontiguousarray(perm, dtype=np.int64)
     codes = np.ascontiguousarray(codes, dtype=np.int64)
+    # The kernel does not check its indices.
+    if codes.shape != (n,) or (n and not 0 <= codes.min() <= codes.max() < n_classes):
+        raise ValueError(f"codes must be {n} class codes in [0, {n_classes})")
+    if perm.ndim != 1 or (perm.size and not 0 <= perm.min() <= perm.max() < n):
+        raise ValueError(f"perm must be a vector of row indices in [0, {n})")
     batch = max(1, min(int(batch_size), perm.shape[0]))
     NB = default_threads() if n_blocks is None else int(n_blocks)
     NB = max(1, min(NB, p // _MIN_COLUMNS))
