@@ -382,8 +382,10 @@ class LinearSoftmaxLoss:
 
         Updates ``w`` in place exactly as the ``sgd`` solver's loop would (blocks
         of ``batch_size`` entries of ``perm``, ``v = momentum * v + g``,
-        ``w -= learning_rate * v``) in one compiled pass, and returns how many
-        rows were predicted right before their step. Returns None, touching
+        ``w -= learning_rate * v``) in one compiled pass whose batches are
+        split over threads by features (:mod:`softmaxreg.loss._fused_sgd`; the
+        same bits for any thread count), and returns how many rows were
+        predicted right before their step. Returns None, touching
         nothing, where the kernel does not apply: sparse, small or
         non-contiguous X, a reference class, probability targets, or ``w`` not
         a contiguous vector in X's dtype.
