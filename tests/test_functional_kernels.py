@@ -77,7 +77,7 @@ def test_fast_path_is_taken_for_large_numpy_arrays_only():
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 10, K.SMALL_K - 1, K.SMALL_K, 300])
+@pytest.mark.parametrize("k", [1, 2, 10, K.SMALL_K - 1, K.SMALL_K, K._CHUNK, 2 * K._CHUNK, 300])
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
 def test_family_matches_reference(name, k, dtype):
     x = with_special_rows(logits((131, k), dtype)) if k > 1 else logits((131, k), dtype)
