@@ -65,8 +65,10 @@ _ALIGN = 16
 _MIN_COLUMNS = 128
 # Spins (with ``pause``, ~40 ns each on Zen 5) before a waiting thread starts yielding its core.
 _SPINS = 1000
-# Batches in which thread 0 had to yield before it goes on alone.
-_SOLO_AFTER = 3
+# Batches in which thread 0 had to yield before it goes on alone. Not fewer:
+# an OpenMP region just before (the objective pass) leaves a thread spinning
+# for a few ms, which costs 2-4 such batches at an epoch's start.
+_SOLO_AFTER = 8
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 _yield = types.ExternalFunction("SwitchToThread" if sys.platform == "win32" else "sched_yield", types.int32())
