@@ -274,3 +274,84 @@ def test_any_shape_and_chunking_agree_with_one_pass(n, p, k, chunk, intercept, r
     np.testing.assert_allclose(chunked.hessp(w, v), one.hessp(w, v), rtol=1e-10, atol=1e-13)
     # The quadratic form of the Hessian is non-negative (the loss is convex).
     assert v @ one.hessp(w, v) >= -1e-12
+
+
+# -- preconditioner -----------------------------------------------------------
+
+
+def block_inverse_reference(loss, w, r):
+    """M^{-1} r from the dense Hessian's class blocks, the shift subspace handled exactly."""
+    F, d = loss.n_free, loss.n_dof
+    H = loss.hessian(w).reshape(F, d, F, d)
+    R = r.reshape(F, d)
+    symmetric = loss.reference_class is None
+    if symmetric:
+        mean = R.mean(axis=0)
+        R = R - mean
+    Z = np.stack([np.linalg.solve(H[k, :, k, :], R[k]) for k in range(F)])
+    if symmetric:
+        Z -= Z.mean(axis=0)
+        pen = np.zeros(d)
+        pen[: loss.n_features] = loss.l2_reg_strength
+        Z += np.divide(mean, pen, out=np.zeros(d), where=pen > 0)
+    return Z.ravel()
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("chunked_proba", [False, True])
+def test_preconditioner_is_the_inverse_class_blocks(config, chunked_proba, monkeypatch):
+    if chunked_proba:  # probabilities streamed chunk by chunk, as for data too large to cache them
+        monkeypatch.setattr("softmaxreg.loss._linear_softmax._PROBA_CACHE_MAX", 0)
+    X, y, sw = make_data(n=60, p=4, k=3, seed=7)
+    loss = LinearSoftmaxLoss(X, y, sample_weight=sw, **config)
+    w = random_w(loss)
+    M_inv = loss.preconditioner(w, mass=1.0)
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        r = rng.normal(size=loss.n_params)
+        np.testing.assert_allclose(M_inv(r), block_inverse_reference(loss, w, r), rtol=1e-9, atol=1e-12)
+
+
+def test_preconditioner_symmetric_positive_definite_with_row_selection():
+    X, y, sw = make_data(n=200, p=5, k=4, seed=9)
+    loss = LinearSoftmaxLoss(X, y, sample_weight=sw, l2_reg_strength=0.01)
+    w = random_w(loss, scale=2.0)
+    full, part = loss.preconditioner(w, mass=1.0), loss.preconditioner(w, mass=0.5)
+    rng = np.random.default_rng(10)
+    U = rng.normal(size=(5, loss.n_params))
+    A = np.array([[u @ part(v) for v in U] for u in U])
+    np.testing.assert_allclose(A, A.T, rtol=1e-10)
+    assert np.linalg.eigvalsh(A).min() > 0
+    assert not np.allclose(part(U[0]), full(U[0]))  # the selection really dropped rows
+
+
+def test_preconditioner_tightens_the_spectrum_of_an_ill_conditioned_hessian():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(400, 6)) * np.logspace(-2, 2, 6) + 3.0  # badly scaled, not centered
+    y = rng.integers(0, 3, size=400)
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-6, reference_class=0)
+    w = random_w(loss, scale=0.01)
+    H = loss.hessian(w)
+    M_inv = loss.preconditioner(w)
+    PH = np.column_stack([M_inv(h) for h in H.T])
+    before = np.linalg.cond(H)
+    after = np.abs(np.linalg.eigvals(PH))
+    assert after.max() / after.min() < before / 1000
+
+
+def test_preconditioner_sparse_and_float32_agree_with_dense():
+    X, y, sw = make_data(n=80, p=6, k=3, seed=12)
+    X[np.abs(X) < 0.8] = 0.0
+    dense = LinearSoftmaxLoss(X, y, sample_weight=sw, l2_reg_strength=0.05)
+    w = random_w(dense)
+    r = np.random.default_rng(13).normal(size=dense.n_params)
+    expected = dense.preconditioner(w, mass=1.0)(r)
+    for X_other, rtol in [(sp.csr_matrix(X), 1e-10), (sp.csc_matrix(X), 1e-10), (X.astype(np.float32), 1e-4)]:
+        other = LinearSoftmaxLoss(X_other, y, sample_weight=sw, l2_reg_strength=0.05)
+        np.testing.assert_allclose(other.preconditioner(w, mass=1.0)(r), expected, rtol=rtol, atol=1e-8)
+
+
+def test_preconditioner_declines_wide_designs():
+    X = np.zeros((3, 1300))
+    loss = LinearSoftmaxLoss(X, np.array([0, 1, 9]), n_classes=10)
+    assert loss.preconditioner(np.zeros(loss.n_params)) is None

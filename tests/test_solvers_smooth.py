@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.solvers import lbfgs, newton_cg
+from softmaxreg.solvers import lbfgs, newton_cg, newton_refine
 
 SOLVERS = {"lbfgs": lbfgs, "newton-cg": newton_cg}
 
@@ -114,3 +114,63 @@ def test_newton_refine_reaches_the_minimizer_from_a_loose_fit():
     # Newton from the minimizer does not move it.
     again = newton_refine(loss, res.x)
     np.testing.assert_allclose(again.x, res.x, rtol=1e-12, atol=1e-14)
+
+
+def test_preconditioned_steihaug_takes_the_newton_step_and_respects_the_m_norm():
+    from softmaxreg.solvers._newton_cg import _steihaug
+
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(30, 30)))[0]
+    A = Q @ np.diag(np.logspace(-3, 3, 30)) @ Q.T
+    g = rng.normal(size=30)
+    A_inv = np.linalg.inv(A)
+    newton = -A_inv @ g
+    # M = A: one CG step gives the exact Newton step.
+    p, Hp, steps = _steihaug(lambda v: A @ v, g, 1e6, 30, lambda r: A_inv @ r)
+    assert steps == 1
+    np.testing.assert_allclose(p, newton, rtol=1e-8)
+    np.testing.assert_allclose(Hp, A @ p, rtol=1e-8, atol=1e-10)
+    # A radius below ||newton||_M: the step ends on the boundary of the M-norm ball.
+    radius = 0.5 * np.sqrt(newton @ A @ newton)
+    p, _, _ = _steihaug(lambda v: A @ v, g, radius, 30, lambda r: A_inv @ r)
+    assert np.sqrt(p @ A @ p) == pytest.approx(radius, rel=1e-10)
+    # Without M the ball is Euclidean and CG needs many steps on this spectrum.
+    p, _, steps = _steihaug(lambda v: A @ v, g, 1e-2, 30)
+    assert np.linalg.norm(p) == pytest.approx(1e-2, rel=1e-10)
+    _, _, steps = _steihaug(lambda v: A @ v, g, 1e6, 30)
+    assert steps > 10
+
+
+def test_preconditioning_reaches_the_exact_optimum_with_far_fewer_hessian_products():
+    X, y = make_classification(2000, 12, n_informative=8, n_classes=4, random_state=1)
+    X = X * np.logspace(-1.5, 1.5, 12) + 2.0  # ill-conditioned, not centered
+    loss = LinearSoftmaxLoss(X, y, l2_reg_strength=1e-6)
+    x0 = np.zeros(loss.n_params)
+    pre = newton_cg(loss, x0, tol=1e-7, max_iter=200)
+    assert pre.converged and pre.grad_norm <= 1e-7
+    # Exact Newton steps on the dense Hessian barely move it: it is the optimum.
+    exact = newton_refine(loss, pre.x)
+    assert exact.fun == pytest.approx(pre.fun, rel=1e-12)
+    np.testing.assert_allclose(pre.x, exact.x, atol=1e-4 * np.abs(exact.x).max())
+    # Plain CG needs over ten times the Hessian products, if it gets there at all.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = newton_cg(loss, x0, tol=1e-7, max_iter=100, precondition=False)
+    assert plain.n_hessp > 10 * pre.n_hessp
+    assert not plain.converged or plain.fun >= pre.fun - 1e-12
+
+
+def test_newton_cg_without_a_preconditioner_method_runs_plain_cg():
+    class Quadratic:
+        A, b = np.diag(np.logspace(0, 4, 40)), np.ones(40)
+
+        def loss_gradient(self, x):
+            return 0.5 * x @ self.A @ x - self.b @ x, self.A @ x - self.b
+
+        def hessp(self, x, v):
+            return self.A @ v
+
+    res = newton_cg(Quadratic(), np.zeros(40), tol=1e-7, initial_radius=1e3)
+    assert res.converged
+    np.testing.assert_allclose(res.x, 1.0 / np.diag(Quadratic.A), rtol=0, atol=1e-7)
+    assert res.n_hessp > 20

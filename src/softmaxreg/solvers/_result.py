@@ -30,6 +30,9 @@ class OptimizeResult:
     grad_norm : float
         Stationarity measure at ``x`` used by the criterion (max-abs gradient,
         or gradient mapping for the proximal solver); NaN where not computed.
+    n_hessp : int
+        Hessian-vector products used (``newton_cg``'s inner CG steps); 0 for
+        the other solvers.
 
     Examples
     --------
@@ -45,6 +48,7 @@ class OptimizeResult:
     history: list = field(default_factory=list)
     message: str = ""
     grad_norm: float = float("nan")
+    n_hessp: int = 0
 
 
 def warn_not_converged(result, solver):
