@@ -94,8 +94,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
     solver : {"auto", "lbfgs", "newton-cg", "sgd", "proximal"}, default="auto"
         "auto" is "newton-cg" (trust-region Newton with exact Hessian-vector
-        products: few, exact steps; measured fastest to tight optima) for "l2"
-        and None, and "proximal" (FISTA) for "l1" and "elasticnet".  "sgd" is minibatch SGD (``max_iter`` epochs, see
+        products, its CG preconditioned by the inverse class blocks of the
+        Hessian, :meth:`LinearSoftmaxLoss.preconditioner`: few, exact steps;
+        measured fastest to tight optima) for "l2" and None, and "proximal" (FISTA) for "l1" and "elasticnet".  "sgd" is minibatch SGD (``max_iter`` epochs, see
         :func:`softmaxreg.solvers.sgd`; proximal steps for an L1 term).
     max_iter : int, default=100
         Iterations, or epochs for "sgd".
