@@ -733,13 +733,20 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
             _small_block(xf, r0, nb, K, inv, T, U, m, rest, ties)
             ignored = False
             if plain:
+                # Short loops over few arrays: LLVM vectorises a loop only when
+                # its run-time overlap checks are few.
+                for r in range(nb):
+                    special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+                for r in range(nb):
+                    a[r] = x.dtype.type(f / (1.0 + rest[r]))
+                for r in range(nb):
+                    d[r] = x.dtype.type(f)
                 for r in range(nb):
                     y = labels[r0 + r]
-                    inrange = (y >= 0) & (y < K)
-                    special[r0 + r] = not (inrange & np.isfinite(m[r]) & (rest[r] == rest[r]))
-                    a[r] = x.dtype.type(f / (1.0 + rest[r]))
-                    d[r] = x.dtype.type(f)
-                    yy[r] = y if inrange else 0
+                    if y < 0 or y >= K:
+                        special[r0 + r] = True
+                        y = 0
+                    yy[r] = y
             else:
                 for r in range(nb):
                     i = r0 + r
