@@ -209,3 +209,16 @@ def test_predict_proba_extreme_logits(n):
     P = FU.predict_proba(X, coef, intercept)
     np.testing.assert_allclose(P, sps.softmax(Z, axis=1), rtol=1e-12, atol=1e-300)
     assert np.abs(Z).max() > 1e4 and (P == 0).any()
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("row", [0, 37, 70])
+def test_a_non_finite_logit_anywhere_in_a_block_returns_none(value, row):
+    """One row whose logits are all -inf, or +inf, or NaN, in any block position, is caught."""
+    X, y, _, coef, intercept = problem(71, 3, 4, np.float64, seed=8)
+    coef[:, 0] = -np.abs(coef[:, 0]) - 0.1  # x = +inf gives -inf for every class
+    X[row, 0] = value
+    s = weights(None, 71)
+    assert FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True) is None
+    assert FU.linear_softmax_pass(X, y, s, coef, intercept) is None
+    assert FU.predict_proba(X, coef, intercept) is None

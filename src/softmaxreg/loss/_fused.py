@@ -165,6 +165,68 @@ def _logits4(X, i, W, b, Z):
 
 
 @numba.njit(inline="always", **_jit)
+def _logits4t(X, i, W, b, Zt, c):
+    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4: :func:`_logits4`, stored classes-first."""
+    K, p = W.shape
+    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+    dt = X.dtype.type
+    zero = dt(0.0)
+    k0 = 0
+    while k0 + 5 <= K:
+        w0, w1, w2, w3, w4 = W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4]
+        a00 = a01 = a02 = a03 = a04 = zero
+        a10 = a11 = a12 = a13 = a14 = zero
+        a20 = a21 = a22 = a23 = a24 = zero
+        a30 = a31 = a32 = a33 = a34 = zero
+        for j in range(p):
+            u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+            v = w0[j]
+            a00 += u0 * v
+            a10 += u1 * v
+            a20 += u2 * v
+            a30 += u3 * v
+            v = w1[j]
+            a01 += u0 * v
+            a11 += u1 * v
+            a21 += u2 * v
+            a31 += u3 * v
+            v = w2[j]
+            a02 += u0 * v
+            a12 += u1 * v
+            a22 += u2 * v
+            a32 += u3 * v
+            v = w3[j]
+            a03 += u0 * v
+            a13 += u1 * v
+            a23 += u2 * v
+            a33 += u3 * v
+            v = w4[j]
+            a04 += u0 * v
+            a14 += u1 * v
+            a24 += u2 * v
+            a34 += u3 * v
+        Zt[k0, c], Zt[k0, c + 1], Zt[k0, c + 2], Zt[k0, c + 3] = a00, a10, a20, a30
+        Zt[k0 + 1, c], Zt[k0 + 1, c + 1], Zt[k0 + 1, c + 2], Zt[k0 + 1, c + 3] = a01, a11, a21, a31
+        Zt[k0 + 2, c], Zt[k0 + 2, c + 1], Zt[k0 + 2, c + 2], Zt[k0 + 2, c + 3] = a02, a12, a22, a32
+        Zt[k0 + 3, c], Zt[k0 + 3, c + 1], Zt[k0 + 3, c + 2], Zt[k0 + 3, c + 3] = a03, a13, a23, a33
+        Zt[k0 + 4, c], Zt[k0 + 4, c + 1], Zt[k0 + 4, c + 2], Zt[k0 + 4, c + 3] = a04, a14, a24, a34
+        k0 += 5
+    for k in range(k0, K):
+        wk = W[k]
+        a0 = a1 = a2 = a3 = zero
+        for j in range(p):
+            w = wk[j]
+            a0 += x0[j] * w
+            a1 += x1[j] * w
+            a2 += x2[j] * w
+            a3 += x3[j] * w
+        Zt[k, c], Zt[k, c + 1], Zt[k, c + 2], Zt[k, c + 3] = a0, a1, a2, a3
+    for k in range(K):
+        for q in range(4):
+            Zt[k, c + q] = np.float64(dt(Zt[k, c + q])) + b[k]
+
+
+@numba.njit(inline="always", **_jit)
 def _rank4_update(X, i, Rq, Gb):
     """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns.
 
@@ -198,55 +260,56 @@ def _rank4_update(X, i, Rq, Gb):
 
 
 @numba.njit(inline="always", **_jit)
-def _block_logits(X, i0, nb, W, b, Z, Zt, Xq):
+def _block_logits(X, i0, nb, W, b, Zt, Xq):
     """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time.
 
     The last group of fewer than four rows goes through the padded buffer
-    ``Xq`` (its spare rows repeat row ``i0``); Zt's columns past nb are then
-    finite but meaningless.
+    ``Xq`` (its spare rows repeat row ``i0``); Zt's other columns keep
+    whatever they held.
     """
     K = W.shape[0]
     for g in range(0, nb, 4):
         if g + 4 <= nb:
-            _logits4(X, i0 + g, W, b, Z)
+            src, base = X, i0 + g
         else:
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
-            _logits4(Xq, 0, W, b, Z)
-        for q in range(4):
-            for k in range(K):
-                Zt[k, g + q] = Z[q, k]
+            src, base = Xq, 0
+        _logits4t(src, base, W, b, Zt, g)
 
 
 @numba.njit(inline="always", **_jit)
 def _block_softmax(Zt, nb, Pt, m, s, inv):
-    """Pt = softmax of Zt's columns q < nb (classes down a column), m their max, s the sum of exp(z - m).
+    """Pt = softmax of Zt's columns (classes down a column), m their max, s the sum of exp(z - m).
 
-    Returns the number of columns with a non-finite logit (their Pt is garbage).
-    The loops run along the rows of the block, so they vectorize (exp included).
+    A column with a non-finite logit gets s = NaN (``z * 0`` is NaN exactly
+    for those) and garbage in Pt; returns how many of the first nb columns
+    have one. The loops run along the rows of the block, all ``_ROWS`` of
+    them (a fixed trip count), so they vectorize, exp included.
     """
     K = Zt.shape[0]
-    bad = 0
-    for q in range(nb):
+    B = Zt.shape[1]
+    for q in range(B):
         m[q] = Zt[0, q]
         s[q] = 0.0
     for k in range(1, K):
-        for q in range(nb):
-            m[q] = max(m[q], Zt[k, q])
+        for q in range(B):
+            z = Zt[k, q]
+            m[q] = z if z > m[q] else m[q]
     for k in range(K):
-        for q in range(nb):
-            if not (abs(Zt[k, q]) < np.inf):
-                bad += 1
-    for k in range(K):
-        for q in range(nb):
-            e = _exp_nonpos(Zt[k, q] - m[q])
+        for q in range(B):
+            z = Zt[k, q]
+            e = _exp_nonpos(z - m[q])
             Pt[k, q] = e
-            s[q] += e
-    for q in range(nb):
+            s[q] += e + z * 0.0
+    for q in range(B):
         inv[q] = 1.0 / s[q]
     for k in range(K):
-        for q in range(nb):
+        for q in range(B):
             Pt[k, q] *= inv[q]
+    bad = 0
+    for q in range(nb):
+        bad += not (s[q] < np.inf)
     return bad
 
 
@@ -271,12 +334,7 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
     else:
         bad = _block_softmax(Zt, nb, Pt, m, s, inv)
         for q in range(nb):
-            fin[q] = 1.0
-        if bad:
-            for q in range(nb):
-                for k in range(K):
-                    if not (abs(Zt[k, q]) < np.inf):
-                        fin[q] = 0.0
+            fin[q] = 1.0 if s[q] < np.inf else 0.0
         if P.shape[0] > 0:
             for q in range(nb):
                 for k in range(K):
@@ -322,9 +380,6 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
             if fin[q] == 0.0:
                 for k in range(K):
                     Rt[k, q] = 0.0
-        bad = 0
-        for q in range(nb):
-            bad += fin[q] == 0.0
     for k in range(K):
         for q in range(nb, B):
             Rt[k, q] = 0.0
@@ -340,11 +395,12 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
             for k in range(K):
                 Rq[q, k] = Rt[k, g + q]
         if g + 4 <= nb:
-            _rank4_update(X, i0 + g, Rq, Gb)
+            src, base = X, i0 + g
         else:
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
-            _rank4_update(Xq, 0, Rq, Gb)
+            src, base = Xq, 0
+        _rank4_update(src, base, Rq, Gb)
     for k in range(K):
         acc = 0.0
         for q in range(nb):
@@ -383,7 +439,6 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     for t in prange(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
-        Z = np.zeros((4, K))
         Zt = np.zeros((K, _ROWS))
         Zvt = np.zeros((K, _ROWS))
         Pt = np.zeros((K, _ROWS))
@@ -397,9 +452,9 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
             if not cached:
-                _block_logits(X, i0, nb, W, b, Z, Zt, Xq)
+                _block_logits(X, i0, nb, W, b, Zt, Xq)
             if what & HESSP:
-                _block_logits(X, i0, nb, V, vb, Z, Zvt, Xq)
+                _block_logits(X, i0, nb, V, vb, Zvt, Xq)
             lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
             loss += lb
             bad += bb
@@ -423,7 +478,6 @@ def _predict_proba(X, W, b, out, n_threads):
     T = max(1, min(n_threads, n // _BLOCK))
     bad = np.zeros(T)
     for t in prange(T):
-        Z = np.zeros((4, K))
         Zt = np.zeros((K, _ROWS))
         Pt = np.zeros((K, _ROWS))
         S = np.zeros((3, _ROWS))
@@ -432,7 +486,7 @@ def _predict_proba(X, W, b, out, n_threads):
         r1 = (t + 1) * n // T
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
-            _block_logits(X, i0, nb, W, b, Z, Zt, Xq)
+            _block_logits(X, i0, nb, W, b, Zt, Xq)
             nbad = _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
             for q in range(nb):
                 for k in range(K):
