@@ -29,6 +29,8 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from softmaxreg.functional._kernels import _exp64
+
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "predict_proba", "sgd_epoch"]
 
 _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
@@ -37,48 +39,6 @@ _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "ns
 _BLOCK = 256
 
 LOSS, GRAD, HESSP = 1, 2, 4
-
-
-@intrinsic
-def _as_float64(typingctx, bits):
-    """The float64 whose bit pattern is the int64 ``bits``."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # 21 trailing zero bits: n * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-def _exp_nonpos(x):
-    """exp(x) for x <= 0 (-inf gives 0), within 1 ulp; a loop of these vectorizes."""
-    x = max(x, -746.0)
-    n = math.floor(x * _LOG2E + 0.5)
-    r = x - n * _LN2_HI
-    r = r - n * _LN2_LO
-    q = 1.0 / 6227020800.0
-    q = q * r + 1.0 / 479001600.0
-    q = q * r + 1.0 / 39916800.0
-    q = q * r + 1.0 / 3628800.0
-    q = q * r + 1.0 / 362880.0
-    q = q * r + 1.0 / 40320.0
-    q = q * r + 1.0 / 5040.0
-    q = q * r + 1.0 / 720.0
-    q = q * r + 1.0 / 120.0
-    q = q * r + 1.0 / 24.0
-    q = q * r + 1.0 / 6.0
-    q = q * r + 0.5
-    q = q * r + 1.0
-    q = q * r + 1.0
-    ni = np.int64(n)
-    h = ni >> 1
-    return q * _as_float64((h + 1023) << 52) * _as_float64((ni - h + 1023) << 52)
 
 
 @numba.njit(inline="always", **_jit)
@@ -90,7 +50,7 @@ def _softmax_row(z, p):
         m = max(m, z[k])
     s = 0.0
     for k in range(K):
-        e = _exp_nonpos(z[k] - m)
+        e = math.exp(z[k] - m)
         p[k] = e
         s += e
     inv = 1.0 / s
@@ -299,7 +259,7 @@ def _block_softmax(Zt, nb, Pt, m, s, inv):
     for k in range(K):
         for q in range(B):
             z = Zt[k, q]
-            e = _exp_nonpos(z - m[q])
+            e = _exp64(z - m[q])
             Pt[k, q] = e
             s[q] += e + z * 0.0
     for q in range(B):
