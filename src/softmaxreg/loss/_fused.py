@@ -1,11 +1,13 @@
 r"""Fused, threaded passes over a dense ``X`` for :class:`LinearSoftmaxLoss` and prediction.
 
-One pass streams ``X`` once: each thread takes a contiguous range of rows and,
-row by row while the row is in L1, computes the logits
-:math:`z = W x + b` (``K`` dot products), the softmax, the row's loss and
-:math:`r = s\,(p - y)` (or, for a Hessian-vector product, the softmax JVP
-:math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`), and adds
-:math:`r x^\top` to its own gradient block. Nothing of size ``n x K`` is ever
+One pass streams ``X`` once: each thread takes a contiguous range of rows in
+blocks of ``_ROWS``; per block it computes the logits :math:`z = W x + b`
+(a 4-row x 5-class register tile, stored classes-first), the softmax, the
+rows' loss and :math:`r = s\,(p - y)` (or, for a Hessian-vector product, the
+softmax JVP :math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the
+loops running along the block's rows so that they vectorize, ``exp``
+included, and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block
+while the block's rows are still in L2. Nothing of size ``n x K`` is ever
 written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
 NumPy needs a GEMM for the logits, five temporaries for the softmax and a
 second GEMM that reads ``X`` again.
