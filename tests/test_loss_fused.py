@@ -104,41 +104,6 @@ def test_applies_only_to_dense_c_ordered_floats():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-@pytest.mark.parametrize("fit_intercept", [True, False])
-def test_sgd_epoch_matches_minibatch_gradient_steps(dtype, momentum, fit_intercept):
-    """One fused epoch equals the solver's loop over LinearSoftmaxLoss.minibatch_gradient."""
-    rng = np.random.default_rng(9)
-    n, p, k, batch = 203, 11, 4, 16  # a short last batch and 4-row tails
-    X = rng.standard_normal((n, p)).astype(dtype)
-    y = rng.integers(0, k, n)
-    sw = rng.random(n)
-    L = LinearSoftmaxLoss(X, y, n_classes=k, sample_weight=sw, l2_reg_strength=0.01, fit_intercept=fit_intercept)
-    x0 = (rng.standard_normal(L.n_params) * 0.1).astype(dtype)
-    perm = rng.permutation(n)
-    x, v = x0.copy(), np.zeros_like(x0)
-    for i in range(0, n, batch):
-        g = L.minibatch_gradient(x.astype(np.float64), perm[i : i + batch])
-        v = momentum * v + g
-        x = (x - 0.1 * v).astype(dtype)
-    xf, vf = x0.copy(), np.zeros_like(x0)
-    FU.sgd_epoch(X, y, sw, xf, perm, n_classes=k, fit_intercept=fit_intercept, batch_size=batch,
-                 learning_rate=0.1, l2=0.01, momentum=momentum, velocity=vf)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(xf, x, rtol=tol, atol=tol)
-
-
-def test_sgd_epoch_validates_its_buffers():
-    X = np.zeros((4, 2))
-    with pytest.raises(ValueError, match="C-contiguous float64 vector of length 6"):
-        FU.sgd_epoch(X, np.zeros(4, int), None, np.zeros(5), np.arange(4), n_classes=2, fit_intercept=True,
-                     batch_size=2, learning_rate=0.1)
-    with pytest.raises(ValueError, match="velocity"):
-        FU.sgd_epoch(X, np.zeros(4, int), None, np.zeros(6), np.arange(4), n_classes=2, fit_intercept=True,
-                     batch_size=2, learning_rate=0.1, momentum=0.5)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_hessp_with_cached_probabilities_is_the_same(dtype):
     X, y, _, coef, intercept = problem(517, 9, 6, dtype, seed=11)
     s = weights(None, 517)
