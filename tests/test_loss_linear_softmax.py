@@ -355,3 +355,15 @@ def test_preconditioner_declines_wide_designs():
     X = np.zeros((3, 1300))
     loss = LinearSoftmaxLoss(X, np.array([0, 1, 9]), n_classes=10)
     assert loss.preconditioner(np.zeros(loss.n_params)) is None
+
+
+def test_preconditioner_survives_singular_blocks():
+    # A column of zeros and no penalty: every class block is singular.
+    X, y, _ = make_data(n=50, p=4, k=3, seed=14)
+    X[:, 1] = 0.0
+    loss = LinearSoftmaxLoss(X, y)
+    w = random_w(loss)
+    r = np.random.default_rng(15).normal(size=loss.n_params)
+    z = loss.preconditioner(w)(r)
+    assert np.all(np.isfinite(z))
+    assert r @ z > 0
