@@ -23,6 +23,7 @@ Kernels compile on first use and are cached on disk.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -372,9 +373,12 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
 _ROWS = 32
 
 
-@numba.njit(parallel=True, **_jit)
+@numba.njit(**_jit)
 def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     """One pass; returns (loss, G (T, K, p) float64, gb (T, K) float64, bad).
+
+    Compiled serial (``n_threads`` ranges in turn) and without the GIL:
+    :func:`_threaded_pass` runs one call per thread on a range of rows.
 
     ``codes`` (int64, n) are the labels when ``Y`` is empty, else ``Y`` (n, K)
     holds target probabilities. ``sw`` are the sample weights divided by their
@@ -535,10 +539,46 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
         proba = np.empty((0, K))
     elif proba.shape != (X.shape[0], K) or proba.dtype != np.float64 or not proba.flags.c_contiguous:
         raise ValueError(f"proba must be a C-contiguous float64 array of shape {(X.shape[0], K)}")
-    f, G, gb, bad = _pass(X, codes, Y, sw, W, b, V, vb, what, numba.get_num_threads(), proba)
+    f, G, gb, bad = _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, proba)
     if bad:
         return None
-    return f, G.sum(axis=0), gb.sum(axis=0)
+    return f, G, gb
+
+
+def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
+    """:func:`_pass` over ``numba.get_num_threads()`` row ranges, one Python thread each.
+
+    Plain threads running the nogil kernel rather than a ``prange``: an OpenMP
+    region leaves its workers spinning for milliseconds after it ends, which
+    on a 2-core machine slows whatever runs next (the SGD epoch kernel's
+    threads, a BLAS call) by up to 3x. These threads exit when their range is done.
+    """
+    n = X.shape[0]
+    T = max(1, min(numba.get_num_threads(), n // _BLOCK))
+    bounds = [t * n // T for t in range(T + 1)]
+    out = [None] * T
+    errors = []
+
+    def work(t):
+        r0, r1 = bounds[t], bounds[t + 1]
+        try:
+            out[t] = _pass(X[r0:r1], codes[r0:r1] if codes.size else codes, Y[r0:r1] if Y.shape[0] else Y,
+                           sw[r0:r1], W, b, V, vb, what, 1, P[r0:r1] if P.shape[0] else P)
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(1, T)]
+    for thread in threads:
+        thread.start()
+    work(0)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    f = sum(o[0] for o in out)
+    G = sum(o[1].sum(axis=0) for o in out)
+    gb = sum(o[2].sum(axis=0) for o in out)
+    return f, G, gb, sum(o[3] for o in out)
 
 
 def predict_proba(X, coef, intercept):
