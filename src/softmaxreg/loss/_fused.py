@@ -42,129 +42,102 @@ LOSS, GRAD, HESSP = 1, 2, 4
 
 
 @numba.njit(inline="always", **_jit)
-def _softmax_row(z, p):
-    """p = softmax(z) in float64; returns logsumexp(z). z is finite here."""
-    K = z.shape[0]
-    m = z[0]
-    for k in range(1, K):
-        m = max(m, z[k])
-    s = 0.0
-    for k in range(K):
-        e = math.exp(z[k] - m)
-        p[k] = e
-        s += e
-    inv = 1.0 / s
-    for k in range(K):
-        p[k] *= inv
-    return m + math.log(s)
+def _dot4x5(x0, x1, x2, x3, w0, w1, w2, w3, w4):
+    """The 20 dot products x_q . w_k (q < 4, k < 5), ordered (q, k): a register tile.
+
+    Per vector of columns, 4 loads of x and 5 of w feed 20 FMAs, so the loop
+    runs at the FMA rate instead of the load rate.
+    """
+    zero = x0.dtype.type(0.0)
+    a00 = a01 = a02 = a03 = a04 = zero
+    a10 = a11 = a12 = a13 = a14 = zero
+    a20 = a21 = a22 = a23 = a24 = zero
+    a30 = a31 = a32 = a33 = a34 = zero
+    for j in range(x0.shape[0]):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        v = w0[j]
+        a00 += u0 * v
+        a10 += u1 * v
+        a20 += u2 * v
+        a30 += u3 * v
+        v = w1[j]
+        a01 += u0 * v
+        a11 += u1 * v
+        a21 += u2 * v
+        a31 += u3 * v
+        v = w2[j]
+        a02 += u0 * v
+        a12 += u1 * v
+        a22 += u2 * v
+        a32 += u3 * v
+        v = w3[j]
+        a03 += u0 * v
+        a13 += u1 * v
+        a23 += u2 * v
+        a33 += u3 * v
+        v = w4[j]
+        a04 += u0 * v
+        a14 += u1 * v
+        a24 += u2 * v
+        a34 += u3 * v
+    return (a00, a01, a02, a03, a04, a10, a11, a12, a13, a14,
+            a20, a21, a22, a23, a24, a30, a31, a32, a33, a34)
 
 
 @numba.njit(inline="always", **_jit)
-def _logits4(X, i, W, b, Z):
-    """Z[q, k] = X[i + q] . W[k] + b[k] for q < 4.
+def _dot4x1(x0, x1, x2, x3, w):
+    """The 4 dot products x_q . w (the classes left over from the 5-class tiles)."""
+    zero = x0.dtype.type(0.0)
+    a0 = a1 = a2 = a3 = zero
+    for j in range(x0.shape[0]):
+        v = w[j]
+        a0 += x0[j] * v
+        a1 += x1[j] * v
+        a2 += x2[j] * v
+        a3 += x3[j] * v
+    return a0, a1, a2, a3
 
-    A register tile of 4 rows x 5 classes (20 vector accumulators): per
-    vector of columns, 4 loads of X and 5 of W feed 20 FMAs, so the loop runs
-    at the FMA rate instead of the load rate. Leftover classes go one at a time.
-    """
-    K, p = W.shape
-    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
-    zero = X.dtype.type(0.0)
-    k0 = 0
-    while k0 + 5 <= K:
-        w0, w1, w2, w3, w4 = W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4]
-        a00 = a01 = a02 = a03 = a04 = zero
-        a10 = a11 = a12 = a13 = a14 = zero
-        a20 = a21 = a22 = a23 = a24 = zero
-        a30 = a31 = a32 = a33 = a34 = zero
-        for j in range(p):
-            u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-            v = w0[j]
-            a00 += u0 * v
-            a10 += u1 * v
-            a20 += u2 * v
-            a30 += u3 * v
-            v = w1[j]
-            a01 += u0 * v
-            a11 += u1 * v
-            a21 += u2 * v
-            a31 += u3 * v
-            v = w2[j]
-            a02 += u0 * v
-            a12 += u1 * v
-            a22 += u2 * v
-            a32 += u3 * v
-            v = w3[j]
-            a03 += u0 * v
-            a13 += u1 * v
-            a23 += u2 * v
-            a33 += u3 * v
-            v = w4[j]
-            a04 += u0 * v
-            a14 += u1 * v
-            a24 += u2 * v
-            a34 += u3 * v
-        Z[0, k0], Z[0, k0 + 1], Z[0, k0 + 2], Z[0, k0 + 3], Z[0, k0 + 4] = a00, a01, a02, a03, a04
-        Z[1, k0], Z[1, k0 + 1], Z[1, k0 + 2], Z[1, k0 + 3], Z[1, k0 + 4] = a10, a11, a12, a13, a14
-        Z[2, k0], Z[2, k0 + 1], Z[2, k0 + 2], Z[2, k0 + 3], Z[2, k0 + 4] = a20, a21, a22, a23, a24
-        Z[3, k0], Z[3, k0 + 1], Z[3, k0 + 2], Z[3, k0 + 3], Z[3, k0 + 4] = a30, a31, a32, a33, a34
-        k0 += 5
-    for k in range(k0, K):
-        wk = W[k]
-        a0 = a1 = a2 = a3 = zero
-        for j in range(p):
-            w = wk[j]
-            a0 += x0[j] * w
-            a1 += x1[j] * w
-            a2 += x2[j] * w
-            a3 += x3[j] * w
-        Z[0, k], Z[1, k], Z[2, k], Z[3, k] = a0, a1, a2, a3
-    for q in range(4):
-        for k in range(K):
-            Z[q, k] = np.float64(X.dtype.type(Z[q, k])) + b[k]
+
+@numba.njit(inline="always", **_jit)
+def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
+    """g_c += sum_q R[i + q, k + c] x_q for the 5 classes c: per vector of
+    columns, 4 loads of x shared by 5 classes, and per class one load and one
+    store of g for 4 FMAs."""
+    dt = g0.dtype.type
+    r00, r01, r02, r03 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
+    r10, r11, r12, r13 = dt(R[i, k + 1]), dt(R[i + 1, k + 1]), dt(R[i + 2, k + 1]), dt(R[i + 3, k + 1])
+    r20, r21, r22, r23 = dt(R[i, k + 2]), dt(R[i + 1, k + 2]), dt(R[i + 2, k + 2]), dt(R[i + 3, k + 2])
+    r30, r31, r32, r33 = dt(R[i, k + 3]), dt(R[i + 1, k + 3]), dt(R[i + 2, k + 3]), dt(R[i + 3, k + 3])
+    r40, r41, r42, r43 = dt(R[i, k + 4]), dt(R[i + 1, k + 4]), dt(R[i + 2, k + 4]), dt(R[i + 3, k + 4])
+    for j in range(x0.shape[0]):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
+        g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
+        g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
+        g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
+        g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
+
+
+@numba.njit(inline="always", **_jit)
+def _rank4x1(g, R, i, k, x0, x1, x2, x3):
+    """g += sum_q R[i + q, k] x_q (a class left over from the 5-class sweeps)."""
+    dt = g.dtype.type
+    r0, r1, r2, r3 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
+    for j in range(x0.shape[0]):
+        g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
 
 
 @numba.njit(inline="always", **_jit)
 def _logits4t(X, i, W, b, Zt, c):
-    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4: :func:`_logits4`, stored classes-first."""
-    K, p = W.shape
+    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first."""
+    K = W.shape[0]
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     dt = X.dtype.type
-    zero = dt(0.0)
     k0 = 0
     while k0 + 5 <= K:
-        w0, w1, w2, w3, w4 = W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4]
-        a00 = a01 = a02 = a03 = a04 = zero
-        a10 = a11 = a12 = a13 = a14 = zero
-        a20 = a21 = a22 = a23 = a24 = zero
-        a30 = a31 = a32 = a33 = a34 = zero
-        for j in range(p):
-            u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-            v = w0[j]
-            a00 += u0 * v
-            a10 += u1 * v
-            a20 += u2 * v
-            a30 += u3 * v
-            v = w1[j]
-            a01 += u0 * v
-            a11 += u1 * v
-            a21 += u2 * v
-            a31 += u3 * v
-            v = w2[j]
-            a02 += u0 * v
-            a12 += u1 * v
-            a22 += u2 * v
-            a32 += u3 * v
-            v = w3[j]
-            a03 += u0 * v
-            a13 += u1 * v
-            a23 += u2 * v
-            a33 += u3 * v
-            v = w4[j]
-            a04 += u0 * v
-            a14 += u1 * v
-            a24 += u2 * v
-            a34 += u3 * v
+        (a00, a01, a02, a03, a04, a10, a11, a12, a13, a14,
+         a20, a21, a22, a23, a24, a30, a31, a32, a33, a34) = _dot4x5(
+            x0, x1, x2, x3, W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4])
         Zt[k0, c], Zt[k0, c + 1], Zt[k0, c + 2], Zt[k0, c + 3] = a00, a10, a20, a30
         Zt[k0 + 1, c], Zt[k0 + 1, c + 1], Zt[k0 + 1, c + 2], Zt[k0 + 1, c + 3] = a01, a11, a21, a31
         Zt[k0 + 2, c], Zt[k0 + 2, c + 1], Zt[k0 + 2, c + 2], Zt[k0 + 2, c + 3] = a02, a12, a22, a32
@@ -172,15 +145,7 @@ def _logits4t(X, i, W, b, Zt, c):
         Zt[k0 + 4, c], Zt[k0 + 4, c + 1], Zt[k0 + 4, c + 2], Zt[k0 + 4, c + 3] = a04, a14, a24, a34
         k0 += 5
     for k in range(k0, K):
-        wk = W[k]
-        a0 = a1 = a2 = a3 = zero
-        for j in range(p):
-            w = wk[j]
-            a0 += x0[j] * w
-            a1 += x1[j] * w
-            a2 += x2[j] * w
-            a3 += x3[j] * w
-        Zt[k, c], Zt[k, c + 1], Zt[k, c + 2], Zt[k, c + 3] = a0, a1, a2, a3
+        Zt[k, c], Zt[k, c + 1], Zt[k, c + 2], Zt[k, c + 3] = _dot4x1(x0, x1, x2, x3, W[k])
     for k in range(K):
         for q in range(4):
             Zt[k, c + q] = np.float64(dt(Zt[k, c + q])) + b[k]
@@ -188,35 +153,15 @@ def _logits4t(X, i, W, b, Zt, c):
 
 @numba.njit(inline="always", **_jit)
 def _rank4_update(X, i, Rq, Gb):
-    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns.
-
-    Per vector of columns: 4 loads of X shared by 5 classes, and per class one
-    load and one store of Gb for 4 FMAs.
-    """
-    K, p = Gb.shape
+    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns (:func:`_rank4x5`)."""
+    K = Gb.shape[0]
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
-    dt = X.dtype.type
     k0 = 0
     while k0 + 5 <= K:
-        g0, g1, g2, g3, g4 = Gb[k0], Gb[k0 + 1], Gb[k0 + 2], Gb[k0 + 3], Gb[k0 + 4]
-        r00, r01, r02, r03 = dt(Rq[0, k0]), dt(Rq[1, k0]), dt(Rq[2, k0]), dt(Rq[3, k0])
-        r10, r11, r12, r13 = dt(Rq[0, k0 + 1]), dt(Rq[1, k0 + 1]), dt(Rq[2, k0 + 1]), dt(Rq[3, k0 + 1])
-        r20, r21, r22, r23 = dt(Rq[0, k0 + 2]), dt(Rq[1, k0 + 2]), dt(Rq[2, k0 + 2]), dt(Rq[3, k0 + 2])
-        r30, r31, r32, r33 = dt(Rq[0, k0 + 3]), dt(Rq[1, k0 + 3]), dt(Rq[2, k0 + 3]), dt(Rq[3, k0 + 3])
-        r40, r41, r42, r43 = dt(Rq[0, k0 + 4]), dt(Rq[1, k0 + 4]), dt(Rq[2, k0 + 4]), dt(Rq[3, k0 + 4])
-        for j in range(p):
-            u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-            g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
-            g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
-            g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
-            g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
-            g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
+        _rank4x5(Gb[k0], Gb[k0 + 1], Gb[k0 + 2], Gb[k0 + 3], Gb[k0 + 4], Rq, 0, k0, x0, x1, x2, x3)
         k0 += 5
     for k in range(k0, K):
-        r0, r1, r2, r3 = dt(Rq[0, k]), dt(Rq[1, k]), dt(Rq[2, k]), dt(Rq[3, k])
-        gk = Gb[k]
-        for j in range(p):
-            gk[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
+        _rank4x1(Gb[k], Rq, 0, k, x0, x1, x2, x3)
 
 
 @numba.njit(inline="always", **_jit)

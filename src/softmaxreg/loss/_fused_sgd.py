@@ -52,7 +52,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._fused import _jit
+from ._fused import _dot4x1, _dot4x5, _jit, _rank4x1, _rank4x5
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -204,98 +204,36 @@ def _split(t, T, p):
 
 @numba.njit(inline="always", **_jit)
 def _partial_logits4(x0, x1, x2, x3, W, a, Z):
-    """Z[q, k] = x_q . W[k, a:a + m] for the 4 rows x_q of length m.
-
-    A register tile of 4 rows x 5 classes (20 accumulators): per vector of
-    columns 4 loads of X and 5 of W feed 20 FMAs.
-    """
+    """Z[q, k] = x_q . W[k, a:a + m] for the 4 rows x_q of length m, by the 4-row x 5-class tiles of ``_fused``."""
     K = W.shape[0]
     m = x0.shape[0]
-    zero = W.dtype.type(0.0)
     k0 = 0
-    while k0 < K:
-        if k0 + 5 <= K:
-            w0, w1, w2 = W[k0][a : a + m], W[k0 + 1][a : a + m], W[k0 + 2][a : a + m]
-            w3, w4 = W[k0 + 3][a : a + m], W[k0 + 4][a : a + m]
-            a00 = a01 = a02 = a03 = a04 = zero
-            a10 = a11 = a12 = a13 = a14 = zero
-            a20 = a21 = a22 = a23 = a24 = zero
-            a30 = a31 = a32 = a33 = a34 = zero
-            for j in range(m):
-                u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                v = w0[j]
-                a00 += u0 * v
-                a10 += u1 * v
-                a20 += u2 * v
-                a30 += u3 * v
-                v = w1[j]
-                a01 += u0 * v
-                a11 += u1 * v
-                a21 += u2 * v
-                a31 += u3 * v
-                v = w2[j]
-                a02 += u0 * v
-                a12 += u1 * v
-                a22 += u2 * v
-                a32 += u3 * v
-                v = w3[j]
-                a03 += u0 * v
-                a13 += u1 * v
-                a23 += u2 * v
-                a33 += u3 * v
-                v = w4[j]
-                a04 += u0 * v
-                a14 += u1 * v
-                a24 += u2 * v
-                a34 += u3 * v
-            Z[0, k0], Z[0, k0 + 1], Z[0, k0 + 2], Z[0, k0 + 3], Z[0, k0 + 4] = a00, a01, a02, a03, a04
-            Z[1, k0], Z[1, k0 + 1], Z[1, k0 + 2], Z[1, k0 + 3], Z[1, k0 + 4] = a10, a11, a12, a13, a14
-            Z[2, k0], Z[2, k0 + 1], Z[2, k0 + 2], Z[2, k0 + 3], Z[2, k0 + 4] = a20, a21, a22, a23, a24
-            Z[3, k0], Z[3, k0 + 1], Z[3, k0 + 2], Z[3, k0 + 3], Z[3, k0 + 4] = a30, a31, a32, a33, a34
-            k0 += 5
-        else:
-            wk = W[k0][a : a + m]
-            a0 = a1 = a2 = a3 = zero
-            for j in range(m):
-                w = wk[j]
-                a0 += x0[j] * w
-                a1 += x1[j] * w
-                a2 += x2[j] * w
-                a3 += x3[j] * w
-            Z[0, k0], Z[1, k0], Z[2, k0], Z[3, k0] = a0, a1, a2, a3
-            k0 += 1
+    while k0 + 5 <= K:
+        (a00, a01, a02, a03, a04, a10, a11, a12, a13, a14,
+         a20, a21, a22, a23, a24, a30, a31, a32, a33, a34) = _dot4x5(
+            x0, x1, x2, x3, W[k0][a : a + m], W[k0 + 1][a : a + m], W[k0 + 2][a : a + m],
+            W[k0 + 3][a : a + m], W[k0 + 4][a : a + m])
+        Z[0, k0], Z[0, k0 + 1], Z[0, k0 + 2], Z[0, k0 + 3], Z[0, k0 + 4] = a00, a01, a02, a03, a04
+        Z[1, k0], Z[1, k0 + 1], Z[1, k0 + 2], Z[1, k0 + 3], Z[1, k0 + 4] = a10, a11, a12, a13, a14
+        Z[2, k0], Z[2, k0 + 1], Z[2, k0 + 2], Z[2, k0 + 3], Z[2, k0 + 4] = a20, a21, a22, a23, a24
+        Z[3, k0], Z[3, k0 + 1], Z[3, k0 + 2], Z[3, k0 + 3], Z[3, k0 + 4] = a30, a31, a32, a33, a34
+        k0 += 5
+    for k in range(k0, K):
+        Z[0, k], Z[1, k], Z[2, k], Z[3, k] = _dot4x1(x0, x1, x2, x3, W[k][a : a + m])
 
 
 @numba.njit(inline="always", **_jit)
 def _partial_rank4(x0, x1, x2, x3, R, i, G, a):
-    """G[k, a:a + m] += sum_q R[i + q, k] x_q for the 4 rows x_q of length m, five classes per sweep over the columns."""
+    """G[k, a:a + m] += sum_q R[i + q, k] x_q for the 4 rows x_q of length m (the tiles of ``_fused``)."""
     K = G.shape[0]
     m = x0.shape[0]
-    dt = G.dtype.type
     k0 = 0
-    while k0 < K:
-        if k0 + 5 <= K:
-            g0, g1, g2 = G[k0][a : a + m], G[k0 + 1][a : a + m], G[k0 + 2][a : a + m]
-            g3, g4 = G[k0 + 3][a : a + m], G[k0 + 4][a : a + m]
-            r00, r01, r02, r03 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
-            r10, r11, r12, r13 = dt(R[i, k0 + 1]), dt(R[i + 1, k0 + 1]), dt(R[i + 2, k0 + 1]), dt(R[i + 3, k0 + 1])
-            r20, r21, r22, r23 = dt(R[i, k0 + 2]), dt(R[i + 1, k0 + 2]), dt(R[i + 2, k0 + 2]), dt(R[i + 3, k0 + 2])
-            r30, r31, r32, r33 = dt(R[i, k0 + 3]), dt(R[i + 1, k0 + 3]), dt(R[i + 2, k0 + 3]), dt(R[i + 3, k0 + 3])
-            r40, r41, r42, r43 = dt(R[i, k0 + 4]), dt(R[i + 1, k0 + 4]), dt(R[i + 2, k0 + 4]), dt(R[i + 3, k0 + 4])
-            for j in range(m):
-                u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
-                g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
-                g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
-                g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
-                g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
-            k0 += 5
-        else:
-            r0, r1, r2, r3 = dt(R[i, k0]), dt(R[i + 1, k0]), dt(R[i + 2, k0]), dt(R[i + 3, k0])
-            gk = G[k0][a : a + m]
-            for j in range(m):
-                gk[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
-            k0 += 1
+    while k0 + 5 <= K:
+        _rank4x5(G[k0][a : a + m], G[k0 + 1][a : a + m], G[k0 + 2][a : a + m], G[k0 + 3][a : a + m],
+                 G[k0 + 4][a : a + m], R, i, k0, x0, x1, x2, x3)
+        k0 += 5
+    for k in range(k0, K):
+        _rank4x1(G[k][a : a + m], R, i, k, x0, x1, x2, x3)
 
 
 @numba.njit(**_jit)
