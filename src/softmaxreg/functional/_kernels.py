@@ -243,13 +243,14 @@ _CHUNK = 128
 
 
 @numba.njit(inline="always", **_jit)
-def _rest(xi, m, inv_t, out):
+def _rest(xi, m, inv_t, out, store):
     """Sum of exp((x_j - m) * inv_t) over the non-maximal terms, in float64.
 
     Terms with ``x_j == m`` (exactly 1) are counted apart, so the returned
     ``rest`` (the sum of the others, plus ``ties - 1``) keeps full relative
-    accuracy when it is tiny; ``1 + rest`` is the softmax denominator. The
-    terms are written to ``out`` as well.
+    accuracy when it is tiny; ``1 + rest`` is the softmax denominator. With
+    ``store`` (a compile-time constant at every call) the terms are written to
+    ``out`` as well.
 
     The terms are added in ``x``'s dtype over chunks of _CHUNK (a fixed trip
     count, which LLVM vectorises fully; float64 lanes halve the width of a
@@ -271,14 +272,16 @@ def _rest(xi, m, inv_t, out):
             for jj in range(_CHUNK):
                 t = (xi[j0 + jj] - m) * inv_t
                 e = _exp(t)
-                out[j0 + jj] = e
+                if store:
+                    out[j0 + jj] = e
                 part += e if t < 0 else (zero if t == 0 else t)
                 tp += one if t == 0 else zero
         else:
             for j in range(j0, K):
                 t = (xi[j] - m) * inv_t
                 e = _exp(t)
-                out[j] = e
+                if store:
+                    out[j] = e
                 part += e if t < 0 else (zero if t == 0 else t)
                 tp += one if t == 0 else zero
         rest += np.float64(part)
@@ -294,33 +297,7 @@ def _rest(xi, m, inv_t, out):
 @numba.njit(inline="always", **_jit)
 def _rest_sum(xi, m, inv_t):
     """:func:`_rest` without storing the terms, for the kernels that only need the sum."""
-    zero = xi.dtype.type(0.0)
-    one = xi.dtype.type(1.0)
-    K = xi.shape[0]
-    nfull = K // _CHUNK
-    rest = 0.0
-    ties = 0.0
-    for c in range(nfull + 1):
-        j0 = c * _CHUNK
-        part = zero
-        tp = zero
-        if c < nfull:
-            for jj in range(_CHUNK):
-                t = (xi[j0 + jj] - m) * inv_t
-                e = _exp(t)
-                part += e if t < 0 else (zero if t == 0 else t)
-                tp += one if t == 0 else zero
-        else:
-            for j in range(j0, K):
-                t = (xi[j] - m) * inv_t
-                e = _exp(t)
-                part += e if t < 0 else (zero if t == 0 else t)
-                tp += one if t == 0 else zero
-        rest += np.float64(part)
-        ties += np.float64(tp)
-    if ties != 1.0:
-        rest += ties - 1.0
-    return rest
+    return _rest(xi, m, inv_t, xi, False)
 
 
 @numba.njit(parallel=True, **_jit)
@@ -334,7 +311,7 @@ def softmax_rows(x, inv_t, out, special):
         if not np.isfinite(m):
             special[i] = True
             continue
-        rest = _rest(xi, m, inv_t, oi)
+        rest = _rest(xi, m, inv_t, oi, True)
         special[i] = rest != rest
         scale = x.dtype.type(1.0 / (1.0 + rest))
         for j in range(oi.shape[0]):
@@ -698,7 +675,7 @@ def ce_grad_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sca
         if valid < 0 or not np.isfinite(m):
             special[i] = True
             continue
-        rest = _rest(xi, m, inv, oi)
+        rest = _rest(xi, m, inv, oi, True)
         if rest != rest:
             special[i] = True
             continue
