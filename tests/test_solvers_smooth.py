@@ -126,19 +126,20 @@ def test_preconditioned_steihaug_takes_the_newton_step_and_respects_the_m_norm()
     A_inv = np.linalg.inv(A)
     newton = -A_inv @ g
     # M = A: one CG step gives the exact Newton step.
-    p, Hp, steps = _steihaug(lambda v: A @ v, g, 1e6, 30, lambda r: A_inv @ r)
+    p, Hp, norm, steps = _steihaug(lambda v: A @ v, g, 1e6, 30, lambda r: A_inv @ r)
     assert steps == 1
+    assert norm == pytest.approx(np.sqrt(newton @ A @ newton), rel=1e-8)
     np.testing.assert_allclose(p, newton, rtol=1e-8)
     np.testing.assert_allclose(Hp, A @ p, rtol=1e-8, atol=1e-10)
     # A radius below ||newton||_M: the step ends on the boundary of the M-norm ball.
     radius = 0.5 * np.sqrt(newton @ A @ newton)
-    p, _, _ = _steihaug(lambda v: A @ v, g, radius, 30, lambda r: A_inv @ r)
-    assert np.sqrt(p @ A @ p) == pytest.approx(radius, rel=1e-10)
+    p, _, norm, _ = _steihaug(lambda v: A @ v, g, radius, 30, lambda r: A_inv @ r)
+    assert np.sqrt(p @ A @ p) == pytest.approx(radius, rel=1e-10) and norm == radius
     # Without M the ball is Euclidean and CG needs many steps on this spectrum.
-    p, _, steps = _steihaug(lambda v: A @ v, g, 1e-2, 30)
+    p, _, _, steps = _steihaug(lambda v: A @ v, g, 1e-2, 30)
     assert np.linalg.norm(p) == pytest.approx(1e-2, rel=1e-10)
-    _, _, steps = _steihaug(lambda v: A @ v, g, 1e6, 30)
-    assert steps > 10
+    p, _, norm, steps = _steihaug(lambda v: A @ v, g, 1e6, 30)
+    assert steps > 10 and norm == pytest.approx(np.linalg.norm(p), rel=1e-8)
 
 
 def test_preconditioning_reaches_the_exact_optimum_with_far_fewer_hessian_products():

@@ -115,7 +115,9 @@ def newton_cg(
         n_iter += 1
         if use_pre and cg_steps >= _PRECONDITION_AFTER and (M_inv is None or cg_steps >= _REBUILD_AFTER):
             M_inv = fun.preconditioner(x)
-        p, Hp, cg_steps = _steihaug(lambda v: fun.hessp(x, v), g, radius, max_cg, M_inv)
+        # The radius is measured in the norm CG uses (the M-norm once there is
+        # a preconditioner; the first one reinterprets the Euclidean radius).
+        p, Hp, step_norm, cg_steps = _steihaug(lambda v: fun.hessp(x, v), g, radius, max_cg, M_inv)
         n_cg += cg_steps
         predicted = -(g @ p + 0.5 * (p @ Hp))
         if not predicted > 0:
@@ -126,7 +128,6 @@ def newton_cg(
         f_new, g_new = fun.loss_gradient(x_new)
         actual = f - f_new
         rho = actual / predicted if np.isfinite(f_new) else -np.inf
-        step_norm = np.linalg.norm(p)
         if rho < 0.25:
             radius = 0.25 * step_norm
         elif rho > 0.75 and step_norm >= 0.99 * radius:
@@ -167,7 +168,7 @@ def newton_cg(
 def _steihaug(hessp, g, radius, max_iter, M_inv=None):
     """Approximate ``argmin g.p + p.H.p/2`` over ``||p||_M <= radius``.
 
-    Returns ``(p, H p, number of Hessian-vector products)``.  Without ``M_inv``
+    Returns ``(p, H p, ||p||_M, number of Hessian-vector products)``.  Without ``M_inv``
     the norm is Euclidean (M = I).  ``pMp``, ``pMd`` and ``dMd`` are the
     M-inner products of the iterate ``p`` and the direction ``d``, kept by
     recurrences so that ``M`` is never needed, only ``M^{-1}``.
@@ -182,23 +183,23 @@ def _steihaug(hessp, g, radius, max_iter, M_inv=None):
     g_norm = np.sqrt(r @ r)
     cg_tol = min(0.5, np.sqrt(g_norm)) * g_norm
     if not rz > 0:  # g lies where M^{-1} vanishes (a direction of zero curvature): no step
-        return p, Hp, 0
+        return p, Hp, 0.0, 0
     pMp, pMd, dMd = 0.0, 0.0, rz
     for k in range(max_iter):
         Hd = hessp(d)
         dHd = d @ Hd
         if dHd <= 0:
             tau = _to_boundary(pMp, pMd, dMd, radius)
-            return p + tau * d, Hp + tau * Hd, k + 1
+            return p + tau * d, Hp + tau * Hd, radius, k + 1
         alpha = rz / dHd
         pMp_next = pMp + 2 * alpha * pMd + alpha * alpha * dMd
         if pMp_next >= radius * radius:
             tau = _to_boundary(pMp, pMd, dMd, radius)
-            return p + tau * d, Hp + tau * Hd, k + 1
+            return p + tau * d, Hp + tau * Hd, radius, k + 1
         p, Hp, pMp = p + alpha * d, Hp + alpha * Hd, pMp_next
         r = r + alpha * Hd
         if np.sqrt(r @ r) <= cg_tol:
-            return p, Hp, k + 1
+            return p, Hp, np.sqrt(pMp), k + 1
         z = precond(r)
         rz_next = r @ z
         beta = rz_next / rz
@@ -206,7 +207,7 @@ def _steihaug(hessp, g, radius, max_iter, M_inv=None):
         dMd = rz_next + beta * beta * dMd
         d = -z + beta * d
         rz = rz_next
-    return p, Hp, max_iter
+    return p, Hp, np.sqrt(pMp), max_iter
 
 
 def _to_boundary(pMp, pMd, dMd, radius):
