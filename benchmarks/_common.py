@@ -13,6 +13,17 @@ import numpy as np
 FASHION_DIRS = [Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))]
 
 
+def settle(seconds: float = 0.05) -> None:
+    """Pause between two candidates so that the first one's thread pools go idle.
+
+    OpenMP runtimes (PyTorch's intra-op pool, Numba's OpenMP layer) and
+    OpenBLAS keep their workers spinning for milliseconds after a parallel
+    region; on a 2-core machine those spinners would slow whichever candidate
+    runs next. Every candidate gets the same pause before it is timed.
+    """
+    time.sleep(seconds)
+
+
 def interleaved_best(fns: dict, repeat: int = 7) -> dict:
     """Best wall time of each callable, the callables run round-robin ``repeat`` times.
 
@@ -24,6 +35,7 @@ def interleaved_best(fns: dict, repeat: int = 7) -> dict:
         f()
     for _ in range(repeat):
         for k, f in fns.items():
+            settle()
             t = time.perf_counter()
             f()
             best[k] = min(best[k], time.perf_counter() - t)
