@@ -490,6 +490,36 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     return f, G, gb
 
 
+def run_threads(work, T, name):
+    """``[work(0), ..., work(T - 1)]``, ``work(0)`` in the calling thread and the others in threads of their own.
+
+    A thread per call (~50 us), not a pool: nothing to queue behind another
+    caller's work, nothing left over after a fork. Every thread is joined
+    before returning; the first exception raised in any of them is re-raised
+    here.
+    """
+    out = [None] * T
+    errors = []
+
+    def run(t):
+        try:
+            out[t] = work(t)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the calling thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,), name=f"{name}-{t}", daemon=True) for t in range(1, T)]
+    for thread in threads:
+        thread.start()
+    try:
+        out[0] = work(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return out
+
+
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     """:func:`_pass` over ``numba.get_num_threads()`` row ranges, one Python thread each.
 
@@ -501,25 +531,13 @@ def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     n = X.shape[0]
     T = max(1, min(numba.get_num_threads(), n // _BLOCK))
     bounds = [t * n // T for t in range(T + 1)]
-    out = [None] * T
-    errors = []
 
     def work(t):
         r0, r1 = bounds[t], bounds[t + 1]
-        try:
-            out[t] = _pass(X[r0:r1], codes[r0:r1] if codes.size else codes, Y[r0:r1] if Y.shape[0] else Y,
-                           sw[r0:r1], W, b, V, vb, what, 1, P[r0:r1] if P.shape[0] else P)
-        except BaseException as exc:  # re-raised in the caller
-            errors.append(exc)
+        return _pass(X[r0:r1], codes[r0:r1] if codes.size else codes, Y[r0:r1] if Y.shape[0] else Y,
+                     sw[r0:r1], W, b, V, vb, what, 1, P[r0:r1] if P.shape[0] else P)
 
-    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(1, T)]
-    for thread in threads:
-        thread.start()
-    work(0)
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    out = run_threads(work, T, "softmaxreg-pass")
     f = sum(o[0] for o in out)
     G = sum(o[1].sum(axis=0) for o in out)
     gb = sum(o[2].sum(axis=0) for o in out)

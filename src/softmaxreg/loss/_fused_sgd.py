@@ -44,7 +44,6 @@ import math
 import os
 import platform
 import sys
-import threading
 
 import numba
 import numpy as np
@@ -52,7 +51,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._fused import _dot4x1, _dot4x5, _jit, _rank4x1, _rank4x5
+from ._fused import _dot4x1, _dot4x5, _jit, _rank4x1, _rank4x5, run_threads
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -494,26 +493,7 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
                 flags[T * _STRIDE] = 1  # release the threads waiting for this one
                 raise
 
-        # A thread per call (~50 us), not a pool: nothing to queue behind
-        # another caller's epoch, nothing left over after a fork.
-        errors = []
-
-        def run(t):
-            try:
-                work(t)
-            except BaseException as e:  # noqa: BLE001 (re-raised in the calling thread)
-                errors.append(e)
-
-        threads = [threading.Thread(target=run, args=(t,), name=f"softmaxreg-sgd-{t}") for t in range(1, T)]
-        for th in threads:
-            th.start()
-        try:
-            right = work(0)
-        finally:
-            for th in threads:
-                th.join()
-        if errors:
-            raise errors[0]
+        right = run_threads(work, T, "softmaxreg-sgd")[0]
     x2[:, :p] = W
     if momentum != 0.0:
         v2[:, :p] = V
