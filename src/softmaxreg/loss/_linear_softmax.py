@@ -604,17 +604,27 @@ class LinearSoftmaxLoss:
 
         if store is not None:
             self._proba_cache = (np.array(w, dtype=np.float64, copy=True), store)
+        return self._finish(
+            total if want_loss else None, G, gb, coef, v_coef if v is not None else None
+        )
+
+    def _finish(self, total, G, gb, coef, v_coef):
+        """``(f, grad, hessp)`` from a pass's data terms: add the penalty, pack the free rows.
+
+        ``total`` is the data loss (None when not computed), ``G``/``gb`` the
+        data gradient, or the data Hessian-vector product when ``v_coef`` is
+        given (None when neither was computed).
+        """
         lam = self.l2_reg_strength
-        f = None
-        if want_loss:
+        f = grad = hv = None
+        if total is not None:
             f = total + 0.5 * lam * float(np.sum(coef * coef)) if lam else total
-        grad = hv = None
         if G is not None:
-            base = v_coef if v is not None else coef
+            base = v_coef if v_coef is not None else coef
             if lam:
                 G += lam * base
             out = self._pack_free(G, gb)
-            if v is not None:
+            if v_coef is not None:
                 hv = out
             else:
                 grad = out
@@ -658,21 +668,9 @@ class LinearSoftmaxLoss:
         if res is None:
             return None
         total, G, gb = res
-        lam = self.l2_reg_strength
-        f = grad = hv = None
         if v is None:
-            f = total + 0.5 * lam * float(np.sum(coef * coef)) if lam else total
-            if not need_grad:
-                return f, None, None
-        base = v_coef if v is not None else coef
-        if lam:
-            G += lam * base
-        out = self._pack_free(G, gb)
-        if v is not None:
-            hv = out
-        else:
-            grad = out
-        return f, grad, hv
+            return self._finish(total, G if need_grad else None, gb, coef, None)
+        return self._finish(None, G, gb, coef, v_coef)
 
     # -- helpers --------------------------------------------------------------
 
