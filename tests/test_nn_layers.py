@@ -10,14 +10,7 @@ from softmaxreg import nn
 
 torch = pytest.importorskip("torch")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 F = torch.nn.functional
 
 DTYPES = [np.float32, np.float64]
