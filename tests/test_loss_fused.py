@@ -152,6 +152,35 @@ def test_linear_softmax_loss_routes_to_the_fused_pass(monkeypatch, fit_intercept
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("reference_class", [None, 2])
+@pytest.mark.parametrize("group_bytes", [1, 1 << 19])
+def test_linear_softmax_loss_losses_equal_loss_point_by_point(monkeypatch, fit_intercept, reference_class,
+                                                              group_bytes):
+    """LinearSoftmaxLoss.losses, fused (one point or several per pass) and not, is [loss(w) for w in ws]."""
+    from softmaxreg.loss import _linear_softmax
+
+    X, y, sw, _, _ = problem(301, 8, 5, np.float32, seed=14, weights=True)
+    L = LinearSoftmaxLoss(X, y, n_classes=5, sample_weight=sw, fit_intercept=fit_intercept, l2_reg_strength=0.03,
+                          reference_class=reference_class)
+    ws = list(np.random.default_rng(15).standard_normal((5, L.n_params)))
+    monkeypatch.setattr(_linear_softmax, "_LOSSES_GROUP_BYTES", group_bytes)
+    monkeypatch.setattr(FU, "MIN_ELEMENTS", 1 << 62)
+    ref = [L.loss(w) for w in ws]
+    np.testing.assert_array_equal(L.losses(ws), ref)
+    monkeypatch.setattr(FU, "MIN_ELEMENTS", 0)
+    calls = []
+    real = FU.linear_softmax_losses
+    monkeypatch.setattr(FU, "linear_softmax_losses", lambda *a, **k: calls.append(a[3].shape[0]) or real(*a, **k))
+    np.testing.assert_allclose(L.losses(ws), ref, rtol=1e-5)
+    assert calls == ([1] * 5 if group_bytes == 1 else [5])
+    assert L.losses([]).shape == (0,)
+    # A point whose logits overflow sends its group to the reference path, which decides.
+    big = ws[:2] + [np.full(L.n_params, 1e38)]
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(np.isnan(L.losses(big)), np.isnan([L.loss(w) for w in big]))
+
+
 @pytest.mark.parametrize("n", [33, 1027])
 def test_predict_proba_extreme_logits(n):
     """Logits of +-1e4 (probabilities that underflow to 0 and denormals) match scipy's softmax."""
@@ -176,3 +205,29 @@ def test_a_non_finite_logit_anywhere_in_a_block_returns_none(value, row):
     assert FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True) is None
     assert FU.linear_softmax_pass(X, y, s, coef, intercept) is None
     assert FU.predict_proba(X, coef, intercept) is None
+
+
+@pytest.mark.parametrize("n", [1, 5, 517, 2050])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("probs", [False, True])
+def test_losses_at_several_points_equal_one_pass_each(n, dtype, probs):
+    """linear_softmax_losses gives every point's loss as its own pass does (the same blocks and sums; a
+    class may fall in another register tile, which rounds float32 logits differently)."""
+    k, p, E = 7, 13, 4
+    X, y, sw, _, _ = problem(n, p, k, dtype, probs=probs, weights=True)
+    rng = np.random.default_rng(5)
+    coefs, intercepts = rng.standard_normal((E, k, p)), rng.standard_normal((E, k))
+    s = weights(sw, n)
+    f = FU.linear_softmax_losses(X, y, s, coefs, intercepts)
+    assert f.shape == (E,)
+    one = [FU.linear_softmax_pass(X, y, s, c, b)[0] for c, b in zip(coefs, intercepts)]
+    np.testing.assert_allclose(f, one, rtol=1e-6 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(f, [reference(X, y, sw, c, b)["f"] for c, b in zip(coefs, intercepts)],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_losses_with_a_non_finite_logit_return_none():
+    X, y, _, coef, intercept = problem(70, 3, 3, np.float64)
+    coefs = np.stack([coef, coef])
+    coefs[1, 0, 0] = np.inf
+    assert FU.linear_softmax_losses(X, y, weights(None, 70), coefs, np.stack([intercept] * 2)) is None

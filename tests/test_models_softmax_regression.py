@@ -560,6 +560,25 @@ def test_reference_coding_matches_statsmodels_mnlogit():
     assert model.history_[-1] == pytest.approx(-res.llf / len(y), rel=1e-10)
 
 
+@pytest.mark.parametrize("penalty", ["l2", "l1"])
+def test_sgd_history_is_the_same_with_and_without_a_callback(penalty):
+    """Without a callback the epochs are scored after the run, all together: the same history_ as
+    scoring each epoch as it ends, and its last entry is the objective at the returned model."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6000, 48))  # large enough for the fused kernels
+    y = (X[:, :4] @ rng.normal(size=(4, 5))).argmax(axis=1)
+    params = dict(solver="sgd", max_iter=4, tol=None, random_state=2, penalty=penalty, C=0.5, batch_size=128)
+    plain = SoftmaxRegression(**params).fit(X, y)
+    infos = []
+    watched = SoftmaxRegression(callback=lambda info: infos.append(info["objective"]) and False, **params).fit(X, y)
+    np.testing.assert_array_equal(plain.coef_, watched.coef_)
+    assert len(plain.history_) == 4 and len(set(plain.history_)) == 4
+    assert plain.history_ == pytest.approx(watched.history_, rel=1e-12) and infos == watched.history_
+    if penalty == "l2":
+        loss = LinearSoftmaxLoss(X, y, n_classes=5, l2_reg_strength=1.0 / (0.5 * len(y)))
+        assert plain.history_[-1] == pytest.approx(loss.loss(loss.pack(plain.coef_, plain.intercept_)), rel=1e-12)
+
+
 def test_fused_paths_equal_the_reference_paths():
     # large enough for the fused kernels (X of >= 2**18 entries): the sgd epochs and
     # predict_proba take them; forcing the reference loop must give the same model

@@ -82,3 +82,39 @@ def test_l1_steps_give_exact_zeros():
     res = sgd(loss.minibatch_gradient, np.zeros(loss.n_params), n_samples=50, batch_size=10,
               max_epochs=30, learning_rate=0.2, rng=np.random.default_rng(0), l1=l1)
     assert np.any(res.x == 0)
+
+
+def test_history_scored_after_the_run_is_the_per_epoch_history(monkeypatch):
+    """With ``objectives`` and nothing reading an epoch's value as it ends, the end points are
+    scored together after the run: the same history, one call instead of one per epoch."""
+    from softmaxreg.solvers import _sgd
+
+    loss, _, _ = make_problem(l2_reg_strength=0.05)
+    x0 = np.random.default_rng(8).normal(scale=0.1, size=loss.n_params)
+    kw = dict(n_samples=50, batch_size=8, max_epochs=6, learning_rate=0.2, momentum=0.5)
+    calls = []
+
+    def objectives(xs):
+        calls.append(len(xs))
+        return loss.losses(xs)
+
+    each = sgd(loss.minibatch_gradient, x0, objective=loss.loss, rng=np.random.default_rng(3), **kw)
+    later = sgd(loss.minibatch_gradient, x0, objective=loss.loss, objectives=objectives,
+                rng=np.random.default_rng(3), **kw)
+    assert calls == [6]
+    np.testing.assert_array_equal(later.x, each.x)
+    assert later.history == pytest.approx(each.history, rel=1e-12) and later.fun == later.history[-1]
+    assert len(set(later.history)) == 6  # one value per epoch, not the last one repeated
+    # A callback or tol needs each value as its epoch ends: no deferral.
+    seen = []
+    sgd(loss.minibatch_gradient, x0, objective=loss.loss, objectives=objectives, rng=np.random.default_rng(3),
+        callback=lambda x, f, epoch: seen.append(f), **kw)
+    with pytest.warns(ConvergenceWarning):
+        sgd(loss.minibatch_gradient, x0, objective=loss.loss, objectives=objectives, rng=np.random.default_rng(3),
+            tol=1e-9, n_iter_no_change=100, **kw)
+    assert calls == [6] and seen == pytest.approx(each.history, rel=1e-12)
+    # Nor when the kept points would exceed the cap.
+    monkeypatch.setattr(_sgd, "_DEFER_MAX", loss.n_params * 6 - 1)
+    capped = sgd(loss.minibatch_gradient, x0, objective=loss.loss, objectives=objectives,
+                 rng=np.random.default_rng(3), **kw)
+    assert calls == [6] and capped.history == pytest.approx(each.history, rel=1e-12)

@@ -31,7 +31,7 @@ from numba import prange
 
 from softmaxreg.functional._kernels import _exp64
 
-__all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "predict_proba"]
+__all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict_proba"]
 
 _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
 
@@ -378,6 +378,38 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     return parts[:, 0].sum(), G, gb, parts[:, 1].sum()
 
 
+@numba.njit(**_jit)
+def _losses_pass(X, codes, Y, sw, W, b, K):
+    """Data losses at the ``W.shape[0] // K`` points stacked in ``W``; returns (losses, bad).
+
+    Serial and without the GIL like :func:`_pass`. Point ``e``'s coefficients
+    are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
+    :func:`_block_logits` per block of rows makes every point's logits while
+    the rows are in L1, so X is read once for all of them.
+    """
+    n, p = X.shape
+    M = W.shape[0]
+    E = M // K
+    Zt = np.zeros((M, _ROWS))
+    Pt = np.zeros((K, _ROWS))
+    Rt = np.zeros((K, _ROWS))
+    S = np.zeros((5, _ROWS))
+    Xq = np.empty((4, p), dtype=X.dtype)
+    P = np.empty((0, K))
+    use_codes = Y.shape[0] == 0
+    out = np.zeros(E)
+    bad = 0.0
+    for i0 in range(0, n, _ROWS):
+        nb = min(_ROWS, n - i0)
+        _block_logits(X, i0, nb, W, b, Zt, Xq)
+        for e in range(E):
+            lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, codes, Y, sw, use_codes, LOSS, P,
+                                  False)
+            out[e] += lb
+            bad += bb
+    return out, bad
+
+
 @numba.njit(parallel=True, **_jit)
 def _predict_proba(X, W, b, out, n_threads):
     """out = softmax(X W^T + b), rows split over the threads. Returns #non-finite rows."""
@@ -462,13 +494,7 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     K = coef.shape[0]
     W = np.ascontiguousarray(coef, dtype=X.dtype)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
-    y = np.asarray(y)
-    if y.ndim == 1:
-        codes = np.ascontiguousarray(y, dtype=np.int64)
-        Y = np.empty((0, K))
-    else:
-        codes = np.empty(0, dtype=np.int64)
-        Y = np.ascontiguousarray(y, dtype=np.float64)
+    codes, Y = _targets(y, K)
     what = LOSS if loss else 0
     if v_coef is not None:
         what |= HESSP
@@ -520,10 +546,19 @@ def run_threads(work, T, name):
     return out
 
 
-def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
-    """:func:`_pass` over ``numba.get_num_threads()`` row ranges, one Python thread each.
+def _targets(y, K):
+    """``(codes, Y)`` for the kernels: int64 labels and an empty (0, K) ``Y``, or no codes and float64 ``Y``."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return np.ascontiguousarray(y, dtype=np.int64), np.empty((0, K))
+    return np.empty(0, dtype=np.int64), np.ascontiguousarray(y, dtype=np.float64)
 
-    Plain threads running the nogil kernel rather than a ``prange``: an OpenMP
+
+def _over_rows(kernel, X, codes, Y, sw, *args, name, P=None):
+    """``kernel(X[r0:r1], codes[r0:r1], Y[r0:r1], sw[r0:r1], *args)`` over ``numba.get_num_threads()`` row ranges,
+    one Python thread each (``P[r0:r1]`` appended when ``P`` is given); the list of their results.
+
+    Plain threads running a nogil kernel rather than a ``prange``: an OpenMP
     region leaves its workers spinning for milliseconds after it ends, which
     on a 2-core machine slows whatever runs next (the SGD epoch kernel's
     threads, a BLAS call) by up to 3x. These threads exit when their range is done.
@@ -532,16 +567,64 @@ def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     T = max(1, min(numba.get_num_threads(), n // _BLOCK))
     bounds = [t * n // T for t in range(T + 1)]
 
+    def cut(a, r0, r1):
+        return a[r0:r1] if a.shape[0] else a
+
     def work(t):
         r0, r1 = bounds[t], bounds[t + 1]
-        return _pass(X[r0:r1], codes[r0:r1] if codes.size else codes, Y[r0:r1] if Y.shape[0] else Y,
-                     sw[r0:r1], W, b, V, vb, what, 1, P[r0:r1] if P.shape[0] else P)
+        tail = (cut(P, r0, r1),) if P is not None else ()
+        return kernel(X[r0:r1], cut(codes, r0, r1), cut(Y, r0, r1), sw[r0:r1], *args, *tail)
 
-    out = run_threads(work, T, "softmaxreg-pass")
+    return run_threads(work, T, name)
+
+
+def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
+    """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
+    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, name="softmaxreg-pass", P=P)
     f = sum(o[0] for o in out)
     G = sum(o[1].sum(axis=0) for o in out)
     gb = sum(o[2].sum(axis=0) for o in out)
     return f, G, gb, sum(o[3] for o in out)
+
+
+def linear_softmax_losses(X, y, sw, coefs, intercepts):
+    r"""The data term of the mean cross-entropy at several points, reading ``X`` once for all of them.
+
+    Parameters
+    ----------
+    X, y, sw
+        As for :func:`linear_softmax_pass`.
+    coefs : ndarray of shape (n_points, n_classes, n_features)
+    intercepts : ndarray of shape (n_points, n_classes)
+
+    Returns
+    -------
+    ndarray of shape (n_points,) or None
+        :math:`\sum_i s_i \,\mathrm{CE}(W_e x_i + b_e, y_i)` for each point
+        ``e``, float64; ``None`` if some logit is not finite.
+
+    Examples
+    --------
+    At zero coefficients every probability is 1/2 (loss log 2); with the
+    second class's coefficient 1 on ``x = 0`` and ``x = 1`` (labels 0, 1) the
+    rows' losses are log 2 and log(1 + e^-1).
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0]])
+    >>> coefs = np.array([[[0.0], [0.0]], [[0.0], [1.0]]])
+    >>> f = linear_softmax_losses(X, np.array([0, 1]), np.array([0.5, 0.5]), coefs, np.zeros((2, 2)))
+    >>> np.allclose(f, [np.log(2), (np.log(2) + np.log1p(np.exp(-1))) / 2])
+    True
+    """
+    E, K, p = coefs.shape
+    W = np.ascontiguousarray(coefs.reshape(E * K, p), dtype=X.dtype)
+    b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
+    codes, Y = _targets(y, K)
+    sw = np.ascontiguousarray(sw, dtype=np.float64)
+    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K, name="softmaxreg-losses")
+    if sum(o[1] for o in out):
+        return None
+    return sum(o[0] for o in out)
 
 
 def predict_proba(X, coef, intercept):

@@ -167,7 +167,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     n_iter_ : int
         Iterations (epochs) of the last fit; accumulated over ``partial_fit``.
     history_ : list of float
-        Per-sample objective after each iteration or epoch.
+        Per-sample objective after each iteration or epoch. For "sgd" with
+        ``tol=None`` and no ``callback`` or ``verbose``, nothing needs an
+        epoch's value as it ends: the epochs' end points are kept and scored
+        after the last one, all in one pass over X
+        (:meth:`LinearSoftmaxLoss.losses`), the same numbers for a tenth of
+        the passes.
     converged_ : bool
 
     Examples
@@ -701,8 +706,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             momentum=self.momentum,
             rng=rng,
             objective=self._objective(loss, l1),
+            objectives=self._objectives(loss, l1),
             tol=self.tol,
-            callback=on_iteration,
+            # Without a reader per epoch the history is scored after the run, all epochs in one pass.
+            callback=on_iteration if (self.callback is not None or self.verbose) else None,
             l1=self._l1_weights(loss, l1),
         )
 
@@ -722,6 +729,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if weights is None:
             return loss.loss
         return lambda x: loss.loss(x) + float(weights @ np.abs(x))
+
+    @classmethod
+    def _objectives(cls, loss, l1):
+        """:meth:`_objective` at several points at once (:meth:`LinearSoftmaxLoss.losses`)."""
+        weights = cls._l1_weights(loss, l1)
+        if weights is None:
+            return loss.losses
+        return lambda xs: loss.losses(xs) + np.array([float(weights @ np.abs(x)) for x in xs])
 
     def _notify(self, iteration, objective, start, solver, train_accuracy=None, coef=None, intercept=None):
         if self.verbose:

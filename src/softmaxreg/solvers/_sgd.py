@@ -8,6 +8,9 @@ from ._schedules import get_schedule
 
 __all__ = ["sgd"]
 
+# Most numbers of kept epoch end points (32 MiB of float64) for a deferred history.
+_DEFER_MAX = 1 << 22
+
 
 def sgd(
     batch_gradient,
@@ -21,6 +24,7 @@ def sgd(
     momentum=0.0,
     rng=None,
     objective=None,
+    objectives=None,
     tol=None,
     n_iter_no_change=5,
     callback=None,
@@ -47,7 +51,11 @@ def sgd(
     the run stops (converged) once ``n_iter_no_change`` consecutive epochs fail
     to bring the objective below ``best - tol`` (scikit-learn's SGD rule); with
     ``tol=None`` exactly ``max_epochs`` epochs run.  Running out of epochs with
-    ``tol`` set gives a ``ConvergenceWarning``.
+    ``tol`` set gives a ``ConvergenceWarning``.  When nothing needs an epoch's
+    value as the epoch ends (no ``tol``, no ``callback``) and ``objectives`` is
+    given, the epochs' end points are kept and scored together after the last
+    epoch instead: the same history, for one pass over the data per group of
+    points rather than one per epoch.
 
     Parameters
     ----------
@@ -74,6 +82,10 @@ def sgd(
     objective : callable, default=None
         ``objective(x) -> float`` evaluated after each epoch for the history;
         required when ``tol`` is set.
+    objectives : callable, default=None
+        ``objectives(xs) -> sequence of float``, ``objective`` at several
+        points at once (such as :meth:`LinearSoftmaxLoss.losses`); used as
+        described above while the kept points stay under ``2**22`` numbers.
     tol : float, default=None
         Improvement threshold of the stopping rule above.
     n_iter_no_change : int, default=5
@@ -129,6 +141,9 @@ def sgd(
     else:
         v = None
     history = []
+    # The epochs' end points, scored by ``objectives`` after the run.
+    ends = [] if (objectives is not None and tol is None and callback is None
+                  and x.size * int(max_epochs) <= _DEFER_MAX) else None
     best, no_change = np.inf, 0
     converged = tol is None
     message = "ran max_epochs epochs" if tol is None else "maximum number of epochs reached"
@@ -139,7 +154,11 @@ def sgd(
         fused = epoch_step is not None and l1 is None and epoch_step(x, perm, lr, v) is not None
         if not fused:
             _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1)
-        f = float(objective(x)) if objective is not None else float("nan")
+        if ends is not None:
+            ends.append(x.copy())
+            f = float("nan")
+        else:
+            f = float(objective(x)) if objective is not None else float("nan")
         history.append(f)
         if not np.all(np.isfinite(x)):
             converged = False
@@ -158,6 +177,8 @@ def sgd(
                 converged = True
                 message = f"objective improved by less than tol for {n_iter_no_change} epochs"
                 break
+    if ends:
+        history = [float(f) for f in objectives(ends)]
     result = OptimizeResult(
         x=x,
         fun=history[-1] if history else float("nan"),
