@@ -169,19 +169,19 @@ def _exp64(t):
     nf = np.floor(t * 1.4426950408889634 + 0.5)
     r = _fma(-nf, 6.93145751953125e-1, t)
     r = _fma(-nf, 1.42860682030941723212e-6, r)
-    # Taylor series to r**13 / 13!: the remainder is < 1e-18 on |r| <= ln2/2.
-    p = 1.6059043836821613e-10
-    p = p * r + 2.0876756987868100e-09
-    p = p * r + 2.5052108385441720e-08
-    p = p * r + 2.7557319223985888e-07
-    p = p * r + 2.7557319223985893e-06
-    p = p * r + 2.4801587301587302e-05
-    p = p * r + 1.9841269841269841e-04
-    p = p * r + 1.3888888888888889e-03
-    p = p * r + 8.3333333333333332e-03
-    p = p * r + 4.1666666666666664e-02
-    p = p * r + 1.6666666666666666e-01
-    p = p * r + 0.5
+    # Degree 11, interpolating exp at the 12 Chebyshev nodes of [-ln2/2, ln2/2]
+    # (near-minimax, fitted in 50-digit arithmetic): relative error < 2e-17 on
+    # |r| <= ln2/2, as close as Taylor's degree 13 for two FMAs fewer.
+    p = 2.5110049204818658e-08
+    p = p * r + 2.763265472252779e-07
+    p = p * r + 2.755724088722987e-06
+    p = p * r + 2.4801485441561313e-05
+    p = p * r + 1.9841269890076403e-04
+    p = p * r + 1.3888888952352863e-03
+    p = p * r + 8.333333333319589e-03
+    p = p * r + 4.166666666648795e-02
+    p = p * r + 1.666666666666668e-01
+    p = p * r + 5.000000000000019e-01
     p = p * (r * r) + r + 1.0
     return _ldexp(p, np.int32(nf))
 
