@@ -181,6 +181,20 @@ def test_linear_softmax_loss_losses_equal_loss_point_by_point(monkeypatch, fit_i
         np.testing.assert_array_equal(np.isnan(L.losses(big)), np.isnan([L.loss(w) for w in big]))
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 37, 1030])
+@pytest.mark.parametrize("p", [1, 15, 16, 300])
+@pytest.mark.parametrize("k", [2, 5, 10, 13])
+def test_predict_proba_every_shape_near_the_end_of_x(n, p, k):
+    """The rows asked for ahead (in pieces between the tiles) run past the last row and past a
+    thread's range on these shapes; the probabilities are those of scipy's softmax all the same."""
+    import scipy.special as sps
+
+    X, _, _, coef, intercept = problem(n, p, k, np.float32, seed=n + p + k)
+    P = FU.predict_proba(X, coef, intercept)
+    np.testing.assert_allclose(P, sps.softmax(X.astype(np.float64) @ coef.T + intercept, axis=1), rtol=2e-4,
+                               atol=1e-30)
+
+
 @pytest.mark.parametrize("n", [33, 1027])
 def test_predict_proba_extreme_logits(n):
     """Logits of +-1e4 (probabilities that underflow to 0 and denormals) match scipy's softmax."""

@@ -51,7 +51,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._fused import _dot4x1, _dot4x5, _jit, _rank4x1, _rank4x5, run_threads
+from ._fused import _dot4x1, _dot4x5, _jit, _prefetch_l2, _rank4x1, _rank4x5, run_threads
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -112,25 +112,6 @@ def _pause(typingctx):
             fnty = ir.FunctionType(ir.VoidType(), [])
             fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
             builder.call(fn, [])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _prefetch_l2(typingctx, arr, idx):
-    """Hint the cache line holding ``arr[idx]`` into L2 (``llvm.prefetch``, locality 2)."""
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
     return sig, codegen
