@@ -170,9 +170,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Per-sample objective after each iteration or epoch. For "sgd" with
         ``tol=None`` and no ``callback`` or ``verbose``, nothing needs an
         epoch's value as it ends: the epochs' end points are kept and scored
-        after the last one, all in one pass over X
-        (:meth:`LinearSoftmaxLoss.losses`), the same numbers for a tenth of
-        the passes.
+        after the last one (:meth:`LinearSoftmaxLoss.losses`): the same
+        numbers for one pass over X per group of epochs (16 on
+        Fashion-MNIST) instead of one per epoch.
     converged_ : bool
 
     Examples
