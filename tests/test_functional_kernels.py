@@ -346,3 +346,29 @@ def test_property_fast_equals_reference(x):
         assert_same(*both(getattr(F, name), x), np.float32)
     y = np.zeros(x.shape[0], dtype=np.int64)
     assert_same(*both(F.cross_entropy, x, y, reduction="none"), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["first", "chunk edge", "last"])
+def test_all_finite_finds_any_non_finite_entry(dtype, value, where):
+    """all_finite agrees with np.isfinite(x).all(), wherever the one bad entry sits (chunks of 2**16)."""
+    n = (1 << 18) + 37
+    x = np.random.default_rng(0).standard_normal(n).astype(dtype) * 1e3
+    assert K.all_finite(x) and K.all_finite(x.reshape(-1, 1)) and K.all_finite(np.full(n, np.finfo(dtype).max))
+    i = {"first": 0, "chunk edge": n // 4, "last": n - 1}[where]
+    x[i] = value
+    assert not K.all_finite(x)
+    assert not K.all_finite(x[::-1])  # not contiguous: checked on a copy
+    assert bool(np.isfinite(x).all()) is False
+
+
+def test_check_finite_takes_the_kernel_and_names_the_entry():
+    from softmaxreg.models._validation import check_finite
+
+    X = np.zeros((4096, 70), dtype=np.float32)
+    assert fast_kernels(X) is not None
+    check_finite(X)
+    X[3001, 65] = -np.inf
+    with pytest.raises(ValueError, match="X contains -inf at row 3001, column 65"):
+        check_finite(X)

@@ -52,7 +52,7 @@ from numba import prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["MIN_SIZE", "applies", "softmax_family", "cross_entropy_labels"]
+__all__ = ["MIN_SIZE", "applies", "softmax_family", "cross_entropy_labels", "all_finite"]
 
 # Reassociation lets LLVM vectorise the sums and the max; we keep IEEE
 # semantics for inf and NaN (no "nnan"/"ninf"), which the special-row logic
@@ -786,6 +786,51 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
 MIN_SIZE = 1 << 16
 
 _FLOATS = (np.float16, np.float32, np.float64)
+
+
+@numba.njit(inline="always", **_jit)
+def _times_zero_sum(seg):
+    """The sum of x * 0 over ``seg``: (+-)0 if every x is finite, NaN if one is inf or NaN.
+
+    The fast-math flags here keep NaN and inf semantics, so ``x * 0`` is not
+    folded to 0. A loop over a view of its own: indexing the flat array by
+    offsets inside the ``prange`` body kept LLVM from vectorising it (10x slower).
+    """
+    zero = seg.dtype.type(0.0)
+    acc = zero
+    for i in range(seg.shape[0]):
+        acc += seg[i] * zero
+    return acc
+
+
+@numba.njit(parallel=True, **_jit)
+def _finite_chunks(xf, out):
+    """out[c] = :func:`_times_zero_sum` of chunk c of the flat ``xf``: one read, no temporary."""
+    n = xf.shape[0]
+    C = out.shape[0]
+    for c in prange(C):
+        out[c] = _times_zero_sum(xf[c * n // C:(c + 1) * n // C])
+
+
+def all_finite(x) -> bool:
+    """Whether every entry of ``x`` (a float NumPy array) is finite: one threaded read of ``x``.
+
+    ``np.isfinite(x).all()`` writes a boolean temporary the size of ``x`` and
+    runs on one core (58 ms on a 1 GB array here, against 26 ms for a copy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones(1 << 16)
+    >>> all_finite(x), all_finite(np.where(np.arange(x.size) == 7, np.inf, x))
+    (True, False)
+    """
+    if x.dtype == np.float16:
+        return bool(np.isfinite(x).all())
+    xf = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(max(1, min(64, xf.size >> 16)), dtype=x.dtype)
+    _finite_chunks(xf, out)
+    return bool(np.all(out == 0))
 
 
 def applies(x) -> bool:

@@ -5,6 +5,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from softmaxreg.functional._softmax import fast_kernels
+
 __all__ = [
     "compute_dtype",
     "check_params",
@@ -193,7 +195,8 @@ def check_finite(X, name="X", feature_names=None):
         row, col = int(coo.row[bad][order]), int(coo.col[bad][order])
         value = coo.data[bad][order]
     else:
-        if np.all(np.isfinite(X)):
+        kernels = fast_kernels(X)
+        if kernels.all_finite(X) if kernels is not None else np.all(np.isfinite(X)):
             return
         row, col = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
         value = X[row, col]
