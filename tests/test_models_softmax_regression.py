@@ -451,6 +451,28 @@ def test_inference_is_delegated_and_cached():
     assert model.summary() is not None
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_predict_proba_on_large_x_with_a_non_finite_entry_says_where(value):
+    """predict_proba reads a large dense X once (the fused pass, no separate finite check); an inf or NaN
+    still makes the clear error, and huge finite features (logits that overflow) still get probabilities."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6000, 48))
+    y = (X[:, :3] @ rng.normal(size=(3, 4))).argmax(axis=1)
+    model = SoftmaxRegression().fit(X, y)
+    bad = X.copy()
+    bad[4321, 17] = value
+    what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    with pytest.raises(ValueError, match=f"X contains {what} at row 4321, column 17"):
+        model.predict_proba(bad)
+    huge = X.copy()
+    huge[10] = 1e308  # its logits overflow: the fused pass hands the row to the reference path
+    with np.errstate(all="ignore"):
+        P = model.predict_proba(huge)
+        reference = softmax(model.decision_function(huge), axis=1)
+    np.testing.assert_allclose(P[:10], model.predict_proba(X[:10]), rtol=1e-12)
+    np.testing.assert_allclose(P, reference, rtol=1e-12)
+
+
 BAD = [
     (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 9, np.nan, X), y),
      "X contains NaN at row 2, column 1"),

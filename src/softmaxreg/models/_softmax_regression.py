@@ -545,10 +545,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         nothing of shape (n_samples, n_classes) but the output); the result is
         the reference path's to rounding.
         """
-        X = self._validated(X)
+        X = self._validated(X, finite=False)
         P = fused_predict_proba(X, self.coef_, self._intercept_or_zero())
         if P is not None:
             return P
+        # The fused pass saw every entry: a NaN or inf in X made a logit non-finite
+        # and sent it here, where the check says where (it reads X only on this path).
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         return softmax(self._logits_of(X), axis=1)
 
     def predict_log_proba(self, X):
@@ -790,7 +793,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _intercept_or_zero(self):
         return self.intercept_ if self.fit_intercept else np.zeros_like(self.intercept_)
 
-    def _validated(self, X):
+    def _validated(self, X, finite=True):
         check_is_fitted(self)
         X = validate_data(
             self,
@@ -800,7 +803,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             ensure_all_finite=False,
             reset=False,
         )
-        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        if finite:
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         return X
 
     def _logits_of(self, X):
