@@ -195,6 +195,24 @@ def test_predict_proba_every_shape_near_the_end_of_x(n, p, k):
                                atol=1e-30)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [3, 1030])
+def test_predict_logits_and_labels_match_the_reference(dtype, n):
+    """The LOGITS and LABELS modes of the prediction pass: X @ coef.T + intercept (products in X's dtype)
+    and np.argmax of those logits, first index on ties; None on a non-finite logit."""
+    X, _, _, coef, intercept = problem(n, 37, 7, dtype, seed=9)
+    Z = FU.predict(X, coef, intercept, FU.LOGITS)
+    ref = (X @ coef.T.astype(dtype)).astype(np.float64) + intercept
+    np.testing.assert_allclose(Z, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    labels = FU.predict(X, coef, intercept, FU.LABELS)
+    assert labels.dtype == np.int64 and labels.shape == (n,)
+    np.testing.assert_array_equal(labels, np.argmax(Z, axis=1))
+    tied = np.zeros_like(coef)  # every logit equal: the first class, as np.argmax
+    assert (FU.predict(X, tied, np.zeros(7), FU.LABELS) == 0).all()
+    X[n - 1, 3] = np.nan
+    assert FU.predict(X, coef, intercept, FU.LOGITS) is None and FU.predict(X, coef, intercept, FU.LABELS) is None
+
+
 @pytest.mark.parametrize("n", [33, 1027])
 def test_predict_proba_extreme_logits(n):
     """Logits of +-1e4 (probabilities that underflow to 0 and denormals) match scipy's softmax."""

@@ -452,9 +452,10 @@ def test_inference_is_delegated_and_cached():
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_predict_proba_on_large_x_with_a_non_finite_entry_says_where(value):
-    """predict_proba reads a large dense X once (the fused pass, no separate finite check); an inf or NaN
-    still makes the clear error, and huge finite features (logits that overflow) still get probabilities."""
+def test_prediction_on_large_x_with_a_non_finite_entry_says_where(value):
+    """predict, predict_proba, decision_function and predict_log_proba read a large dense X once (a fused
+    pass, no separate finite check); an inf or NaN still makes the clear error, and huge finite features
+    (logits that overflow) still get probabilities."""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(6000, 48))
     y = (X[:, :3] @ rng.normal(size=(3, 4))).argmax(axis=1)
@@ -462,8 +463,13 @@ def test_predict_proba_on_large_x_with_a_non_finite_entry_says_where(value):
     bad = X.copy()
     bad[4321, 17] = value
     what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-    with pytest.raises(ValueError, match=f"X contains {what} at row 4321, column 17"):
-        model.predict_proba(bad)
+    for method in (model.predict_proba, model.predict, model.decision_function, model.predict_log_proba):
+        with pytest.raises(ValueError, match=f"X contains {what} at row 4321, column 17"):
+            method(bad)
+    # The fused passes agree with the reference path (forced through a sparse copy of X).
+    np.testing.assert_allclose(model.decision_function(X), model.decision_function(sp.csr_matrix(X)), rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), model.predict(sp.csr_matrix(X)))
+    np.testing.assert_allclose(model.predict_log_proba(X), model.predict_log_proba(sp.csr_matrix(X)), rtol=1e-12)
     huge = X.copy()
     huge[10] = 1e308  # its logits overflow: the fused pass hands the row to the reference path
     with np.errstate(all="ignore"):

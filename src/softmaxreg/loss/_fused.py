@@ -34,7 +34,7 @@ from numba.extending import intrinsic
 
 from softmaxreg.functional._kernels import _exp64
 
-__all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict_proba"]
+__all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
 _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"}, error_model="numpy")
 
@@ -473,9 +473,16 @@ def _losses_pass(X, codes, Y, sw, W, b, K):
     return out, bad
 
 
+# What _predict writes: probabilities, logits or each row's most probable class.
+PROBA, LOGITS, LABELS = 0, 1, 2
+
+
 @numba.njit(parallel=True, **_jit)
-def _predict_proba(X, W, b, out, n_threads):
-    """out = softmax(X W^T + b), rows split over the threads. Returns #non-finite rows."""
+def _predict(X, W, b, out, labels, what, n_threads):
+    """Rows split over the threads: ``out`` = softmax(X W^T + b) (PROBA) or
+    X W^T + b (LOGITS), float64, or ``labels`` = each row's first largest
+    logit (LABELS). Returns the number of rows with a non-finite logit.
+    """
     n, p = X.shape
     K = W.shape[0]
     T = max(1, min(n_threads, n // _BLOCK))
@@ -491,11 +498,27 @@ def _predict_proba(X, W, b, out, n_threads):
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
             _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
-            nbad = _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
+            if what == PROBA:
+                bad[t] += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
+                for q in range(nb):
+                    for k in range(K):
+                        out[i0 + q, k] = Pt[k, q]
+                continue
             for q in range(nb):
+                check = 0.0  # NaN exactly when some logit of the row is inf or NaN
                 for k in range(K):
-                    out[i0 + q, k] = Pt[k, q]
-            bad[t] += nbad
+                    check += Zt[k, q] * 0.0
+                bad[t] += check != 0.0
+            if what == LOGITS:
+                for q in range(nb):
+                    for k in range(K):
+                        out[i0 + q, k] = Zt[k, q]
+            else:
+                for q in range(nb):
+                    best = 0
+                    for k in range(1, K):
+                        best = k if Zt[k, q] > Zt[best, q] else best
+                    labels[i0 + q] = best
     return bad.sum()
 
 
@@ -691,8 +714,37 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     return sum(o[0] for o in out)
 
 
+def predict(X, coef, intercept, what=PROBA):
+    """Probabilities, logits or labels of a linear softmax model in one fused pass, or None.
+
+    ``what`` is PROBA (``softmax(X @ coef.T + intercept)``, float64), LOGITS
+    (``X @ coef.T + intercept``, float64; the products in ``X``'s dtype, as
+    the reference path) or LABELS (int64 index of each row's first largest
+    logit, as ``np.argmax``). None if some logit is not finite: an inf or NaN
+    in ``X`` always makes one, so the caller can check ``X`` only then.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, coef = np.array([[np.log(3.0)], [-1.0]]), np.array([[0.0], [1.0]])
+    >>> predict(X, coef, np.zeros(2))
+    array([[0.25      , 0.75      ],
+           [0.73105858, 0.26894142]])
+    >>> predict(X, coef, np.zeros(2), LABELS).tolist(), predict(X, coef, np.zeros(2), LOGITS)[1].tolist()
+    ([1, 0], [0.0, -1.0])
+    """
+    W = np.ascontiguousarray(coef, dtype=X.dtype)
+    n, K = X.shape[0], W.shape[0]
+    out = np.empty((n, K) if what != LABELS else (0, K))
+    labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
+    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
+    if bad:
+        return None
+    return labels if what == LABELS else out
+
+
 def predict_proba(X, coef, intercept):
-    """``softmax(X @ coef.T + intercept)`` in float64, or None if a logit is not finite.
+    """``softmax(X @ coef.T + intercept)`` in float64, or None if a logit is not finite (:func:`predict`).
 
     Examples
     --------
@@ -700,7 +752,4 @@ def predict_proba(X, coef, intercept):
     >>> predict_proba(np.array([[np.log(3.0)]]), np.array([[0.0], [1.0]]), np.zeros(2))
     array([[0.25, 0.75]])
     """
-    W = np.ascontiguousarray(coef, dtype=X.dtype)
-    out = np.empty((X.shape[0], W.shape[0]))
-    bad = _predict_proba(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, numba.get_num_threads())
-    return None if bad else out
+    return predict(X, coef, intercept, PROBA)

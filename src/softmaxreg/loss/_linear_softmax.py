@@ -24,17 +24,20 @@ def _fused_module():
             _FUSED = _fused
     return _FUSED or None
 
-def fused_predict_proba(X, coef, intercept):
-    """``softmax(X @ coef.T + intercept)`` by one fused, threaded pass, or None.
+def fused_predict(X, coef, intercept, what="proba"):
+    """Probabilities, logits or labels of ``X @ coef.T + intercept`` by one fused, threaded pass, or None.
 
-    None when the fused kernels do not apply (no Numba, sparse or non-contiguous
-    ``X``, too small to be worth it) or a logit is not finite; the caller then
-    takes the reference path. The result is float64, shape (n_samples, n_classes).
+    ``what`` is "proba" (the softmax, float64, shape (n_samples, n_classes)),
+    "logits" (float64, the same shape) or "labels" (int64 index of each row's
+    largest logit, shape (n_samples,)). None when the fused kernels do not
+    apply (no Numba, sparse or non-contiguous ``X``, too small to be worth it)
+    or a logit is not finite (always the case when ``X`` holds an inf or NaN);
+    the caller then takes the reference path.
     """
     fused = _fused_module()
     if fused is None or not fused.worthwhile(X):
         return None
-    return fused.predict_proba(X, coef, intercept)
+    return fused.predict(X, coef, intercept, {"proba": fused.PROBA, "logits": fused.LOGITS, "labels": fused.LABELS}[what])
 
 
 # Cache the full probability matrix for repeated Hessian-vector products at

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxreg.functional import log_softmax, softmax
 from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.loss._linear_softmax import fused_predict_proba
+from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
@@ -529,8 +529,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
-        Z = self._logits(X)
-        return self.classes_[np.argmax(Z, axis=1)]
+        X = self._validated(X)
+        codes = fused_predict(X, self.coef_, self._intercept_or_zero(), "labels")
+        if codes is None:
+            codes = np.argmax(self._checked_logits(X), axis=1)
+        return self.classes_[codes]
 
     def score(self, X, y, sample_weight=None):
         """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
@@ -545,14 +548,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         nothing of shape (n_samples, n_classes) but the output); the result is
         the reference path's to rounding.
         """
-        X = self._validated(X, finite=False)
-        P = fused_predict_proba(X, self.coef_, self._intercept_or_zero())
+        X = self._validated(X)
+        P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
         if P is not None:
             return P
-        # The fused pass saw every entry: a NaN or inf in X made a logit non-finite
-        # and sent it here, where the check says where (it reads X only on this path).
-        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
-        return softmax(self._logits_of(X), axis=1)
+        return softmax(self._checked_logits(X), axis=1)
 
     def predict_log_proba(self, X):
         """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
@@ -788,12 +788,25 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return X, y
 
     def _logits(self, X):
-        return self._logits_of(self._validated(X))
+        X = self._validated(X)
+        Z = fused_predict(X, self.coef_, self._intercept_or_zero(), "logits")
+        return Z if Z is not None else self._checked_logits(X)
+
+    def _checked_logits(self, X):
+        """The reference path's logits, after :func:`check_finite`.
+
+        The fused passes read every entry of X, and an inf or NaN in it makes a
+        logit non-finite, which sends them here: so a large dense X is checked
+        only when it fails, and the check then says where.
+        """
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        return self._logits_of(X)
 
     def _intercept_or_zero(self):
         return self.intercept_ if self.fit_intercept else np.zeros_like(self.intercept_)
 
-    def _validated(self, X, finite=True):
+    def _validated(self, X):
+        """X checked for shape and dtype; its finiteness is :meth:`_checked_logits`'s."""
         check_is_fitted(self)
         X = validate_data(
             self,
@@ -803,8 +816,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             ensure_all_finite=False,
             reset=False,
         )
-        if finite:
-            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         return X
 
     def _logits_of(self, X):
