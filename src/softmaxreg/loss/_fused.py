@@ -44,15 +44,20 @@ _BLOCK = 256
 LOSS, GRAD, HESSP = 1, 2, 4
 
 
+def element_pointer(context, builder, signature, args):
+    """In an intrinsic's codegen: the LLVM pointer to ``arr[idx]``, its first two arguments."""
+    aryty = signature.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+
+
 @intrinsic
 def _prefetch_l2(typingctx, arr, idx):
     """Hint the cache line holding ``arr[idx]`` into L2 (``llvm.prefetch``, locality 2)."""
     sig = types.void(arr, idx)
 
     def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        ptr = element_pointer(context, builder, signature, args)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
@@ -61,7 +66,6 @@ def _prefetch_l2(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return sig, codegen
-
 
 
 @numba.njit(inline="always", **_jit)

@@ -51,7 +51,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._fused import _dot4x1, _dot4x5, _jit, _prefetch_l2, _rank4x1, _rank4x5, run_threads
+from ._fused import _dot4x1, _dot4x5, _jit, _prefetch_l2, _rank4x1, _rank4x5, element_pointer, run_threads
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -79,10 +79,8 @@ def _load_acquire(typingctx, arr, idx):
     sig = arr.dtype(arr, idx)
 
     def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        return builder.load_atomic(ptr, "acquire", aryty.dtype.bitwidth // 8)
+        ptr = element_pointer(context, builder, signature, args)
+        return builder.load_atomic(ptr, "acquire", signature.args[0].dtype.bitwidth // 8)
 
     return sig, codegen
 
@@ -93,10 +91,8 @@ def _store_release(typingctx, arr, idx, val):
     sig = types.void(arr, idx, arr.dtype)
 
     def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        builder.store_atomic(args[2], ptr, "release", aryty.dtype.bitwidth // 8)
+        ptr = element_pointer(context, builder, signature, args)
+        builder.store_atomic(args[2], ptr, "release", signature.args[0].dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return sig, codegen
