@@ -12,6 +12,11 @@ written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
 NumPy needs a GEMM for the logits, five temporaries for the softmax and a
 second GEMM that reads ``X`` again.
 
+The same blocks serve the loss at several points at once
+(:func:`linear_softmax_losses`: every point's logits from each block) and
+prediction (:func:`predict`: probabilities, logits or labels, the rows asked
+for ahead of the tiles by software prefetch).
+
 Precision: products run in ``X``'s dtype (float32 stays float32, as in the
 reference pass), the softmax and the loss in float64, and the gradient is
 accumulated in ``X``'s dtype over blocks of ``_BLOCK`` rows, then in float64.
@@ -378,10 +383,11 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
 # the block's rows staying in L2 between them, the softmax vectorized along rows.
 _ROWS = 32
 
-# predict_proba asks for the rows about this many bytes ahead (8 rows of 256
-# float32 features; at least the next group of 4): on 10^6 x 256 it then
-# takes 36-40 ms instead of 63 (no prefetch) or 46 (each group's rows asked
-# for in one burst), measured side by side.
+# The prediction pass (_predict) asks for the rows about this many bytes ahead
+# (8 rows of 256 float32 features; at least the next group of 4): predict_proba
+# on 10^6 x 256 then takes 36-40 ms instead of 63 (no prefetch) or 46 (each
+# group's rows asked for in one burst), measured side by side. The loss pass
+# does not ask: on Fashion-MNIST it gained nothing (docs/performance.md, target 2).
 _PREFETCH_BYTES = 1 << 13
 
 
