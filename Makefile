@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# Pinned: this version resolves to a local CPU build (an unpinned torch pulls CUDA).
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# Compile and cache the Numba kernels now (about 2 minutes on 2 cores) rather than
+	# on first use; should it fail, they still compile when first called.
+	$(BIN)/softmaxreg compile --quiet || echo "softmaxreg compile failed: the kernels will compile on first use"
 	touch $(STAMP)
 
 # Installs the Debian packages when they are missing and we may (root, or passwordless sudo).

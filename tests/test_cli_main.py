@@ -133,6 +133,18 @@ def test_other_formats_train(tmp_path, files, capsys, kind):
     assert out.splitlines()[0] == "prediction" and len(out.splitlines()) == 1 + 114
 
 
+def test_compile_command_warms_every_kernel_and_reports_it(capsys):
+    """softmaxreg compile runs each fused path once per dtype (make's install step has run it, so
+    here the kernels come from the cache) and says what it did; --quiet says nothing."""
+    code, out, err = run(capsys, "compile")
+    assert code == 0, err
+    for what in ("softmax family, float32, rows of 10", "loss passes, float64", "SGD epoch and prediction, float64",
+                 "kernels compiled and cached in"):
+        assert what in err
+    code, out, err = run(capsys, "compile", "--quiet")
+    assert code == 0 and out == err == ""
+
+
 def test_builtin_names_and_datasets_command(tmp_path, capsys):
     code, out, err = run(capsys, "datasets")
     assert code == 0 and all(n in out for n in ("fashion-mnist", "digits", "iris", "wine"))

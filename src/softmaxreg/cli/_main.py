@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_commands.cmd_demo)
 
+    p = sub.add_parser("compile", help="compile and cache the fast kernels ahead of use",
+                       description="Compile the Numba kernels (softmax family, loss passes, SGD epoch, "
+                                   "prediction) for float32 and float64 and cache them on disk, so that "
+                                   "no later call waits for a compilation. make's install step runs it.")
+    _common(p)
+    p.set_defaults(func=_commands.cmd_compile)
+
     p = sub.add_parser("datasets", help="list the built-in data sets and where they are")
     _common(p)
     p.set_defaults(func=_commands.cmd_datasets)
