@@ -210,6 +210,34 @@ def test_log1p_ulp_error():
     assert np.isnan(nan[0])
 
 
+_load_block, _store_block, _BLOCK = K._load_block, K._store_block, K._BLOCK
+
+
+@numba.njit
+def _through_blocks(xf, n, k, T, out):
+    """x -> T (classes first, block by block) -> out, by the kernels' block transposes."""
+    for r0 in range(0, n, _BLOCK):
+        nb = min(_BLOCK, n - r0)
+        _load_block(xf, r0, nb, k, T)
+        _store_block(T, nb, k, out[r0 * k : (r0 + nb) * k])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_transposes_every_k(dtype):
+    """The shuffle transposes (K <= SHUFFLE_K) and the scalar ones agree with NumPy's, at every offset."""
+    B = K._BLOCK
+    n = 2 * B + 21  # a whole block, then a partial one with a group of rows left over
+    for k in range(1, K.SHUFFLE_K + 3):
+        x = np.arange(n * k, dtype=dtype).reshape(n, k) + 0.5
+        T = np.full(k * B, np.nan, dtype)
+        out = np.full(n * k, np.nan, dtype)
+        _through_blocks(x.reshape(-1), n, k, T, out)
+        np.testing.assert_array_equal(out.reshape(n, k), x)
+        # The last block's layout in T: classes first, row r of the block at T[j * B + r].
+        last = n - (n - 1) % B - 1
+        np.testing.assert_array_equal(T.reshape(k, B)[:, : n - last], x[last:].T)
+
+
 def _special_at(x, rows):
     """Special rows (as in with_special_rows) at the given row indices."""
     x = x.copy()

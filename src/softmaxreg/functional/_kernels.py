@@ -17,6 +17,14 @@ memory. Here each row is read from memory once (the second and third sweeps hit
 the L1/L2 cache, since a row is at most a few hundred KiB), the output is
 written once, and the rows are split over the cores with ``prange``.
 
+Rows shorter than ``SMALL_K`` fill no vector, so they go by blocks of
+_BLOCK rows, transposed into a classes-first scratch where the lanes run
+across rows. For K <= ``SHUFFLE_K`` a group of rows (one register of lanes)
+is one vector load and K shuffles each way (:func:`_transpose_in`,
+:func:`_transpose_out`): the transposes then cost about what a copy of the
+block does, against one scalar load and store per element before (2^20 rows
+of 10 float32: 5.9 -> 3.4 ms with a warm output).
+
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
 ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
 fast-math reassociation cannot merge back into one inexact product), a
@@ -49,7 +57,7 @@ import numpy as np
 import numba
 from llvmlite import ir
 from numba import prange
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
 __all__ = ["MIN_SIZE", "applies", "softmax_family", "cross_entropy_labels", "all_finite"]
@@ -140,6 +148,107 @@ def _ldexp(typingctx, x, n):
         i32 = ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.ldexp", [ft, i32], ir.FunctionType(ft, [ft, i32]))
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+def element_pointer(context, builder, signature, args):
+    """In an intrinsic's codegen: the LLVM pointer to ``arr[idx]``, its first two arguments."""
+    aryty = signature.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+
+
+#: Rows up to this long are transposed by shuffles (:func:`_transpose_in`).
+SHUFFLE_K = 16
+
+
+def _cases_of_k(builder, K, body):
+    """Emit ``switch (K) { case k: body(k) }`` for k = 1 .. SHUFFLE_K (other K: nothing)."""
+    end = builder.append_basic_block("k.end")
+    switch = builder.switch(K, end)
+    for k in range(1, SHUFFLE_K + 1):
+        block = builder.append_basic_block(f"k.{k}")
+        switch.add_case(ir.Constant(K.type, k), block)
+        builder.position_at_end(block)
+        body(k)
+        builder.branch(end)
+    builder.position_at_end(end)
+
+
+def _concat(builder, vectors):
+    """One vector holding ``vectors`` (all of one type) end to end, by a tree of shuffles."""
+    i32 = ir.IntType(32)
+    while len(vectors) > 1:
+        if len(vectors) % 2:
+            vectors = vectors + [ir.Constant(vectors[-1].type, None)]
+        pairs = []
+        for a, b in zip(vectors[::2], vectors[1::2]):
+            wa, wb = a.type.count, b.type.count
+            if wb < wa:  # widen b (a padding vector of the previous round) to a's width
+                b = builder.shuffle_vector(b, ir.Constant(b.type, None), ir.Constant(ir.VectorType(i32, wa), [min(l, wb) for l in range(wa)]))
+            pairs.append(builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, 2 * wa), list(range(2 * wa)))))
+        vectors = pairs
+    return vectors[0]
+
+
+@intrinsic
+def _transpose_in(typingctx, src, s0, dst, d0, stride, K):
+    """``dst[d0 + j * stride + l] = src[s0 + l * K + j]`` for j < K, l < L: L rows, classes first.
+
+    L = 64 bytes / itemsize (one AVX-512 register of lanes). The L rows are one
+    vector load of ``L * K`` lanes and each class a shuffle of it (LLVM lowers
+    the shuffles to ``vpermt2ps``-style permutes): no scalar element moves.
+    ``K`` is a run-time value; the code for each K <= SHUFFLE_K is emitted
+    once, behind a switch, and other K do nothing.
+    """
+    sig = types.void(src, s0, dst, d0, stride, K)
+
+    def codegen(context, builder, signature, args):
+        ft = context.get_value_type(src.dtype)
+        L = 512 // src.dtype.bitwidth
+        align = src.dtype.bitwidth // 8
+        ps = element_pointer(context, builder, signature, args[:2])
+        pd = element_pointer(context, builder, types.void(dst, d0), args[2:4])
+        i32 = ir.IntType(32)
+
+        def body(k):
+            rows = builder.load(builder.bitcast(ps, ir.VectorType(ft, L * k).as_pointer()), align=align)
+            for j in range(k):
+                col = builder.shuffle_vector(rows, ir.Constant(rows.type, None), ir.Constant(ir.VectorType(i32, L), [j + k * l for l in range(L)]))
+                p = builder.gep(pd, [builder.mul(args[4], ir.Constant(args[4].type, j))])
+                builder.store(col, builder.bitcast(p, ir.VectorType(ft, L).as_pointer()), align=align)
+
+        _cases_of_k(builder, args[5], body)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _transpose_out(typingctx, src, s0, stride, dst, d0, K):
+    """``dst[d0 + l * K + j] = src[s0 + j * stride + l]`` for j < K, l < L: the inverse of :func:`_transpose_in`."""
+    sig = types.void(src, s0, stride, dst, d0, K)
+
+    def codegen(context, builder, signature, args):
+        ft = context.get_value_type(src.dtype)
+        L = 512 // src.dtype.bitwidth
+        align = src.dtype.bitwidth // 8
+        ps = element_pointer(context, builder, signature, args[:2])
+        pd = element_pointer(context, builder, types.void(dst, d0), args[3:5])
+        i32 = ir.IntType(32)
+
+        def body(k):
+            cols = []
+            for j in range(k):
+                p = builder.gep(ps, [builder.mul(args[2], ir.Constant(args[2].type, j))])
+                cols.append(builder.load(builder.bitcast(p, ir.VectorType(ft, L).as_pointer()), align=align))
+            every = _concat(builder, cols)
+            rows = builder.shuffle_vector(every, ir.Constant(every.type, None), ir.Constant(ir.VectorType(i32, L * k), [(f % k) * L + f // k for f in range(L * k)]))
+            builder.store(rows, builder.bitcast(pd, ir.VectorType(ft, L * k).as_pointer()), align=align)
+
+        _cases_of_k(builder, args[5], body)
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -360,6 +469,7 @@ def logsumexp_rows(x, out, special):
 # read-modify-write in one loop LLVM vectorised poorly (measured 2-3x slower).
 
 SMALL_K = 48
+_SMALL_CHUNK = 16  # classes whose terms are added in x's dtype before a float64 sum
 _BLOCK = 128
 _CHUNKS = 64  # chunks of blocks handed to the threads (load balance on a shared machine)
 
@@ -404,20 +514,66 @@ def _log1p(r):
 
 
 @numba.njit(inline="always", **_jit)
-def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, ties):
-    """Max and ``rest`` of rows r0:r0+nb of the flat C-ordered rows ``xf``.
+def _load_block(xf, r0, nb, K, T):
+    """``T[j * _BLOCK + r] = x[r0 + r, j]`` for r < nb: a block of rows of ``xf`` (flat, C order), classes first.
 
-    Afterwards ``T[j * _BLOCK + r]`` holds ``x[r0 + r, j]`` and ``U[...]`` the
-    term exp(t), t = (x - m[r]) inv_t, or -1 where t == 0 (a maximum; the
-    ties are counted apart), or t where t is NaN (it poisons the row's sum,
-    which flags the row). ``T`` and ``U`` must not overlap: LLVM checks that
-    at run time and falls back to scalar loops.
+    Whole groups of L rows go through :func:`_transpose_in` (K <= SHUFFLE_K),
+    the rest element by element.
     """
+    L = 64 // xf.itemsize
+    g1 = nb - nb % L if K <= SHUFFLE_K else 0
+    for g in range(0, g1, L):
+        _transpose_in(xf, (r0 + g) * K, T, g, _BLOCK, K)
     blk = xf[r0 * K : (r0 + nb) * K]
     for j in range(K):
         Tj = T[j * _BLOCK : j * _BLOCK + nb]
-        for r in range(nb):
+        for r in range(g1, nb):
             Tj[r] = blk[r * K + j]
+
+
+@numba.njit(inline="always", **_jit)
+def _store_block(T, nb, K, ob):
+    """``ob[r * K + j] = T[j * _BLOCK + r]`` for r < nb: the inverse of :func:`_load_block` (``ob``: the block's rows, flat)."""
+    L = 64 // ob.itemsize
+    g1 = nb - nb % L if K <= SHUFFLE_K else 0
+    for g in range(0, g1, L):
+        _transpose_out(T, g, _BLOCK, ob, g * K, K)
+    for j in range(K):
+        Tj = T[j * _BLOCK : j * _BLOCK + nb]
+        for r in range(g1, nb):
+            ob[r * K + j] = Tj[r]
+
+
+@numba.njit(inline="always", **_jit)
+def _block_rows(xf, r0, nb, K, pad):
+    """(rows, first row) of block ``r0 .. r0 + nb`` as a whole block of _BLOCK rows.
+
+    A whole block is ``xf`` itself; the last, partial one is copied into
+    ``pad`` (K * _BLOCK elements) with zero rows after it. Every block then
+    runs with the constant trip count _BLOCK (the padded rows are computed and
+    dropped), which lets LLVM drop the loops' remainders: 10 % faster measured.
+    """
+    if nb == _BLOCK:
+        return xf, r0
+    pad[:] = 0.0
+    pad[: nb * K] = xf[r0 * K : (r0 + nb) * K]
+    return pad, 0
+
+
+@numba.njit(inline="always", **_jit)
+def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, part, ties):
+    """Max and ``rest`` of rows r0:r0+nb of the flat C-ordered rows ``xf``.
+
+    Afterwards ``T[j * _BLOCK + r]`` holds ``x[r0 + r, j]``, ``U[...]`` the
+    term exp(t), t = (x - m[r]) inv_t (exactly 1 at a maximum), ``m`` the
+    rows' maxima and ``rest`` (float64) the sum of the non-maximal terms plus
+    ``ties - 1``, as :func:`_rest` makes it for long rows: the terms are added
+    in ``x``'s dtype over chunks of _SMALL_CHUNK classes and the chunks' sums
+    in float64. A NaN t poisons the sum, which flags the row. ``part`` and
+    ``ties`` are scratch of ``x``'s dtype. ``T`` and ``U`` must not overlap:
+    LLVM checks that at run time and falls back to scalar loops.
+    """
+    _load_block(xf, r0, nb, K, T)
     for r in range(nb):
         m[r] = T[r]
     for j in range(1, K):
@@ -425,28 +581,30 @@ def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, ties):
         for r in range(nb):
             v = Tj[r]
             m[r] = v if v > m[r] else m[r]
-    minus1 = T.dtype.type(-1.0)
-    for j in range(K):
-        Tj = T[j * _BLOCK : j * _BLOCK + nb]
-        Uj = U[j * _BLOCK : j * _BLOCK + nb]
-        for r in range(nb):
-            t = (Tj[r] - m[r]) * inv_t
-            e = _exp(t)
-            # t > 0 is impossible, so the last branch is a NaN.
-            Uj[r] = e if t < 0 else (minus1 if t == 0 else t)
+    zero = T.dtype.type(0.0)
+    one = T.dtype.type(1.0)
     for r in range(nb):
         rest[r] = 0.0
-        ties[r] = 0.0
-    for j in range(K):
-        Uj = U[j * _BLOCK : j * _BLOCK + nb]
+        ties[r] = zero
+    for j0 in range(0, K, _SMALL_CHUNK):
         for r in range(nb):
-            u = Uj[r]
-            rest[r] += 0.0 if u < 0 else np.float64(u)
-            ties[r] += 1.0 if u < 0 else 0.0
+            part[r] = zero
+        for j in range(j0, min(j0 + _SMALL_CHUNK, K)):
+            Tj = T[j * _BLOCK : j * _BLOCK + nb]
+            Uj = U[j * _BLOCK : j * _BLOCK + nb]
+            for r in range(nb):
+                t = (Tj[r] - m[r]) * inv_t
+                e = _exp(t)
+                Uj[r] = e
+                # t > 0 is impossible, so the last branch is a NaN.
+                part[r] += e if t < 0 else (zero if t == 0 else t)
+                ties[r] += one if t == 0 else zero
+        for r in range(nb):
+            rest[r] += np.float64(part[r])
     for r in range(nb):
         # Ties with the max beyond the first add 1 each; added last so a tiny
         # rest keeps its digits.
-        rest[r] += ties[r] - 1.0 if ties[r] != 1.0 else 0.0
+        rest[r] += np.float64(ties[r]) - 1.0 if ties[r] != one else 0.0
 
 
 @numba.njit(parallel=True, **_jit)
@@ -459,7 +617,6 @@ def rows_small(x, inv_t, mode, out, special):
     xf = x.reshape(-1)
     of = out.reshape(-1)
     inv_t = x.dtype.type(inv_t)
-    one = x.dtype.type(1.0)
     nblocks = (n + _BLOCK - 1) // _BLOCK
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
@@ -469,33 +626,40 @@ def rows_small(x, inv_t, mode, out, special):
         m = np.empty(_BLOCK, dtype=x.dtype)
         s = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        ties = np.empty(_BLOCK, dtype=np.float64)
+        part = np.empty(_BLOCK, dtype=x.dtype)
+        ties = np.empty(_BLOCK, dtype=x.dtype)
+        pad = np.empty(K * _BLOCK, dtype=x.dtype)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, ties)
+            rows, rb = _block_rows(xf, r0, nb, K, pad)
+            _small_block(rows, rb, _BLOCK, K, inv_t, T, U, m, rest, part, ties)
             for r in range(nb):
-                special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+                special[r0 + r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
             if mode == LOGSUMEXP:
                 for r in range(nb):
                     of[r0 + r] = m[r] + x.dtype.type(_log1p(rest[r]))
                 continue
-            ob = of[r0 * K : (r0 + nb) * K]
+            # The last, partial block is written to ``pad`` and copied out.
+            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
             if mode == SOFTMAX:
-                for r in range(nb):
+                for r in range(_BLOCK):
                     s[r] = x.dtype.type(1.0 / (1.0 + rest[r]))
                 for j in range(K):
-                    Uj = U[j * _BLOCK : j * _BLOCK + nb]
-                    for r in range(nb):
-                        u = Uj[r]
-                        ob[r * K + j] = (one if u < 0 else u) * s[r]
+                    Uj = U[j * _BLOCK : (j + 1) * _BLOCK]
+                    for r in range(_BLOCK):
+                        Uj[r] = Uj[r] * s[r]
+                _store_block(U, _BLOCK, K, ob)
             else:
-                for r in range(nb):
+                for r in range(_BLOCK):
                     s[r] = x.dtype.type(_log1p(rest[r]))
                 for j in range(K):
-                    Tj = T[j * _BLOCK : j * _BLOCK + nb]
-                    for r in range(nb):
-                        ob[r * K + j] = (Tj[r] - m[r]) * inv_t - s[r]
+                    Tj = T[j * _BLOCK : (j + 1) * _BLOCK]
+                    for r in range(_BLOCK):
+                        Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
+                _store_block(T, _BLOCK, K, ob)
+            if nb < _BLOCK:
+                of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
 
 # ---------------------------------------------------------------------------
 # Cross-entropy with integer labels.
@@ -608,11 +772,14 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
         U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        ties = np.empty(_BLOCK, dtype=np.float64)
+        part = np.empty(_BLOCK, dtype=x.dtype)
+        ties = np.empty(_BLOCK, dtype=x.dtype)
+        pad = np.empty(K * _BLOCK, dtype=x.dtype)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _small_block(xf, r0, nb, K, inv, T, U, m, rest, ties)
+            rows, rb = _block_rows(xf, r0, nb, K, pad)
+            _small_block(rows, rb, _BLOCK, K, inv, T, U, m, rest, part, ties)
             for r in range(nb):
                 rest[r] = _log1p(rest[r])  # now L = log1p(rest), NaN for a NaN row
             btotal = 0.0
@@ -712,7 +879,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
     for k in range(K):
         sw += np.float64(w[k]) if has_w else 1.0
     inv = x.dtype.type(inv_t)
-    one = x.dtype.type(1.0)
+    zero = x.dtype.type(0.0)
     f = scale * inv_t
     plain = not has_w and not has_ignore and eps == 0.0
     # The smoothing part of each column, f * eps / K * w_k.
@@ -727,30 +894,30 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
         U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        ties = np.empty(_BLOCK, dtype=np.float64)
-        a = np.empty(_BLOCK, dtype=x.dtype)
+        part = np.empty(_BLOCK, dtype=x.dtype)
+        ties = np.empty(_BLOCK, dtype=x.dtype)
+        pad = np.empty(K * _BLOCK, dtype=x.dtype)
+        a = np.zeros(_BLOCK, dtype=x.dtype)  # zero on padded rows
         d = np.empty(_BLOCK, dtype=x.dtype)
-        yy = np.empty(_BLOCK, dtype=np.int64)
+        yy = np.empty(_BLOCK, dtype=np.int32)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
-            _small_block(xf, r0, nb, K, inv, T, U, m, rest, ties)
+            rows, rb = _block_rows(xf, r0, nb, K, pad)
+            _small_block(rows, rb, _BLOCK, K, inv, T, U, m, rest, part, ties)
             ignored = False
             if plain:
                 # Short loops over few arrays: LLVM vectorises a loop only when
                 # its run-time overlap checks are few.
                 for r in range(nb):
-                    special[r0 + r] = not (np.isfinite(m[r]) and rest[r] == rest[r])
+                    y = labels[r0 + r]
+                    inrange = (y >= 0) & (y < K)
+                    special[r0 + r] = not (inrange & np.isfinite(m[r]) & (rest[r] == rest[r]))
+                    yy[r] = y if inrange else 0
                 for r in range(nb):
                     a[r] = x.dtype.type(f / (1.0 + rest[r]))
                 for r in range(nb):
                     d[r] = x.dtype.type(f)
-                for r in range(nb):
-                    y = labels[r0 + r]
-                    if y < 0 or y >= K:
-                        special[r0 + r] = True
-                        y = 0
-                    yy[r] = y
             else:
                 for r in range(nb):
                     i = r0 + r
@@ -762,21 +929,25 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                     if valid == 0:
                         yy[r] = -1
                         ignored = True
-            ob = of[r0 * K : (r0 + nb) * K]
+            # The last, partial block is written to ``pad`` and copied out.
+            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
+            # The label's -d in the same vector loop: scalar stores into U
+            # just before _store_block's vector loads of it would stall them
+            # (no store-to-load forwarding from several small stores).
             for j in range(K):
-                Uj = U[j * _BLOCK : j * _BLOCK + nb]
+                Uj = U[j * _BLOCK : (j + 1) * _BLOCK]
                 bj = bcol[j]
-                for r in range(nb):
-                    u = Uj[r]
-                    ob[r * K + j] = a[r] * (one if u < 0 else u) - bj
-            for r in range(nb):
-                if yy[r] >= 0:
-                    ob[r * K + yy[r]] -= d[r]
+                jj = np.int32(j)
+                for r in range(_BLOCK):
+                    Uj[r] = a[r] * Uj[r] - (bj + (d[r] if yy[r] == jj else zero))
+            _store_block(U, _BLOCK, K, ob)
             if ignored:
                 for r in range(nb):
                     if yy[r] < 0:
                         for k in range(K):
                             ob[r * K + k] = 0.0
+            if nb < _BLOCK:
+                of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
 
 # ---------------------------------------------------------------------------
 # NumPy glue: what the functional core calls.

@@ -37,7 +37,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64
+from softmaxreg.functional._kernels import _exp64, element_pointer
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -47,13 +47,6 @@ _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "ns
 _BLOCK = 256
 
 LOSS, GRAD, HESSP = 1, 2, 4
-
-
-def element_pointer(context, builder, signature, args):
-    """In an intrinsic's codegen: the LLVM pointer to ``arr[idx]``, its first two arguments."""
-    aryty = signature.args[0]
-    ary = context.make_array(aryty)(context, builder, args[0])
-    return cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
 
 
 @intrinsic
