@@ -192,65 +192,77 @@ def _concat(builder, vectors):
     return vectors[0]
 
 
-@intrinsic
-def _transpose_in(typingctx, src, s0, dst, d0, stride, K):
+def _transposer(name, move, doc):
+    """A transpose intrinsic ``name(src, s0, dst, d0, stride, K)`` of one group of L rows.
+
+    L = 64 bytes / itemsize (one AVX-512 register of lanes). ``move(builder,
+    src_at, dst_at, L, k)`` emits the code for K = k: ``src_at(lanes, j)`` and
+    ``dst_at(lanes, j)`` are pointers to a vector of ``lanes`` elements at
+    ``src[s0 + j * stride]`` (resp. ``dst[d0 + ...]``), the stride applying to
+    the classes-first side. ``K`` is a run-time value; the code for each
+    K <= SHUFFLE_K is emitted once, behind a switch, and other K do nothing.
+    """
+
+    def typer(typingctx, src, s0, dst, d0, stride, K):
+        sig = types.void(src, s0, dst, d0, stride, K)
+
+        def codegen(context, builder, signature, args):
+            ft = context.get_value_type(src.dtype)
+            L = 512 // src.dtype.bitwidth
+            ps = element_pointer(context, builder, signature, args[:2])
+            pd = element_pointer(context, builder, types.void(dst, d0), args[2:4])
+
+            def at(ptr):
+                def vector_at(lanes, j=0):
+                    if j:
+                        ptr_j = builder.gep(ptr, [builder.mul(args[4], ir.Constant(args[4].type, j))])
+                    else:
+                        ptr_j = ptr
+                    return builder.bitcast(ptr_j, ir.VectorType(ft, lanes).as_pointer())
+
+                return vector_at
+
+            _cases_of_k(builder, args[5], lambda k: move(builder, at(ps), at(pd), L, k, src.dtype.bitwidth // 8))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+def _rows_to_columns(builder, src_at, dst_at, L, k, align):
+    """The L rows are one vector load of L k lanes and each class a shuffle of it."""
+    i32 = ir.IntType(32)
+    rows = builder.load(src_at(L * k), align=align)
+    for j in range(k):
+        col = builder.shuffle_vector(rows, ir.Constant(rows.type, None), ir.Constant(ir.VectorType(i32, L), [j + k * l for l in range(L)]))
+        builder.store(col, dst_at(L, j), align=align)
+
+
+def _columns_to_rows(builder, src_at, dst_at, L, k, align):
+    """The k class vectors end to end, then one shuffle into row order and one vector store."""
+    i32 = ir.IntType(32)
+    every = _concat(builder, [builder.load(src_at(L, j), align=align) for j in range(k)])
+    rows = builder.shuffle_vector(every, ir.Constant(every.type, None), ir.Constant(ir.VectorType(i32, L * k), [(f % k) * L + f // k for f in range(L * k)]))
+    builder.store(rows, dst_at(L * k), align=align)
+
+
+_transpose_in = _transposer(
+    "_transpose_in",
+    _rows_to_columns,
     """``dst[d0 + j * stride + l] = src[s0 + l * K + j]`` for j < K, l < L: L rows, classes first.
 
-    L = 64 bytes / itemsize (one AVX-512 register of lanes). The L rows are one
-    vector load of ``L * K`` lanes and each class a shuffle of it (LLVM lowers
-    the shuffles to ``vpermt2ps``-style permutes): no scalar element moves.
-    ``K`` is a run-time value; the code for each K <= SHUFFLE_K is emitted
-    once, behind a switch, and other K do nothing.
-    """
-    sig = types.void(src, s0, dst, d0, stride, K)
-
-    def codegen(context, builder, signature, args):
-        ft = context.get_value_type(src.dtype)
-        L = 512 // src.dtype.bitwidth
-        align = src.dtype.bitwidth // 8
-        ps = element_pointer(context, builder, signature, args[:2])
-        pd = element_pointer(context, builder, types.void(dst, d0), args[2:4])
-        i32 = ir.IntType(32)
-
-        def body(k):
-            rows = builder.load(builder.bitcast(ps, ir.VectorType(ft, L * k).as_pointer()), align=align)
-            for j in range(k):
-                col = builder.shuffle_vector(rows, ir.Constant(rows.type, None), ir.Constant(ir.VectorType(i32, L), [j + k * l for l in range(L)]))
-                p = builder.gep(pd, [builder.mul(args[4], ir.Constant(args[4].type, j))])
-                builder.store(col, builder.bitcast(p, ir.VectorType(ft, L).as_pointer()), align=align)
-
-        _cases_of_k(builder, args[5], body)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _transpose_out(typingctx, src, s0, stride, dst, d0, K):
-    """``dst[d0 + l * K + j] = src[s0 + j * stride + l]`` for j < K, l < L: the inverse of :func:`_transpose_in`."""
-    sig = types.void(src, s0, stride, dst, d0, K)
-
-    def codegen(context, builder, signature, args):
-        ft = context.get_value_type(src.dtype)
-        L = 512 // src.dtype.bitwidth
-        align = src.dtype.bitwidth // 8
-        ps = element_pointer(context, builder, signature, args[:2])
-        pd = element_pointer(context, builder, types.void(dst, d0), args[3:5])
-        i32 = ir.IntType(32)
-
-        def body(k):
-            cols = []
-            for j in range(k):
-                p = builder.gep(ps, [builder.mul(args[2], ir.Constant(args[2].type, j))])
-                cols.append(builder.load(builder.bitcast(p, ir.VectorType(ft, L).as_pointer()), align=align))
-            every = _concat(builder, cols)
-            rows = builder.shuffle_vector(every, ir.Constant(every.type, None), ir.Constant(ir.VectorType(i32, L * k), [(f % k) * L + f // k for f in range(L * k)]))
-            builder.store(rows, builder.bitcast(pd, ir.VectorType(ft, L * k).as_pointer()), align=align)
-
-        _cases_of_k(builder, args[5], body)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    One vector load of the L rows and a shuffle per class (LLVM lowers the
+    shuffles to ``vpermt2ps``-style permutes): no scalar element moves.
+    """,
+)
+_transpose_out = _transposer(
+    "_transpose_out",
+    _columns_to_rows,
+    """``dst[d0 + l * K + j] = src[s0 + j * stride + l]`` for j < K, l < L: the inverse of ``_transpose_in``.""",
+)
 
 
 @numba.njit(inline="always", **_jit)
@@ -537,7 +549,7 @@ def _store_block(T, nb, K, ob):
     L = 64 // ob.itemsize
     g1 = nb - nb % L if K <= SHUFFLE_K else 0
     for g in range(0, g1, L):
-        _transpose_out(T, g, _BLOCK, ob, g * K, K)
+        _transpose_out(T, g, ob, g * K, _BLOCK, K)
     for j in range(K):
         Tj = T[j * _BLOCK : j * _BLOCK + nb]
         for r in range(g1, nb):
