@@ -573,8 +573,8 @@ def _block_rows(xf, r0, nb, K, pad):
 
 
 @numba.njit(inline="always", **_jit)
-def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, part, ties):
-    """Max and ``rest`` of rows r0:r0+nb of the flat C-ordered rows ``xf``.
+def _small_block(xf, r0, K, inv_t, T, U, m, rest, part, ties):
+    """Max and ``rest`` of the _BLOCK rows from ``r0`` of the flat C-ordered rows ``xf``.
 
     Afterwards ``T[j * _BLOCK + r]`` holds ``x[r0 + r, j]``, ``U[...]`` the
     term exp(t), t = (x - m[r]) inv_t (exactly 1 at a maximum), ``m`` the
@@ -585,6 +585,7 @@ def _small_block(xf, r0, nb, K, inv_t, T, U, m, rest, part, ties):
     ``ties`` are scratch of ``x``'s dtype. ``T`` and ``U`` must not overlap:
     LLVM checks that at run time and falls back to scalar loops.
     """
+    nb = _BLOCK
     _load_block(xf, r0, nb, K, T)
     for r in range(nb):
         m[r] = T[r]
@@ -645,7 +646,7 @@ def rows_small(x, inv_t, mode, out, special):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, _BLOCK, K, inv_t, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv_t, T, U, m, rest, part, ties)
             for r in range(nb):
                 special[r0 + r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
             if mode == LOGSUMEXP:
@@ -791,7 +792,7 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, _BLOCK, K, inv, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv, T, U, m, rest, part, ties)
             for r in range(nb):
                 rest[r] = _log1p(rest[r])  # now L = log1p(rest), NaN for a NaN row
             btotal = 0.0
@@ -916,7 +917,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, _BLOCK, K, inv, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv, T, U, m, rest, part, ties)
             ignored = False
             if plain:
                 # Short loops over few arrays: LLVM vectorises a loop only when
