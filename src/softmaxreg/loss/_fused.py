@@ -2,7 +2,8 @@ r"""Fused, threaded passes over a dense ``X`` for :class:`LinearSoftmaxLoss` and
 
 One pass streams ``X`` once: each thread takes a contiguous range of rows in
 blocks of ``_ROWS``; per block it computes the logits :math:`z = W x + b`
-(a 4-row x 5-class register tile, stored classes-first), the softmax, the
+(4-row x 5-class register tiles written in vector IR, which ask for the rows
+a few groups ahead as they go, stored classes-first), the softmax, the
 rows' loss and :math:`r = s\,(p - y)` (or, for a Hessian-vector product, the
 softmax JVP :math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the
 loops running along the block's rows so that they vectorize, ``exp``
@@ -14,8 +15,7 @@ second GEMM that reads ``X`` again.
 
 The same blocks serve the loss at several points at once
 (:func:`linear_softmax_losses`: every point's logits from each block) and
-prediction (:func:`predict`: probabilities, logits or labels, the rows asked
-for ahead of the tiles by software prefetch).
+prediction (:func:`predict`: probabilities, logits or labels).
 
 Precision: products run in ``X``'s dtype (float32 stays float32, as in the
 reference pass), the softmax and the loss in float64, and the gradient is
@@ -67,63 +67,6 @@ def _prefetch_l2(typingctx, arr, idx):
 
 
 @numba.njit(inline="always", **_jit)
-def _dot4x5(x0, x1, x2, x3, w0, w1, w2, w3, w4):
-    """The 20 dot products x_q . w_k (q < 4, k < 5), ordered (q, k): a register tile.
-
-    Per vector of columns, 4 loads of x and 5 of w feed 20 FMAs, so the loop
-    runs at the FMA rate instead of the load rate.
-    """
-    zero = x0.dtype.type(0.0)
-    a00 = a01 = a02 = a03 = a04 = zero
-    a10 = a11 = a12 = a13 = a14 = zero
-    a20 = a21 = a22 = a23 = a24 = zero
-    a30 = a31 = a32 = a33 = a34 = zero
-    for j in range(x0.shape[0]):
-        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-        v = w0[j]
-        a00 += u0 * v
-        a10 += u1 * v
-        a20 += u2 * v
-        a30 += u3 * v
-        v = w1[j]
-        a01 += u0 * v
-        a11 += u1 * v
-        a21 += u2 * v
-        a31 += u3 * v
-        v = w2[j]
-        a02 += u0 * v
-        a12 += u1 * v
-        a22 += u2 * v
-        a32 += u3 * v
-        v = w3[j]
-        a03 += u0 * v
-        a13 += u1 * v
-        a23 += u2 * v
-        a33 += u3 * v
-        v = w4[j]
-        a04 += u0 * v
-        a14 += u1 * v
-        a24 += u2 * v
-        a34 += u3 * v
-    return (a00, a01, a02, a03, a04, a10, a11, a12, a13, a14,
-            a20, a21, a22, a23, a24, a30, a31, a32, a33, a34)
-
-
-@numba.njit(inline="always", **_jit)
-def _dot4x1(x0, x1, x2, x3, w):
-    """The 4 dot products x_q . w (the classes left over from the 5-class tiles)."""
-    zero = x0.dtype.type(0.0)
-    a0 = a1 = a2 = a3 = zero
-    for j in range(x0.shape[0]):
-        v = w[j]
-        a0 += x0[j] * v
-        a1 += x1[j] * v
-        a2 += x2[j] * v
-        a3 += x3[j] * v
-    return a0, a1, a2, a3
-
-
-@numba.njit(inline="always", **_jit)
 def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
     """g_c += sum_q R[i + q, k + c] x_q for the 5 classes c: per vector of
     columns, 4 loads of x shared by 5 classes, and per class one load and one
@@ -152,61 +95,132 @@ def _rank4x1(g, R, i, k, x0, x1, x2, x3):
         g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
 
 
-@numba.njit(inline="always", **_jit)
-def _prefetch_piece(X, r, piece, pieces):
-    """Ask for piece ``piece`` of ``pieces`` of the cache lines of rows ``r .. r + 3`` of X, into L2.
+def _vector_fma(builder, a, b, c):
+    """``a * b + c`` lane by lane, rounded once (``llvm.fma`` on a float vector)."""
+    vt = a.type
+    name = f"llvm.fma.v{vt.count}{'f32' if isinstance(vt.element, ir.FloatType) else 'f64'}"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
+    return builder.call(fn, [a, b, c])
 
-    Software prefetch: the rows of a later group, asked for a piece at a time
-    between the register tiles of this group, so the line requests reach
-    memory while the FMAs run. A whole group's lines at once (64 for 256
-    float32 features, 196 for 784) overrun the core's queue of outstanding
-    misses and stall it. ``r < 0`` asks for nothing.
+
+def _lane_sum(builder, v):
+    """The sum of a vector's lanes, by halving: lanes j and j + w/2 added, w = 16, 8, ..., 2."""
+    i32 = ir.IntType(32)
+    w = v.type.count
+    while w > 1:
+        h = w // 2
+        lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
+        hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, w))))
+        v = builder.fadd(lo, hi)
+        w = h
+    return builder.extract_element(v, ir.Constant(i32, 0))
+
+
+def _logits_tile(classes):
+    r"""The intrinsic ``tile(X, i, W, k, Z, c, P, ip)``: for q < 4 and m < ``classes``,
+    ``Z[k + m, c + q] = X[i + q] . W[k + m]``, summed in X's dtype and stored in Z's.
+
+    A register tile written in vector IR: per step of one vector of columns (16
+    float32 or 8 float64) it loads four rows of X and ``classes`` rows of W into
+    ``4 * classes`` accumulators (FMAs), and, unless ``ip < 0``, asks for the
+    same columns of rows ``ip .. ip + 3`` of ``P`` (software prefetch into L1:
+    one cache line per row per step). The rows asked for so arrive at the rate
+    the tile consumes them, and the stream of X overlaps the FMAs; a burst of
+    prefetches between tiles, or none, leaves them in turn (measured: the
+    Fashion-MNIST loss-and-gradient pass went from 12.4 to 10.7-11.0 ms, see
+    docs/performance.md). The accumulators' lanes are summed by halving, and
+    the last ``p mod lanes`` columns one at a time. Z, W and X must have the
+    same number of columns; the caller keeps every row index in range.
     """
-    if r < 0:
-        return
-    line = 64 // X.itemsize
-    nl = (X.shape[1] + line - 1) // line
-    a0 = piece * 4 * nl // pieces
-    a1 = (piece + 1) * 4 * nl // pieces
-    for q in range(4):
-        if r + q >= X.shape[0]:
-            return
-        row = X[r + q]
-        for l in range(max(a0 - q * nl, 0), min(a1 - q * nl, nl)):
-            _prefetch_l2(row, l * line)
+
+    def typer(typingctx, X, i, W, k, Z, c, P, ip):
+        sig = types.void(X, i, W, k, Z, c, P, ip)
+
+        def codegen(context, builder, signature, args):
+            X_t, _, W_t, _, Z_t, _, P_t, _ = signature.args
+            x, w, z, pre = (context.make_array(t)(context, builder, a)
+                            for t, a in ((X_t, args[0]), (W_t, args[2]), (Z_t, args[4]), (P_t, args[6])))
+            i64, i32 = ir.IntType(64), ir.IntType(32)
+            i, k, c, ip = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7))
+            ft = context.get_value_type(X_t.dtype)
+            lanes = 512 // X_t.dtype.bitwidth
+            vt = ir.VectorType(ft, lanes)
+            zero = ir.Constant(i64, 0)
+
+            def rows(t, a, first, count):
+                return [cgutils.get_item_pointer(context, builder, t, a, [builder.add(first, ir.Constant(i64, r)), zero])
+                        for r in range(count)]
+
+            xs, ws = rows(X_t, x, i, 4), rows(W_t, w, k, classes)
+            ask = builder.icmp_signed(">=", ip, zero)
+            ps = rows(P_t, pre, builder.select(ask, ip, zero), 4)
+            i8p = ir.IntType(8).as_pointer()
+            prefetch = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+            acc = [cgutils.alloca_once_value(builder, ir.Constant(vt, [0.0] * lanes)) for _ in range(4 * classes)]
+            p = builder.extract_value(x.shape, 1)
+            steps = builder.udiv(p, ir.Constant(i64, lanes))
+
+            def vector(ptr, j):
+                return builder.load(builder.bitcast(builder.gep(ptr, [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8)
+
+            with cgutils.for_range(builder, steps) as loop:
+                j = builder.mul(loop.index, ir.Constant(i64, lanes))
+                with builder.if_then(ask, likely=True):
+                    for ptr in ps:
+                        line = builder.bitcast(builder.gep(ptr, [j]), i8p)
+                        builder.call(prefetch, [line, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+                xv = [vector(ptr, j) for ptr in xs]
+                for m in range(classes):
+                    wv = vector(ws[m], j)
+                    for q in range(4):
+                        a = acc[q * classes + m]
+                        builder.store(_vector_fma(builder, xv[q], wv, builder.load(a)), a)
+            sums = [cgutils.alloca_once_value(builder, _lane_sum(builder, builder.load(a))) for a in acc]
+            done = builder.mul(steps, ir.Constant(i64, lanes))
+            with cgutils.for_range_slice(builder, done, p, ir.Constant(i64, 1), inc=True) as (j, _):
+                xv = [builder.load(builder.gep(ptr, [j])) for ptr in xs]
+                for m in range(classes):
+                    wv = builder.load(builder.gep(ws[m], [j]))
+                    for q in range(4):
+                        a = sums[q * classes + m]
+                        builder.store(builder.fma(xv[q], wv, builder.load(a)), a)
+            zt = context.get_value_type(Z_t.dtype)
+            for m in range(classes):
+                for q in range(4):
+                    v = builder.load(sums[q * classes + m])
+                    out = cgutils.get_item_pointer(context, builder, Z_t, z, [builder.add(k, ir.Constant(i64, m)),
+                                                                              builder.add(c, ir.Constant(i64, q))])
+                    builder.store(context.cast(builder, v, X_t.dtype, Z_t.dtype) if zt != ft else v, out)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = f"_tile4x{classes}"
+    return intrinsic(typer)
+
+
+_tile4x5 = _logits_tile(5)
+_tile4x1 = _logits_tile(1)
 
 
 @numba.njit(inline="always", **_jit)
 def _logits4t(X, i, W, b, Zt, c, Xp, rp):
     """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first.
 
-    Before each tile (the classes left over from the 5-class tiles count as
-    one) a piece of rows ``rp .. rp + 3`` of ``Xp`` is prefetched
-    (:func:`_prefetch_piece`; ``rp < 0`` for none).
+    The first tile asks for rows ``rp .. rp + 3`` of ``Xp`` as it goes
+    (:func:`_logits_tile`; ``rp < 0`` for none).
     """
     K = W.shape[0]
-    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
-    dt = X.dtype.type
-    pieces = (K + 4) // 5
     k0 = 0
     while k0 + 5 <= K:
-        _prefetch_piece(Xp, rp, k0 // 5, pieces)
-        (a00, a01, a02, a03, a04, a10, a11, a12, a13, a14,
-         a20, a21, a22, a23, a24, a30, a31, a32, a33, a34) = _dot4x5(
-            x0, x1, x2, x3, W[k0], W[k0 + 1], W[k0 + 2], W[k0 + 3], W[k0 + 4])
-        Zt[k0, c], Zt[k0, c + 1], Zt[k0, c + 2], Zt[k0, c + 3] = a00, a10, a20, a30
-        Zt[k0 + 1, c], Zt[k0 + 1, c + 1], Zt[k0 + 1, c + 2], Zt[k0 + 1, c + 3] = a01, a11, a21, a31
-        Zt[k0 + 2, c], Zt[k0 + 2, c + 1], Zt[k0 + 2, c + 2], Zt[k0 + 2, c + 3] = a02, a12, a22, a32
-        Zt[k0 + 3, c], Zt[k0 + 3, c + 1], Zt[k0 + 3, c + 2], Zt[k0 + 3, c + 3] = a03, a13, a23, a33
-        Zt[k0 + 4, c], Zt[k0 + 4, c + 1], Zt[k0 + 4, c + 2], Zt[k0 + 4, c + 3] = a04, a14, a24, a34
+        _tile4x5(X, i, W, k0, Zt, c, Xp, rp if k0 == 0 else -1)
         k0 += 5
-    if k0 < K:
-        _prefetch_piece(Xp, rp, pieces - 1, pieces)
     for k in range(k0, K):
-        Zt[k, c], Zt[k, c + 1], Zt[k, c + 2], Zt[k, c + 3] = _dot4x1(x0, x1, x2, x3, W[k])
+        _tile4x1(X, i, W, k, Zt, c, Xp, rp if k == 0 else -1)
     for k in range(K):
         for q in range(4):
-            Zt[k, c + q] = np.float64(dt(Zt[k, c + q])) + b[k]
+            Zt[k, c + q] += b[k]
 
 
 @numba.njit(inline="always", **_jit)
@@ -229,9 +243,10 @@ def _block_logits(X, i0, nb, W, b, Zt, Xq, ahead):
     The last group of fewer than four rows goes through the padded buffer
     ``Xq`` (its spare rows repeat row ``i0``); Zt's other columns keep
     whatever they held. With ``ahead > 0`` each group of four rows asks for
-    the four rows ``ahead`` rows further, in pieces between its tiles
-    (:func:`_logits4t`).
+    the four rows ``ahead`` rows further (the last four rows of X near its
+    end) while its first tile runs (:func:`_logits4t`).
     """
+    last = X.shape[0] - 4
     for g in range(0, nb, 4):
         if g + 4 <= nb:
             src, base = X, i0 + g
@@ -239,7 +254,7 @@ def _block_logits(X, i0, nb, W, b, Zt, Xq, ahead):
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
             src, base = Xq, 0
-        _logits4t(src, base, W, b, Zt, g, X, i0 + g + ahead if ahead else -1)
+        _logits4t(src, base, W, b, Zt, g, X, min(i0 + g + ahead, last) if ahead > 0 and last >= 0 else -1)
 
 
 @numba.njit(inline="always", **_jit)
@@ -376,16 +391,22 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
 # the block's rows staying in L2 between them, the softmax vectorized along rows.
 _ROWS = 32
 
-# The prediction pass (_predict) asks for the rows about this many bytes ahead
-# (8 rows of 256 float32 features; at least the next group of 4): predict_proba
-# on 10^6 x 256 then takes 36-40 ms instead of 63 (no prefetch) or 46 (each
-# group's rows asked for in one burst), measured side by side. The loss pass
-# does not ask: on Fashion-MNIST it gained nothing (docs/performance.md, target 2).
-_PREFETCH_BYTES = 1 << 13
+# Every pass over X asks for the rows about this many bytes ahead of the tile
+# that reads them (a whole number of groups of 4 rows, at least one group), as
+# the tile runs (_logits_tile). A run-time argument of the kernels, so that it
+# can be measured without recompiling; the value is chosen from the side-by-side
+# measurements in docs/performance.md (targets 2 and 5).
+PREFETCH_BYTES = 1 << 14
+
+
+@numba.njit(inline="always", **_jit)
+def _rows_ahead(X, nbytes):
+    """How many rows ahead to ask for: ``nbytes`` of X's rows, rounded up to a multiple of 4, at least 4."""
+    return max(4, (nbytes // max(1, X.shape[1] * X.itemsize) + 3) // 4 * 4)
 
 
 @numba.njit(**_jit)
-def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
+def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
     """One pass; returns (loss, G (T, K, p) float64, gb (T, K) float64, bad).
 
     Compiled serial (``n_threads`` ranges in turn) and without the GIL:
@@ -397,7 +418,8 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     ``bad`` counts rows whose logits are not finite (the caller falls back).
     ``P`` (n, K) receives the probabilities, or, for HESSP, supplies them
     (then the logits at W are not recomputed: 2 products per row instead of 3);
-    pass an empty (0, K) array for neither.
+    pass an empty (0, K) array for neither. The first logits of each group of
+    rows ask for the rows ``ahead_bytes`` further (:func:`_rows_ahead`).
     Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
     :func:`_block_terms`, :func:`_block_update`).
     """
@@ -410,6 +432,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
+    ahead = _rows_ahead(X, ahead_bytes)
     for t in prange(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
@@ -426,9 +449,9 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
             if not cached:
-                _block_logits(X, i0, nb, W, b, Zt, Xq, 0)
+                _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
             if what & HESSP:
-                _block_logits(X, i0, nb, V, vb, Zvt, Xq, 0)
+                _block_logits(X, i0, nb, V, vb, Zvt, Xq, -1 if not cached else ahead)
             lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
             loss += lb
             bad += bb
@@ -445,15 +468,17 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
 
 
 @numba.njit(**_jit)
-def _losses_pass(X, codes, Y, sw, W, b, K):
+def _losses_pass(X, codes, Y, sw, W, b, K, ahead_bytes):
     """Data losses at the ``W.shape[0] // K`` points stacked in ``W``; returns (losses, bad).
 
     Serial and without the GIL like :func:`_pass`. Point ``e``'s coefficients
     are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
     :func:`_block_logits` per block of rows makes every point's logits while
-    the rows are in L1, so X is read once for all of them.
+    the rows are in L1, so X is read once for all of them; its first tile asks
+    for the rows ``ahead_bytes`` further.
     """
     n, p = X.shape
+    ahead = _rows_ahead(X, ahead_bytes)
     M = W.shape[0]
     E = M // K
     Zt = np.zeros((M, _ROWS))
@@ -467,7 +492,7 @@ def _losses_pass(X, codes, Y, sw, W, b, K):
     bad = 0.0
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
-        _block_logits(X, i0, nb, W, b, Zt, Xq, 0)
+        _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
         for e in range(E):
             lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, codes, Y, sw, use_codes, LOSS, P,
                                   False)
@@ -481,7 +506,7 @@ PROBA, LOGITS, LABELS = 0, 1, 2
 
 
 @numba.njit(parallel=True, **_jit)
-def _predict(X, W, b, out, labels, what, n_threads):
+def _predict(X, W, b, out, labels, what, n_threads, ahead_bytes):
     """Rows split over the threads: ``out`` = softmax(X W^T + b) (PROBA) or
     X W^T + b (LOGITS), float64, or ``labels`` = each row's first largest
     logit (LABELS). Returns the number of rows with a non-finite logit.
@@ -490,7 +515,7 @@ def _predict(X, W, b, out, labels, what, n_threads):
     K = W.shape[0]
     T = max(1, min(n_threads, n // _BLOCK))
     bad = np.zeros(T)
-    ahead = max(4, (_PREFETCH_BYTES // max(1, p * X.itemsize) + 3) // 4 * 4)
+    ahead = _rows_ahead(X, ahead_bytes)
     for t in prange(T):
         Zt = np.zeros((K, _ROWS))
         Pt = np.zeros((K, _ROWS))
@@ -670,7 +695,7 @@ def _over_rows(kernel, X, codes, Y, sw, *args, name, P=None):
 
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
-    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, name="softmaxreg-pass", P=P)
+    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, PREFETCH_BYTES, name="softmaxreg-pass", P=P)
     f = sum(o[0] for o in out)
     G = sum(o[1].sum(axis=0) for o in out)
     gb = sum(o[2].sum(axis=0) for o in out)
@@ -711,7 +736,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
-    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K, name="softmaxreg-losses")
+    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K, PREFETCH_BYTES, name="softmaxreg-losses")
     if sum(o[1] for o in out):
         return None
     return sum(o[0] for o in out)
@@ -740,7 +765,7 @@ def predict(X, coef, intercept, what=PROBA):
     n, K = X.shape[0], W.shape[0]
     out = np.empty((n, K) if what != LABELS else (0, K))
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
-    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
+    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads(), PREFETCH_BYTES)
     if bad:
         return None
     return labels if what == LABELS else out
