@@ -68,9 +68,10 @@ def test_loss_gradient_hessp_match_reference(n, dtype, probs, weighted):
 @pytest.mark.parametrize("k", [2, 5, 6, 10, 13])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pass_every_tile_shape(n, p, k, dtype):
-    """The logits tiles cover whole vectors of columns and a tail (p = 15, 16, 17 for float32's
-    16 lanes; 15, 16, 17 and 33 for float64's 8), 5-class tiles and leftover classes (k = 2, 5, 6,
-    10, 13), a last group of fewer than 4 rows, and rows asked for ahead past X's end."""
+    """The logits and gradient tiles cover whole vectors of columns and a tail (p = 15, 16, 17 for
+    float32's 16 lanes; 15, 16, 17 and 33 for float64's 8), 5-class tiles and leftover classes
+    (k = 2, 5, 6, 10, 13), a last group of fewer than 4 rows, and the next block asked for near
+    the end of X and of a thread's rows."""
     X, y, _, coef, intercept = problem(n, p, k, dtype, seed=n + p + k)
     coef /= np.sqrt(p)  # logits of order 1: no saturated rows, whose Hessian float32 cannot resolve
     ref = reference(X, y, None, coef, intercept, (coef[::-1].copy(), intercept[::-1].copy()))
@@ -83,19 +84,6 @@ def test_pass_every_tile_shape(n, p, k, dtype):
     _, H, hb = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=False, v_coef=coef[::-1], v_intercept=intercept[::-1])
     np.testing.assert_allclose(H, ref["H"], rtol=rtol, atol=rtol * np.abs(ref["H"]).max())
     np.testing.assert_allclose(hb, ref["hb"], rtol=rtol, atol=rtol * np.abs(ref["hb"]).max())
-
-
-def test_prefetch_distance_does_not_change_the_pass(monkeypatch):
-    """How far ahead the rows are asked for is a hint only: every distance gives the same numbers."""
-    X, y, _, coef, intercept = problem(1030, 300, 10, np.float32, seed=3)
-    s = weights(None, 1030)
-    base = FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True)
-    for nbytes in (0, 1, 1 << 12, 1 << 20):
-        monkeypatch.setattr(FU, "PREFETCH_BYTES", nbytes)
-        f, G, gb = FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True)
-        assert f == base[0]
-        np.testing.assert_array_equal(G, base[1])
-        np.testing.assert_array_equal(gb, base[2])
 
 
 def test_loss_only_and_gradient_by_finite_differences():

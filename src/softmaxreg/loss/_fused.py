@@ -37,7 +37,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64, element_pointer
+from softmaxreg.functional._kernels import _exp64
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -47,52 +47,6 @@ _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "ns
 _BLOCK = 256
 
 LOSS, GRAD, HESSP = 1, 2, 4
-
-
-@intrinsic
-def _prefetch_l2(typingctx, arr, idx):
-    """Hint the cache line holding ``arr[idx]`` into L2 (``llvm.prefetch``, locality 2)."""
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ptr = element_pointer(context, builder, signature, args)
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@numba.njit(inline="always", **_jit)
-def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
-    """g_c += sum_q R[i + q, k + c] x_q for the 5 classes c: per vector of
-    columns, 4 loads of x shared by 5 classes, and per class one load and one
-    store of g for 4 FMAs."""
-    dt = g0.dtype.type
-    r00, r01, r02, r03 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
-    r10, r11, r12, r13 = dt(R[i, k + 1]), dt(R[i + 1, k + 1]), dt(R[i + 2, k + 1]), dt(R[i + 3, k + 1])
-    r20, r21, r22, r23 = dt(R[i, k + 2]), dt(R[i + 1, k + 2]), dt(R[i + 2, k + 2]), dt(R[i + 3, k + 2])
-    r30, r31, r32, r33 = dt(R[i, k + 3]), dt(R[i + 1, k + 3]), dt(R[i + 2, k + 3]), dt(R[i + 3, k + 3])
-    r40, r41, r42, r43 = dt(R[i, k + 4]), dt(R[i + 1, k + 4]), dt(R[i + 2, k + 4]), dt(R[i + 3, k + 4])
-    for j in range(x0.shape[0]):
-        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-        g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
-        g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
-        g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
-        g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
-        g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
-
-
-@numba.njit(inline="always", **_jit)
-def _rank4x1(g, R, i, k, x0, x1, x2, x3):
-    """g += sum_q R[i + q, k] x_q (a class left over from the 5-class sweeps)."""
-    dt = g.dtype.type
-    r0, r1, r2, r3 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
-    for j in range(x0.shape[0]):
-        g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
 
 
 def _vector_fma(builder, a, b, c):
@@ -116,137 +70,251 @@ def _lane_sum(builder, v):
     return builder.extract_element(v, ir.Constant(i32, 0))
 
 
-def _logits_tile(classes):
-    r"""The intrinsic ``tile(X, i, W, k, Z, c, P, ip)``: for q < 4 and m < ``classes``,
+# The most rows one tile asks for (_sweep); _asking never hands out more (8 groups of 4 rows per
+# block make at least 8 tile calls for the 32 rows of the next block).
+_MAX_ASKED = 4
+
+
+def _rows_of(context, builder, aryty, ary, first, count):
+    """Pointers to ``ary[first + r, 0]`` for r < count."""
+    i64 = ir.IntType(64)
+    return [cgutils.get_item_pointer(context, builder, aryty, ary, [builder.add(first, ir.Constant(i64, r)), ir.Constant(i64, 0)])
+            for r in range(count)]
+
+
+def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None):
+    """The column loop of a tile: ``step(j)`` for j = 0, L, 2L, ... below ``p - p mod L`` (L lanes
+    of X's dtype in 512 bits), then ``between()``, then ``tail(j)`` for the last columns one at a time.
+
+    At each step it also asks for the same columns of rows ``ip .. ip + npf - 1``
+    of ``P`` (``llvm.prefetch`` into L1, one cache line per row per step, at
+    most ``_MAX_ASKED`` rows; ``npf <= 0`` asks for nothing). So the rows asked
+    for are requested at the rate the FMAs run, not in a burst the core's
+    queue of misses cannot hold.
+    """
+    i64, i32 = ir.IntType(64), ir.IntType(32)
+    lanes = 512 // X_t.dtype.bitwidth
+    i8p = ir.IntType(8).as_pointer()
+    prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                              "llvm.prefetch.p0")
+    # Row pointers by arithmetic only: a row at or past npf is never touched.
+    asked = [cgutils.get_item_pointer(context, builder, P_t, pre, [builder.add(ip, ir.Constant(i64, r)), ir.Constant(i64, 0)])
+             for r in range(_MAX_ASKED)]
+    steps = builder.udiv(p, ir.Constant(i64, lanes))
+    # One copy of the loop per count of rows asked for, behind a switch: no test inside the loop.
+    count = builder.select(builder.icmp_signed(">", npf, ir.Constant(i64, _MAX_ASKED)), ir.Constant(i64, _MAX_ASKED), npf)
+    blocks = [builder.append_basic_block(f"sweep.asking.{rows}") for rows in range(_MAX_ASKED + 1)]
+    done = builder.append_basic_block("sweep.done")
+    switch = builder.switch(count, blocks[0])  # npf <= 0 asks for nothing
+    for rows, block in enumerate(blocks):
+        if rows:
+            switch.add_case(ir.Constant(i64, rows), block)
+        builder.position_at_end(block)
+        with cgutils.for_range(builder, steps) as loop:
+            j = builder.mul(loop.index, ir.Constant(i64, lanes))
+            for row in asked[:rows]:
+                line = builder.bitcast(builder.gep(row, [j]), i8p)
+                builder.call(prefetch, [line, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            step(j)
+        builder.branch(done)
+    builder.position_at_end(done)
+    if between is not None:
+        between()
+    with cgutils.for_range_slice(builder, builder.mul(steps, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
+                                 inc=True) as (j, _):
+        tail(j)
+
+
+def _dot_tile(classes):
+    r"""The intrinsic ``tile(X, i, W, k, Z, c, P, ip, npf)``: for q < 4 and m < ``classes``,
     ``Z[k + m, c + q] = X[i + q] . W[k + m]``, summed in X's dtype and stored in Z's.
 
     A register tile written in vector IR: per step of one vector of columns (16
-    float32 or 8 float64) it loads four rows of X and ``classes`` rows of W into
-    ``4 * classes`` accumulators (FMAs), and, unless ``ip < 0``, asks for the
-    same columns of rows ``ip .. ip + 3`` of ``P`` (software prefetch into L1:
-    one cache line per row per step). The rows asked for so arrive at the rate
-    the tile consumes them, and the stream of X overlaps the FMAs; a burst of
-    prefetches between tiles, or none, leaves them in turn (measured: the
-    Fashion-MNIST loss-and-gradient pass went from 12.4 to 10.7-11.0 ms, see
-    docs/performance.md). The accumulators' lanes are summed by halving, and
-    the last ``p mod lanes`` columns one at a time. Z, W and X must have the
-    same number of columns; the caller keeps every row index in range.
+    float32 or 8 float64) four loads of X and ``classes`` loads of W feed
+    ``4 * classes`` accumulators, while rows ``ip .. ip + npf - 1`` of ``P``
+    are asked for (:func:`_sweep`). The accumulators' lanes are then summed by
+    halving, and the last ``p mod lanes`` columns added one at a time. X and W
+    have the same number of columns; the caller keeps every row index in range.
     """
 
-    def typer(typingctx, X, i, W, k, Z, c, P, ip):
-        sig = types.void(X, i, W, k, Z, c, P, ip)
+    def typer(typingctx, X, i, W, k, Z, c, P, ip, npf):
+        sig = types.void(X, i, W, k, Z, c, P, ip, npf)
 
         def codegen(context, builder, signature, args):
-            X_t, _, W_t, _, Z_t, _, P_t, _ = signature.args
+            X_t, _, W_t, _, Z_t, _, P_t, _, _ = signature.args
             x, w, z, pre = (context.make_array(t)(context, builder, a)
                             for t, a in ((X_t, args[0]), (W_t, args[2]), (Z_t, args[4]), (P_t, args[6])))
-            i64, i32 = ir.IntType(64), ir.IntType(32)
-            i, k, c, ip = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7))
+            i, k, c, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7, 8))
+            i64 = ir.IntType(64)
             ft = context.get_value_type(X_t.dtype)
             lanes = 512 // X_t.dtype.bitwidth
             vt = ir.VectorType(ft, lanes)
-            zero = ir.Constant(i64, 0)
-
-            def rows(t, a, first, count):
-                return [cgutils.get_item_pointer(context, builder, t, a, [builder.add(first, ir.Constant(i64, r)), zero])
-                        for r in range(count)]
-
-            xs, ws = rows(X_t, x, i, 4), rows(W_t, w, k, classes)
-            ask = builder.icmp_signed(">=", ip, zero)
-            ps = rows(P_t, pre, builder.select(ask, ip, zero), 4)
-            i8p = ir.IntType(8).as_pointer()
-            prefetch = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+            xs, ws = _rows_of(context, builder, X_t, x, i, 4), _rows_of(context, builder, W_t, w, k, classes)
             acc = [cgutils.alloca_once_value(builder, ir.Constant(vt, [0.0] * lanes)) for _ in range(4 * classes)]
-            p = builder.extract_value(x.shape, 1)
-            steps = builder.udiv(p, ir.Constant(i64, lanes))
+            sums = [cgutils.alloca_once_value(builder, ir.Constant(ft, 0.0)) for _ in range(4 * classes)]
 
-            def vector(ptr, j):
-                return builder.load(builder.bitcast(builder.gep(ptr, [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8)
-
-            with cgutils.for_range(builder, steps) as loop:
-                j = builder.mul(loop.index, ir.Constant(i64, lanes))
-                with builder.if_then(ask, likely=True):
-                    for ptr in ps:
-                        line = builder.bitcast(builder.gep(ptr, [j]), i8p)
-                        builder.call(prefetch, [line, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-                xv = [vector(ptr, j) for ptr in xs]
+            def step(j):
+                xv = [builder.load(builder.bitcast(builder.gep(r, [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8) for r in xs]
                 for m in range(classes):
-                    wv = vector(ws[m], j)
+                    wv = builder.load(builder.bitcast(builder.gep(ws[m], [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8)
                     for q in range(4):
                         a = acc[q * classes + m]
                         builder.store(_vector_fma(builder, xv[q], wv, builder.load(a)), a)
-            sums = [cgutils.alloca_once_value(builder, _lane_sum(builder, builder.load(a))) for a in acc]
-            done = builder.mul(steps, ir.Constant(i64, lanes))
-            with cgutils.for_range_slice(builder, done, p, ir.Constant(i64, 1), inc=True) as (j, _):
-                xv = [builder.load(builder.gep(ptr, [j])) for ptr in xs]
+
+            def between():
+                for a, s in zip(acc, sums):
+                    builder.store(_lane_sum(builder, builder.load(a)), s)
+
+            def tail(j):
+                xv = [builder.load(builder.gep(r, [j])) for r in xs]
                 for m in range(classes):
                     wv = builder.load(builder.gep(ws[m], [j]))
                     for q in range(4):
                         a = sums[q * classes + m]
                         builder.store(builder.fma(xv[q], wv, builder.load(a)), a)
-            zt = context.get_value_type(Z_t.dtype)
+
+            _sweep(context, builder, X_t, builder.extract_value(x.shape, 1), P_t, pre, ip, npf, step, tail, between)
             for m in range(classes):
                 for q in range(4):
                     v = builder.load(sums[q * classes + m])
                     out = cgutils.get_item_pointer(context, builder, Z_t, z, [builder.add(k, ir.Constant(i64, m)),
                                                                               builder.add(c, ir.Constant(i64, q))])
-                    builder.store(context.cast(builder, v, X_t.dtype, Z_t.dtype) if zt != ft else v, out)
+                    builder.store(context.cast(builder, v, X_t.dtype, Z_t.dtype), out)
             return context.get_dummy_value()
 
         return sig, codegen
 
-    typer.__name__ = typer.__qualname__ = f"_tile4x{classes}"
+    typer.__name__ = typer.__qualname__ = f"_dot4x{classes}"
     return intrinsic(typer)
 
 
-_tile4x5 = _logits_tile(5)
-_tile4x1 = _logits_tile(1)
+def _rank_tile(classes):
+    r"""The intrinsic ``tile(G, k, X, i, R, P, ip, npf)``: for m < ``classes``,
+    ``G[k + m] += sum_{q < 4} R[q, k + m] X[i + q]``, R converted to X's dtype.
+
+    Per step of one vector of columns, four loads of X are shared by the
+    ``classes`` rows of G, each loaded, given four FMAs and stored back, while
+    rows ``ip .. ip + npf - 1`` of ``P`` are asked for (:func:`_sweep`).
+    """
+
+    def typer(typingctx, G, k, X, i, R, P, ip, npf):
+        sig = types.void(G, k, X, i, R, P, ip, npf)
+
+        def codegen(context, builder, signature, args):
+            G_t, _, X_t, _, R_t, P_t, _, _ = signature.args
+            g, x, r, pre = (context.make_array(t)(context, builder, a)
+                            for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[4]), (P_t, args[5])))
+            k, i, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 6, 7))
+            i64, i32 = ir.IntType(64), ir.IntType(32)
+            lanes = 512 // X_t.dtype.bitwidth
+            vt = ir.VectorType(context.get_value_type(X_t.dtype), lanes)
+            al = X_t.dtype.bitwidth // 8
+            xs, gs = _rows_of(context, builder, X_t, x, i, 4), _rows_of(context, builder, G_t, g, k, classes)
+            coef = [[context.cast(builder, builder.load(cgutils.get_item_pointer(
+                context, builder, R_t, r, [ir.Constant(i64, q), builder.add(k, ir.Constant(i64, m))])), R_t.dtype, X_t.dtype)
+                for m in range(classes)] for q in range(4)]
+            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+            wide = [[builder.shuffle_vector(builder.insert_element(ir.Constant(vt, None), v, ir.Constant(i32, 0)),
+                                            ir.Constant(vt, None), splat) for v in row] for row in coef]
+
+            def step(j):
+                xv = [builder.load(builder.bitcast(builder.gep(row, [j]), vt.as_pointer()), align=al) for row in xs]
+                for m in range(classes):
+                    ptr = builder.bitcast(builder.gep(gs[m], [j]), vt.as_pointer())
+                    acc = builder.load(ptr, align=al)
+                    for q in range(4):
+                        acc = _vector_fma(builder, xv[q], wide[q][m], acc)
+                    builder.store(acc, ptr, align=al)
+
+            def tail(j):
+                xv = [builder.load(builder.gep(row, [j])) for row in xs]
+                for m in range(classes):
+                    ptr = builder.gep(gs[m], [j])
+                    acc = builder.load(ptr)
+                    for q in range(4):
+                        acc = builder.fma(xv[q], coef[q][m], acc)
+                    builder.store(acc, ptr)
+
+            _sweep(context, builder, X_t, builder.extract_value(x.shape, 1), P_t, pre, ip, npf, step, tail)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = f"_rank4x{classes}"
+    return intrinsic(typer)
+
+
+_dot4x5, _dot4x1 = _dot_tile(5), _dot_tile(1)
+_rank4x5, _rank4x1 = _rank_tile(5), _rank_tile(1)
 
 
 @numba.njit(inline="always", **_jit)
-def _logits4t(X, i, W, b, Zt, c, Xp, rp):
+def _tiles(K):
+    """Tiles per group of four rows over K classes: 5-class tiles, then one per class left over."""
+    return K // 5 + K % 5
+
+
+@numba.njit(inline="always", **_jit)
+def _asking(i0, r1, tiles):
+    """``(nxt, per, stop)``: the block after the one at ``i0`` (rows ``nxt .. stop - 1``, up to ``r1``)
+    is asked for while this block's ``tiles`` tile calls run, ``per`` rows in each.
+
+    One block ahead is ~10 us of work away: far enough for any memory latency,
+    near enough that the rows are still in L2 when their block starts.
+    """
+    nxt = i0 + _ROWS
+    stop = min(nxt + _ROWS, r1)
+    per = min((stop - nxt + tiles - 1) // tiles, _MAX_ASKED) if stop > nxt else 0
+    return nxt, per, stop
+
+
+@numba.njit(inline="always", **_jit)
+def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first.
 
-    The first tile asks for rows ``rp .. rp + 3`` of ``Xp`` as it goes
-    (:func:`_logits_tile`; ``rp < 0`` for none).
+    Each tile asks for ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``);
+    returns the next row to ask for.
     """
     K = W.shape[0]
     k0 = 0
     while k0 + 5 <= K:
-        _tile4x5(X, i, W, k0, Zt, c, Xp, rp if k0 == 0 else -1)
+        _dot4x5(X, i, W, k0, Zt, c, Xp, nxt, max(0, min(per, stop - nxt)))
+        nxt += per
         k0 += 5
     for k in range(k0, K):
-        _tile4x1(X, i, W, k, Zt, c, Xp, rp if k == 0 else -1)
+        _dot4x1(X, i, W, k, Zt, c, Xp, nxt, max(0, min(per, stop - nxt)))
+        nxt += per
     for k in range(K):
         for q in range(4):
             Zt[k, c + q] += b[k]
+    return nxt
 
 
 @numba.njit(inline="always", **_jit)
-def _rank4_update(X, i, Rq, Gb):
-    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns (:func:`_rank4x5`)."""
+def _rank4_update(X, i, Rq, Gb, Xp, nxt, per, stop):
+    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns; each sweep asks
+    for ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``). Returns the next row to ask for."""
     K = Gb.shape[0]
-    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     k0 = 0
     while k0 + 5 <= K:
-        _rank4x5(Gb[k0], Gb[k0 + 1], Gb[k0 + 2], Gb[k0 + 3], Gb[k0 + 4], Rq, 0, k0, x0, x1, x2, x3)
+        _rank4x5(Gb, k0, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
+        nxt += per
         k0 += 5
     for k in range(k0, K):
-        _rank4x1(Gb[k], Rq, 0, k, x0, x1, x2, x3)
+        _rank4x1(Gb, k, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
+        nxt += per
+    return nxt
 
 
 @numba.njit(inline="always", **_jit)
-def _block_logits(X, i0, nb, W, b, Zt, Xq, ahead):
-    """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time.
+def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
+    """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time; returns the next row to ask for.
 
     The last group of fewer than four rows goes through the padded buffer
     ``Xq`` (its spare rows repeat row ``i0``); Zt's other columns keep
-    whatever they held. With ``ahead > 0`` each group of four rows asks for
-    the four rows ``ahead`` rows further (the last four rows of X near its
-    end) while its first tile runs (:func:`_logits4t`).
+    whatever they held. Each tile asks for ``per`` rows of X from ``nxt``,
+    none past ``stop`` (:func:`_asking`).
     """
-    last = X.shape[0] - 4
     for g in range(0, nb, 4):
         if g + 4 <= nb:
             src, base = X, i0 + g
@@ -254,7 +322,8 @@ def _block_logits(X, i0, nb, W, b, Zt, Xq, ahead):
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
             src, base = Xq, 0
-        _logits4t(src, base, W, b, Zt, g, X, min(i0 + g + ahead, last) if ahead > 0 and last >= 0 else -1)
+        nxt = _logits4t(src, base, W, b, Zt, g, X, nxt, per, stop)
+    return nxt
 
 
 @numba.njit(inline="always", **_jit)
@@ -366,8 +435,9 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
 
 
 @numba.njit(inline="always", **_jit)
-def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
-    """Gb += Rt[:, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums."""
+def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq, nxt, per, stop):
+    """Gb += Rt[:, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums; each sweep asks
+    for ``per`` rows of X from ``nxt``, none past ``stop``. Returns the next row to ask for."""
     K = Rt.shape[0]
     for g in range(0, nb, 4):
         for q in range(4):
@@ -379,34 +449,21 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq):
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
             src, base = Xq, 0
-        _rank4_update(src, base, Rq, Gb)
+        nxt = _rank4_update(src, base, Rq, Gb, X, nxt, per, stop)
     for k in range(K):
         acc = 0.0
         for q in range(nb):
             acc += Rt[k, q]
         gb[k] += acc
+    return nxt
 
 
 # Rows per block: the block's logits, softmax and gradient update run in turn,
 # the block's rows staying in L2 between them, the softmax vectorized along rows.
 _ROWS = 32
 
-# Every pass over X asks for the rows about this many bytes ahead of the tile
-# that reads them (a whole number of groups of 4 rows, at least one group), as
-# the tile runs (_logits_tile). A run-time argument of the kernels, so that it
-# can be measured without recompiling; the value is chosen from the side-by-side
-# measurements in docs/performance.md (targets 2 and 5).
-PREFETCH_BYTES = 1 << 14
-
-
-@numba.njit(inline="always", **_jit)
-def _rows_ahead(X, nbytes):
-    """How many rows ahead to ask for: ``nbytes`` of X's rows, rounded up to a multiple of 4, at least 4."""
-    return max(4, (nbytes // max(1, X.shape[1] * X.itemsize) + 3) // 4 * 4)
-
-
 @numba.njit(**_jit)
-def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
+def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     """One pass; returns (loss, G (T, K, p) float64, gb (T, K) float64, bad).
 
     Compiled serial (``n_threads`` ranges in turn) and without the GIL:
@@ -418,10 +475,10 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
     ``bad`` counts rows whose logits are not finite (the caller falls back).
     ``P`` (n, K) receives the probabilities, or, for HESSP, supplies them
     (then the logits at W are not recomputed: 2 products per row instead of 3);
-    pass an empty (0, K) array for neither. The first logits of each group of
-    rows ask for the rows ``ahead_bytes`` further (:func:`_rows_ahead`).
+    pass an empty (0, K) array for neither.
     Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
-    :func:`_block_terms`, :func:`_block_update`).
+    :func:`_block_terms`, :func:`_block_update`), and its tiles ask for the
+    thread's next block as they go (:func:`_asking`).
     """
     n, p = X.shape
     K = W.shape[0]
@@ -432,7 +489,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
-    ahead = _rows_ahead(X, ahead_bytes)
+    sweeps = (0 if cached else 1) + (1 if what & HESSP else 0) + (1 if accumulate else 0)
     for t in prange(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
@@ -448,15 +505,16 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
         bad = 0.0
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
+            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _tiles(K) * sweeps)
             if not cached:
-                _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
+                nxt = _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
             if what & HESSP:
-                _block_logits(X, i0, nb, V, vb, Zvt, Xq, -1 if not cached else ahead)
+                nxt = _block_logits(X, i0, nb, V, vb, Zvt, Xq, nxt, per, stop)
             lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
             loss += lb
             bad += bb
             if accumulate:
-                _block_update(X, i0, nb, Rt, Rq, Gb, gb[t], Xq)
+                _block_update(X, i0, nb, Rt, Rq, Gb, gb[t], Xq, nxt, per, stop)
                 if (i0 - r0) % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= r1:
                     for k in range(K):
                         for j in range(p):
@@ -468,17 +526,16 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, ahead_bytes, P):
 
 
 @numba.njit(**_jit)
-def _losses_pass(X, codes, Y, sw, W, b, K, ahead_bytes):
+def _losses_pass(X, codes, Y, sw, W, b, K):
     """Data losses at the ``W.shape[0] // K`` points stacked in ``W``; returns (losses, bad).
 
     Serial and without the GIL like :func:`_pass`. Point ``e``'s coefficients
     are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
     :func:`_block_logits` per block of rows makes every point's logits while
-    the rows are in L1, so X is read once for all of them; its first tile asks
-    for the rows ``ahead_bytes`` further.
+    the rows are in L1, so X is read once for all of them; its tiles ask for
+    the next block as they go (:func:`_asking`).
     """
     n, p = X.shape
-    ahead = _rows_ahead(X, ahead_bytes)
     M = W.shape[0]
     E = M // K
     Zt = np.zeros((M, _ROWS))
@@ -492,7 +549,8 @@ def _losses_pass(X, codes, Y, sw, W, b, K, ahead_bytes):
     bad = 0.0
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
-        _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
+        nxt, per, stop = _asking(i0, n, (nb + 3) // 4 * _tiles(M))
+        _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
         for e in range(E):
             lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, codes, Y, sw, use_codes, LOSS, P,
                                   False)
@@ -506,16 +564,16 @@ PROBA, LOGITS, LABELS = 0, 1, 2
 
 
 @numba.njit(parallel=True, **_jit)
-def _predict(X, W, b, out, labels, what, n_threads, ahead_bytes):
+def _predict(X, W, b, out, labels, what, n_threads):
     """Rows split over the threads: ``out`` = softmax(X W^T + b) (PROBA) or
     X W^T + b (LOGITS), float64, or ``labels`` = each row's first largest
     logit (LABELS). Returns the number of rows with a non-finite logit.
+    Each block's tiles ask for the thread's next block as they go (:func:`_asking`).
     """
     n, p = X.shape
     K = W.shape[0]
     T = max(1, min(n_threads, n // _BLOCK))
     bad = np.zeros(T)
-    ahead = _rows_ahead(X, ahead_bytes)
     for t in prange(T):
         Zt = np.zeros((K, _ROWS))
         Pt = np.zeros((K, _ROWS))
@@ -525,7 +583,8 @@ def _predict(X, W, b, out, labels, what, n_threads, ahead_bytes):
         r1 = (t + 1) * n // T
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
-            _block_logits(X, i0, nb, W, b, Zt, Xq, ahead)
+            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _tiles(K))
+            _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
             if what == PROBA:
                 bad[t] += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
                 for q in range(nb):
@@ -695,7 +754,7 @@ def _over_rows(kernel, X, codes, Y, sw, *args, name, P=None):
 
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
-    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, PREFETCH_BYTES, name="softmaxreg-pass", P=P)
+    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, name="softmaxreg-pass", P=P)
     f = sum(o[0] for o in out)
     G = sum(o[1].sum(axis=0) for o in out)
     gb = sum(o[2].sum(axis=0) for o in out)
@@ -736,7 +795,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
-    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K, PREFETCH_BYTES, name="softmaxreg-losses")
+    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K, name="softmaxreg-losses")
     if sum(o[1] for o in out):
         return None
     return sum(o[0] for o in out)
@@ -765,7 +824,7 @@ def predict(X, coef, intercept, what=PROBA):
     n, K = X.shape[0], W.shape[0]
     out = np.empty((n, K) if what != LABELS else (0, K))
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
-    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads(), PREFETCH_BYTES)
+    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
     if bad:
         return None
     return labels if what == LABELS else out

@@ -51,7 +51,9 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._fused import _jit, _prefetch_l2, _rank4x1, _rank4x5, element_pointer, run_threads
+from softmaxreg.functional._kernels import element_pointer
+
+from ._fused import _jit, run_threads
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -176,6 +178,52 @@ def _split(t, T, p):
     if t >= T:
         return p
     return min(p, (t * p // T + _ALIGN // 2) // _ALIGN * _ALIGN)
+
+
+@intrinsic
+def _prefetch_l2(typingctx, arr, idx):
+    """Hint the cache line holding ``arr[idx]`` into L2 (``llvm.prefetch``, locality 2)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ptr = element_pointer(context, builder, signature, args)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", **_jit)
+def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
+    """g_c += sum_q R[i + q, k + c] x_q for the 5 classes c: per vector of
+    columns, 4 loads of x shared by 5 classes, and per class one load and one
+    store of g for 4 FMAs."""
+    dt = g0.dtype.type
+    r00, r01, r02, r03 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
+    r10, r11, r12, r13 = dt(R[i, k + 1]), dt(R[i + 1, k + 1]), dt(R[i + 2, k + 1]), dt(R[i + 3, k + 1])
+    r20, r21, r22, r23 = dt(R[i, k + 2]), dt(R[i + 1, k + 2]), dt(R[i + 2, k + 2]), dt(R[i + 3, k + 2])
+    r30, r31, r32, r33 = dt(R[i, k + 3]), dt(R[i + 1, k + 3]), dt(R[i + 2, k + 3]), dt(R[i + 3, k + 3])
+    r40, r41, r42, r43 = dt(R[i, k + 4]), dt(R[i + 1, k + 4]), dt(R[i + 2, k + 4]), dt(R[i + 3, k + 4])
+    for j in range(x0.shape[0]):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        g0[j] += r00 * u0 + r01 * u1 + r02 * u2 + r03 * u3
+        g1[j] += r10 * u0 + r11 * u1 + r12 * u2 + r13 * u3
+        g2[j] += r20 * u0 + r21 * u1 + r22 * u2 + r23 * u3
+        g3[j] += r30 * u0 + r31 * u1 + r32 * u2 + r33 * u3
+        g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
+
+
+@numba.njit(inline="always", **_jit)
+def _rank4x1(g, R, i, k, x0, x1, x2, x3):
+    """g += sum_q R[i + q, k] x_q (a class left over from the 5-class sweeps)."""
+    dt = g.dtype.type
+    r0, r1, r2, r3 = dt(R[i, k]), dt(R[i + 1, k]), dt(R[i + 2, k]), dt(R[i + 3, k])
+    for j in range(x0.shape[0]):
+        g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
 
 
 @numba.njit(inline="always", **_jit)
