@@ -27,7 +27,6 @@ Kernels compile on first use and are cached on disk.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numba
@@ -37,7 +36,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64
+from softmaxreg.functional._kernels import _exp64, _log1p
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -405,16 +404,20 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
                     P[i0 + q, k] = Pt[k, q]
     loss = 0.0
     if what & LOSS:
+        # Each row's log-sum-exp, along the rows so that it vectorizes: s >= 1 (its largest term is
+        # exp(0)), so log s = log1p(s - 1), s - 1 exact. ``inv`` is free once the softmax is done.
+        lse = inv
+        for q in range(B):
+            lse[q] = m[q] + _log1p(s[q] - 1.0)
         for q in range(nb):
             if fin[q] != 0.0:
                 i = i0 + q
-                lse = m[q] + math.log(s[q])
                 if use_codes:
-                    loss += sw[i] * (lse - Zt[codes[i], q])
+                    loss += sw[i] * (lse[q] - Zt[codes[i], q])
                 else:
                     acc = 0.0
                     for k in range(K):
-                        acc += Y[i, k] * (lse - Zt[k, q]) if Y[i, k] != 0.0 else 0.0
+                        acc += Y[i, k] * (lse[q] - Zt[k, q]) if Y[i, k] != 0.0 else 0.0
                     loss += sw[i] * acc
     if what & GRAD:
         for k in range(K):
