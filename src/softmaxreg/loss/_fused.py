@@ -244,19 +244,13 @@ def _rank_tile(classes):
 
 
 _dot4x5, _dot4x1 = _dot_tile(5), _dot_tile(1)
-_rank4x5, _rank4x4, _rank4x1 = _rank_tile(5), _rank_tile(4), _rank_tile(1)
+_rank4x5, _rank4x1 = _rank_tile(5), _rank_tile(1)
 
 
 @numba.njit(inline="always", **_jit)
-def _dot_tiles(K):
-    """Logits tiles per group of four rows over K classes (:func:`_logits4t`)."""
+def _tiles(K):
+    """Tiles per group of four rows over K classes: 5-class tiles, then one per class left over."""
     return K // 5 + K % 5
-
-
-@numba.njit(inline="always", **_jit)
-def _rank_tiles(K):
-    """Gradient sweeps per group of four rows over K classes (:func:`_rank4_update`)."""
-    return K // 5 + (1 if K % 5 == 4 else K % 5)
 
 
 @numba.njit(inline="always", **_jit)
@@ -275,8 +269,7 @@ def _asking(i0, r1, tiles):
 
 @numba.njit(inline="always", **_jit)
 def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
-    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles (then one class at a
-    time), stored classes-first.
+    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first.
 
     Each tile asks for ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``);
     returns the next row to ask for.
@@ -297,24 +290,15 @@ def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
 
 
 @numba.njit(inline="always", **_jit)
-def _rank4_update(X, i, Rq, Gb, K, Xp, nxt, per, stop):
-    """Gb[k] += sum_q Rq[q, k] X[i + q] for the first K rows of Gb: five classes per sweep over the
-    columns, four left over in one sweep, fewer one class at a time. Each sweep asks for ``per`` rows
-    of ``Xp`` from ``nxt`` (none past ``stop``); returns the next row to ask for.
-
-    (The 4-class sweep serves 10 classes, whose update runs over 9. Emitting a
-    sweep for every remainder, chosen by a run-time test, made the whole pass
-    ~10 % slower: measured.)
-    """
+def _rank4_update(X, i, Rq, Gb, Xp, nxt, per, stop):
+    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns; each sweep asks
+    for ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``). Returns the next row to ask for."""
+    K = Gb.shape[0]
     k0 = 0
     while k0 + 5 <= K:
         _rank4x5(Gb, k0, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
         nxt += per
         k0 += 5
-    if K - k0 == 4:
-        _rank4x4(Gb, k0, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
-        nxt += per
-        k0 = K
     for k in range(k0, K):
         _rank4x1(Gb, k, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
         nxt += per
@@ -455,11 +439,8 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
 
 @numba.njit(inline="always", **_jit)
 def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq, nxt, per, stop):
-    """Gb[:K - 1] += Rt[:K - 1, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums; each
-    sweep asks for ``per`` rows of X from ``nxt``, none past ``stop``. Returns the next row to ask for.
-
-    The last class is left out: every column of Rt sums to zero (see :func:`_pass`).
-    """
+    """Gb += Rt[:, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums; each sweep asks
+    for ``per`` rows of X from ``nxt``, none past ``stop``. Returns the next row to ask for."""
     K = Rt.shape[0]
     for g in range(0, nb, 4):
         for q in range(4):
@@ -471,7 +452,7 @@ def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq, nxt, per, stop):
             for q in range(4):
                 Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
             src, base = Xq, 0
-        nxt = _rank4_update(src, base, Rq, Gb, K - 1, X, nxt, per, stop)
+        nxt = _rank4_update(src, base, Rq, Gb, X, nxt, per, stop)
     for k in range(K):
         acc = 0.0
         for q in range(nb):
@@ -501,14 +482,6 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
     :func:`_block_terms`, :func:`_block_update`), and its tiles ask for the
     thread's next block as they go (:func:`_asking`).
-
-    Every row's :math:`r` sums to zero over the classes: :math:`s (p - y)`
-    sums to :math:`s (1 - \\sum_k y_k)`, made zero for targets that do not
-    sum to one by scaling p (:func:`_block_terms`); the JVP
-    :math:`s\\,p \\odot (z_V - \\langle p, z_V \\rangle)` sums to zero since
-    :math:`\\sum_k p_k = 1`; skipped rows are zero. So the gradient's rows sum
-    to zero, and the last is computed as minus the sum of the others: the
-    update runs over K - 1 classes (a tenth fewer FMAs for 10 classes).
     """
     n, p = X.shape
     K = W.shape[0]
@@ -519,7 +492,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
-    tiles = _dot_tiles(K) * ((0 if cached else 1) + (1 if what & HESSP else 0)) + (_rank_tiles(K - 1) if accumulate else 0)
+    sweeps = (0 if cached else 1) + (1 if what & HESSP else 0) + (1 if accumulate else 0)
     for t in prange(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
@@ -535,7 +508,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
         bad = 0.0
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
-            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * tiles)
+            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _tiles(K) * sweeps)
             if not cached:
                 nxt = _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
             if what & HESSP:
@@ -546,16 +519,10 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
             if accumulate:
                 _block_update(X, i0, nb, Rt, Rq, Gb, gb[t], Xq, nxt, per, stop)
                 if (i0 - r0) % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= r1:
-                    for k in range(K - 1):
+                    for k in range(K):
                         for j in range(p):
                             G[t, k, j] += Gb[k, j]
                             Gb[k, j] = 0.0
-        if accumulate:
-            for j in range(p):
-                G[t, K - 1, j] = 0.0
-            for k in range(K - 1):
-                for j in range(p):
-                    G[t, K - 1, j] -= G[t, k, j]
         parts[t, 0] = loss
         parts[t, 1] = bad
     return parts[:, 0].sum(), G, gb, parts[:, 1].sum()
@@ -585,7 +552,7 @@ def _losses_pass(X, codes, Y, sw, W, b, K):
     bad = 0.0
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
-        nxt, per, stop = _asking(i0, n, (nb + 3) // 4 * _dot_tiles(M))
+        nxt, per, stop = _asking(i0, n, (nb + 3) // 4 * _tiles(M))
         _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
         for e in range(E):
             lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, codes, Y, sw, use_codes, LOSS, P,
@@ -619,7 +586,7 @@ def _predict(X, W, b, out, labels, what, n_threads):
         r1 = (t + 1) * n // T
         for i0 in range(r0, r1, _ROWS):
             nb = min(_ROWS, r1 - i0)
-            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _dot_tiles(K))
+            nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _tiles(K))
             _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
             if what == PROBA:
                 bad[t] += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
