@@ -2,13 +2,15 @@ r"""Fused, threaded passes over a dense ``X`` for :class:`LinearSoftmaxLoss` and
 
 One pass streams ``X`` once: each thread takes a contiguous range of rows in
 blocks of ``_ROWS``; per block it computes the logits :math:`z = W x + b`
-(4-row x 5-class register tiles written in vector IR, which ask for the rows
-a few groups ahead as they go, stored classes-first), the softmax, the
-rows' loss and :math:`r = s\,(p - y)` (or, for a Hessian-vector product, the
-softmax JVP :math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the
-loops running along the block's rows so that they vectorize, ``exp``
-included, and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block
-while the block's rows are still in L2. Nothing of size ``n x K`` is ever
+(4-row x 5-class register tiles written in vector IR, stored classes-first),
+the softmax, the rows' loss and :math:`r = s\,(p - y)` (or, for a
+Hessian-vector product, the softmax JVP
+:math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the loops running
+along the block's rows so that they vectorize, ``exp`` and ``log`` included,
+and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block (4-row
+sweeps, also in vector IR) while the block's rows are still in L2. Every tile
+asks for a share of the thread's next block as it runs, a cache line per row
+per step of columns, so that the stream of ``X`` runs under the FMAs. Nothing of size ``n x K`` is ever
 written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
 NumPy needs a GEMM for the logits, five temporaries for the softmax and a
 second GEMM that reads ``X`` again.
@@ -97,8 +99,7 @@ def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None
     prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                               "llvm.prefetch.p0")
     # Row pointers by arithmetic only: a row at or past npf is never touched.
-    asked = [cgutils.get_item_pointer(context, builder, P_t, pre, [builder.add(ip, ir.Constant(i64, r)), ir.Constant(i64, 0)])
-             for r in range(_MAX_ASKED)]
+    asked = _rows_of(context, builder, P_t, pre, ip, _MAX_ASKED)
     steps = builder.udiv(p, ir.Constant(i64, lanes))
     # One copy of the loop per count of rows asked for, behind a switch: no test inside the loop.
     count = builder.select(builder.icmp_signed(">", npf, ir.Constant(i64, _MAX_ASKED)), ir.Constant(i64, _MAX_ASKED), npf)
