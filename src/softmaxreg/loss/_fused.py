@@ -10,8 +10,8 @@ along the block's rows so that they vectorize, ``exp`` and ``log`` included,
 and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block (4-row
 sweeps, also in vector IR) while the block's rows are still in L2. Every tile
 asks for a share of the thread's next block as it runs, a cache line per row
-per step of columns, so that the stream of ``X`` runs under the FMAs. Nothing of size ``n x K`` is ever
-written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
+per step of columns, so that the stream of ``X`` runs under the FMAs. Nothing
+of size ``n x K`` is ever written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
 NumPy needs a GEMM for the logits, five temporaries for the softmax and a
 second GEMM that reads ``X`` again.
 
@@ -81,6 +81,12 @@ def _rows_of(context, builder, aryty, ary, first, count):
     i64 = ir.IntType(64)
     return [cgutils.get_item_pointer(context, builder, aryty, ary, [builder.add(first, ir.Constant(i64, r)), ir.Constant(i64, 0)])
             for r in range(count)]
+
+
+def _vector_at(builder, row, j, vt):
+    """The vector of type ``vt`` at ``row[j]`` (an element pointer), aligned to one element."""
+    align = 4 if isinstance(vt.element, ir.FloatType) else 8
+    return builder.load(builder.bitcast(builder.gep(row, [j]), vt.as_pointer()), align=align)
 
 
 def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None):
@@ -154,9 +160,9 @@ def _dot_tile(classes):
             sums = [cgutils.alloca_once_value(builder, ir.Constant(ft, 0.0)) for _ in range(4 * classes)]
 
             def step(j):
-                xv = [builder.load(builder.bitcast(builder.gep(r, [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8) for r in xs]
+                xv = [_vector_at(builder, r, j, vt) for r in xs]
                 for m in range(classes):
-                    wv = builder.load(builder.bitcast(builder.gep(ws[m], [j]), vt.as_pointer()), align=X_t.dtype.bitwidth // 8)
+                    wv = _vector_at(builder, ws[m], j, vt)
                     for q in range(4):
                         a = acc[q * classes + m]
                         builder.store(_vector_fma(builder, xv[q], wv, builder.load(a)), a)
@@ -218,7 +224,7 @@ def _rank_tile(classes):
                                             ir.Constant(vt, None), splat) for v in row] for row in coef]
 
             def step(j):
-                xv = [builder.load(builder.bitcast(builder.gep(row, [j]), vt.as_pointer()), align=al) for row in xs]
+                xv = [_vector_at(builder, row, j, vt) for row in xs]
                 for m in range(classes):
                     ptr = builder.bitcast(builder.gep(gs[m], [j]), vt.as_pointer())
                     acc = builder.load(ptr, align=al)
@@ -269,6 +275,12 @@ def _asking(i0, r1, tiles):
 
 
 @numba.njit(inline="always", **_jit)
+def _share(nxt, per, stop):
+    """How many rows from ``nxt`` one tile asks for: ``per``, fewer near ``stop``, never negative."""
+    return max(0, min(per, stop - nxt))
+
+
+@numba.njit(inline="always", **_jit)
 def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first.
 
@@ -278,11 +290,11 @@ def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     K = W.shape[0]
     k0 = 0
     while k0 + 5 <= K:
-        _dot4x5(X, i, W, k0, Zt, c, Xp, nxt, max(0, min(per, stop - nxt)))
+        _dot4x5(X, i, W, k0, Zt, c, Xp, nxt, _share(nxt, per, stop))
         nxt += per
         k0 += 5
     for k in range(k0, K):
-        _dot4x1(X, i, W, k, Zt, c, Xp, nxt, max(0, min(per, stop - nxt)))
+        _dot4x1(X, i, W, k, Zt, c, Xp, nxt, _share(nxt, per, stop))
         nxt += per
     for k in range(K):
         for q in range(4):
@@ -297,11 +309,11 @@ def _rank4_update(X, i, Rq, Gb, Xp, nxt, per, stop):
     K = Gb.shape[0]
     k0 = 0
     while k0 + 5 <= K:
-        _rank4x5(Gb, k0, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
+        _rank4x5(Gb, k0, X, i, Rq, Xp, nxt, _share(nxt, per, stop))
         nxt += per
         k0 += 5
     for k in range(k0, K):
-        _rank4x1(Gb, k, X, i, Rq, Xp, nxt, max(0, min(per, stop - nxt)))
+        _rank4x1(Gb, k, X, i, Rq, Xp, nxt, _share(nxt, per, stop))
         nxt += per
     return nxt
 
