@@ -210,6 +210,62 @@ def test_log1p_ulp_error():
     assert np.isnan(nan[0])
 
 
+@numba.njit
+def _terms_all(t, one):
+    """exp(t) for t <= 0 through the short-row kernels' vector IR exp (_block_terms): class 0 is
+    the max (0), class 1 holds t, block by block."""
+    B = K._BLOCK
+    n = t.shape[0]
+    T = np.zeros(2 * B, dtype=t.dtype)
+    U = np.empty(2 * B, dtype=t.dtype)
+    m = np.empty(B, dtype=t.dtype)
+    rest = np.empty(B)
+    out = np.empty(n, dtype=t.dtype)
+    sums = np.empty(n)
+    for r0 in range(0, n, B):
+        nb = min(B, n - r0)
+        T[B : B + nb] = t[r0 : r0 + nb]
+        T[B + nb :] = -1.0
+        K._block_terms(T, U, m, rest, 2, one)
+        out[r0 : r0 + nb] = U[B : B + nb]
+        sums[r0 : r0 + nb] = rest[:nb]
+    return out, sums
+
+
+@pytest.mark.parametrize("scalef", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_exp_ulp_error(dtype, scalef, monkeypatch):
+    """The vector exp of the short-row kernels (vector IR) is within 2 ulp of exp and underflows like np.exp;
+    the rows' rest is exp(t), or 1 for a tie (t = 0), or NaN for a NaN t. Both ways of applying 2**n:
+    AVX-512's vscalef (where the machine has it) and llvm.ldexp (everywhere else)."""
+    monkeypatch.setattr(K, "_SCALEF", scalef and K._SCALEF)
+    terms_all = numba.njit(_terms_all.py_func)  # compiled afresh, under that setting
+    lo = -104.0 if dtype == np.float32 else -745.0
+    t = np.concatenate([np.linspace(lo, 0.0, 200001), -np.logspace(-30, 0, 2001), [0.0, -np.inf, -1e30, np.nan]]).astype(dtype)
+    out, rest = terms_all(t, dtype(1.0))
+    ref = np.exp(t[:-1].astype(np.longdouble))
+    normal = ref >= np.finfo(dtype).tiny
+    ulp = np.abs(out[:-1][normal] - ref[normal]) / np.spacing(ref[normal].astype(dtype))
+    assert ulp.max() <= 2.0
+    assert out[-4] == 1.0 and out[-3] == 0.0 and out[-2] == 0.0 and np.isnan(out[-1])
+    sub = ~normal
+    assert np.all(np.abs(out[:-1][sub] - ref[sub].astype(dtype)) <= 2 * np.finfo(dtype).smallest_subnormal)
+    np.testing.assert_array_equal(rest[:-4], out[:-4].astype(np.float64))
+    assert rest[-4] == 1.0 and rest[-3] == 0.0 and rest[-2] == 0.0 and np.isnan(rest[-1])
+
+
+@pytest.mark.parametrize("k", [2, 10, 16, 17, 33, K.SMALL_K - 1])
+def test_short_rows_nan_anywhere_gives_a_nan_row(k):
+    """A NaN first, inside or last in a short row: that row's outputs are NaN (as the reference's), the others finite."""
+    for j in (0, k // 2, k - 1):
+        x = logits((K._BLOCK + 5, k), np.float32, seed=j)
+        x[3, j] = np.nan
+        for name in ("softmax", "log_softmax", "logsumexp"):
+            fast, ref = both(getattr(F, name), x)
+            assert_same(fast, ref, np.float32)
+            assert np.all(np.isnan(fast[3])) and np.all(np.isfinite(np.delete(fast, 3, axis=0)))
+
+
 _load_block, _store_block, _BLOCK = K._load_block, K._store_block, K._BLOCK
 
 

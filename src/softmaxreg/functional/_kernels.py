@@ -265,20 +265,36 @@ _transpose_out = _transposer(
 )
 
 
+# exp's constants, shared by the scalar form (Numba, below) and the vector
+# form (IR, :func:`_vector_exp`): (lowest t, log2(e), ln 2 = C1 + C2 with C1
+# exact in few bits) and the polynomial's coefficients, highest degree first.
+_EXP32_REDUCE = (-110.0, 1.44269504088896341, 0.693359375, -2.12194440e-4)
+_EXP32_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_EXP64_REDUCE = (-760.0, 1.4426950408889634, 6.93145751953125e-1, 1.42860682030941723212e-6)
+# Degree 11, interpolating exp at the 12 Chebyshev nodes of [-ln2/2, ln2/2]
+# (near-minimax, fitted in 50-digit arithmetic): relative error < 2e-17 on
+# |r| <= ln2/2, as close as Taylor's degree 13 for two FMAs fewer.
+_EXP64_POLY = (2.5110049204818658e-08, 2.763265472252779e-07, 2.755724088722987e-06, 2.4801485441561313e-05,
+               1.9841269890076403e-04, 1.3888888952352863e-03, 8.333333333319589e-03, 4.166666666648795e-02,
+               1.666666666666668e-01, 5.000000000000019e-01)
+
+
 @numba.njit(inline="always", **_jit)
 def _exp32(t):
     """exp(t) for float32 t <= 0 (NaN propagates; t < -110 gives 0)."""
-    t = np.float32(-110.0) if t < np.float32(-110.0) else t
-    nf = np.floor(t * np.float32(1.44269504088896341) + np.float32(0.5))
+    lo, log2e, c1, c2 = _EXP32_REDUCE
+    P = _EXP32_POLY
+    t = np.float32(lo) if t < np.float32(lo) else t
+    nf = np.floor(t * np.float32(log2e) + np.float32(0.5))
     # Cody-Waite: ln2 = C1 + C2 with C1 exact in few bits, so nf * C1 is exact.
-    r = _fma(-nf, np.float32(0.693359375), t)
-    r = _fma(nf, np.float32(2.12194440e-4), r)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
+    r = _fma(-nf, np.float32(c1), t)
+    r = _fma(-nf, np.float32(c2), r)
+    p = np.float32(P[0])
+    p = p * r + np.float32(P[1])
+    p = p * r + np.float32(P[2])
+    p = p * r + np.float32(P[3])
+    p = p * r + np.float32(P[4])
+    p = p * r + np.float32(P[5])
     p = p * (r * r) + r + np.float32(1.0)
     return _ldexp(p, np.int32(nf))
 
@@ -286,25 +302,74 @@ def _exp32(t):
 @numba.njit(inline="always", **_jit)
 def _exp64(t):
     """exp(t) for float64 t <= 0 (NaN propagates; t < -760 gives 0)."""
-    t = -760.0 if t < -760.0 else t
-    nf = np.floor(t * 1.4426950408889634 + 0.5)
-    r = _fma(-nf, 6.93145751953125e-1, t)
-    r = _fma(-nf, 1.42860682030941723212e-6, r)
-    # Degree 11, interpolating exp at the 12 Chebyshev nodes of [-ln2/2, ln2/2]
-    # (near-minimax, fitted in 50-digit arithmetic): relative error < 2e-17 on
-    # |r| <= ln2/2, as close as Taylor's degree 13 for two FMAs fewer.
-    p = 2.5110049204818658e-08
-    p = p * r + 2.763265472252779e-07
-    p = p * r + 2.755724088722987e-06
-    p = p * r + 2.4801485441561313e-05
-    p = p * r + 1.9841269890076403e-04
-    p = p * r + 1.3888888952352863e-03
-    p = p * r + 8.333333333319589e-03
-    p = p * r + 4.166666666648795e-02
-    p = p * r + 1.666666666666668e-01
-    p = p * r + 5.000000000000019e-01
+    lo, log2e, c1, c2 = _EXP64_REDUCE
+    P = _EXP64_POLY
+    t = lo if t < lo else t
+    nf = np.floor(t * log2e + 0.5)
+    r = _fma(-nf, c1, t)
+    r = _fma(-nf, c2, r)
+    p = P[0]
+    p = p * r + P[1]
+    p = p * r + P[2]
+    p = p * r + P[3]
+    p = p * r + P[4]
+    p = p * r + P[5]
+    p = p * r + P[6]
+    p = p * r + P[7]
+    p = p * r + P[8]
+    p = p * r + P[9]
     p = p * (r * r) + r + 1.0
     return _ldexp(p, np.int32(nf))
+
+
+def _vector_call(builder, name, args):
+    """``llvm.<name>`` on float vectors (``fma``, ``floor``, ...), lane by lane."""
+    vt = args[0].type
+    suffix = f"v{vt.count}{'f32' if isinstance(vt.element, ir.FloatType) else 'f64'}"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [a.type for a in args]), f"llvm.{name}.{suffix}")
+    return builder.call(fn, args)
+
+
+def _vector_fma(builder, a, b, c):
+    """``a * b + c`` lane by lane, rounded once (``llvm.fma`` on a float vector)."""
+    return _vector_call(builder, "fma", [a, b, c])
+
+
+def _splat(vt, value):
+    """The vector constant of type ``vt`` with ``value`` in every lane."""
+    return ir.Constant(vt, [ir.Constant(vt.element, value)] * vt.count)
+
+
+_SCALEF = bool(__import__("llvmlite.binding").binding.get_host_cpu_features().get("avx512f"))
+
+
+def _vector_exp(builder, t):
+    """:func:`_exp32` / :func:`_exp64` on a vector of float32 / float64 lanes: the same steps and constants."""
+    vt = t.type
+    single = isinstance(vt.element, ir.FloatType)
+    lo, log2e, c1, c2 = _EXP32_REDUCE if single else _EXP64_REDUCE
+    P = _EXP32_POLY if single else _EXP64_POLY
+    c = lambda v: _splat(vt, v)  # noqa: E731
+    t = builder.select(builder.fcmp_ordered("<", t, c(lo)), c(lo), t)
+    nf = _vector_call(builder, "floor", [_vector_fma(builder, t, c(log2e), c(0.5))])
+    minus_nf = builder.fneg(nf)
+    r = _vector_fma(builder, minus_nf, c(c1), t)
+    r = _vector_fma(builder, minus_nf, c(c2), r)
+    p = c(P[0])
+    for coef in P[1:]:
+        p = _vector_fma(builder, p, r, c(coef))
+    p = _vector_fma(builder, p, builder.fmul(r, r), builder.fadd(r, c(1.0)))
+    if _SCALEF and vt.count * (32 if single else 64) == 512:
+        # vscalefps/pd takes the exponent as a float: no round trip through integers.
+        name = f"llvm.x86.avx512.mask.scalef.{'ps' if single else 'pd'}.512"
+        mask = ir.IntType(vt.count)
+        scalef = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt, mask, ir.IntType(32)]), name)
+        return builder.call(scalef, [p, nf, ir.Constant(vt, None), ir.Constant(mask, -1), ir.Constant(ir.IntType(32), 4)])
+    n = builder.fptosi(nf, ir.VectorType(ir.IntType(32), vt.count))
+    ldexp = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vt, [vt, n.type]), f"llvm.ldexp.v{vt.count}{'f32' if single else 'f64'}.v{vt.count}i32"
+    )
+    return builder.call(ldexp, [p, n])
 
 
 def _exp(t):
@@ -572,8 +637,81 @@ def _block_rows(xf, r0, nb, K, pad):
     return pad, 0
 
 
+@intrinsic
+def _block_terms(typingctx, T, U, m, rest, K, inv_t):
+    """The max ``m``, terms ``U`` and ``rest`` of a block of _BLOCK rows held classes-first in ``T``.
+
+    For each group of L rows (one register of lanes; L = 16 float32 or 8
+    float64) and in vector IR, so that the group's running max, its chunk
+    sum and its tie count stay in registers while the loop runs over the K
+    classes: ``m`` = max_j T_j; ``U_j`` = exp(t_j), t_j = (T_j - m) inv_t
+    (:func:`_vector_exp`); ``part`` = the sum of the terms with t_j < 0 over
+    chunks of _SMALL_CHUNK classes in x's dtype, each chunk's sum added to
+    ``rest`` in float64; ``rest`` += ties - 1 when the max is tied. A NaN t
+    poisons the sum, which flags the row; a NaN first entry makes m NaN.
+    ``T``, ``U``: K * _BLOCK of x's dtype; ``m``: _BLOCK of x's dtype;
+    ``rest``: _BLOCK float64.
+    """
+    sig = types.void(T, U, m, rest, K, inv_t)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        ft = context.get_value_type(T.dtype)
+        L = 512 // T.dtype.bitwidth
+        vt, dvt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L)
+        size = T.dtype.bitwidth // 8
+        Tp, Up, mp, rp = (context.make_array(a)(context, builder, v).data for a, v in zip(signature.args[:4], args[:4]))
+        Kv = args[4]
+        inv = builder.insert_element(ir.Constant(vt, None), args[5], ir.Constant(ir.IntType(32), 0))
+        inv = builder.shuffle_vector(inv, inv, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
+        zero, one = _splat(vt, 0.0), _splat(vt, 1.0)
+
+        def at(ptr, index, typ):
+            return builder.bitcast(builder.gep(ptr, [index]), typ.as_pointer())
+
+        def column(ptr, j, g):  # the vector of class j's lanes for group g
+            return at(ptr, builder.add(builder.mul(j, ir.Constant(i64, _BLOCK)), g), vt)
+
+        mx = cgutils.alloca_once(builder, vt)
+        part = cgutils.alloca_once(builder, vt)
+        ties = cgutils.alloca_once(builder, vt)
+        acc = cgutils.alloca_once(builder, dvt)
+        with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // L)) as group:
+            g = builder.mul(group.index, ir.Constant(i64, L))
+            builder.store(builder.load(column(Tp, ir.Constant(i64, 0), g), align=size), mx)
+            with cgutils.for_range_slice(builder, ir.Constant(i64, 1), Kv, ir.Constant(i64, 1), inc=True) as (j, _):
+                v, cur = builder.load(column(Tp, j, g), align=size), builder.load(mx)
+                builder.store(builder.select(builder.fcmp_ordered(">", v, cur), v, cur), mx)
+            mv = builder.load(mx)
+            builder.store(mv, at(mp, g, vt), align=size)
+            builder.store(_splat(dvt, 0.0), acc)
+            builder.store(zero, ties)
+            chunk = ir.Constant(i64, _SMALL_CHUNK)
+            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), Kv, chunk, inc=True) as (j0, _):
+                builder.store(zero, part)
+                j1 = builder.add(j0, chunk)
+                j1 = builder.select(builder.icmp_signed("<", j1, Kv), j1, Kv)
+                with cgutils.for_range_slice(builder, j0, j1, ir.Constant(i64, 1), inc=True) as (j, _):
+                    t = builder.fmul(builder.fsub(builder.load(column(Tp, j, g), align=size), mv), inv)
+                    e = _vector_exp(builder, t)
+                    builder.store(e, column(Up, j, g), align=size)
+                    # t > 0 is impossible, so the last choice is a NaN.
+                    neg, tie = builder.fcmp_ordered("<", t, zero), builder.fcmp_ordered("==", t, zero)
+                    builder.store(builder.fadd(builder.load(part), builder.select(neg, e, builder.select(tie, zero, t))), part)
+                    builder.store(builder.fadd(builder.load(ties), builder.select(tie, one, zero)), ties)
+                builder.store(builder.fadd(builder.load(acc), builder.fpext(builder.load(part), dvt) if size == 4 else builder.load(part)), acc)
+            # Ties with the max beyond the first add 1 each; added last so a tiny rest keeps its digits.
+            tv = builder.load(ties)
+            extra = builder.fsub(builder.fpext(tv, dvt) if size == 4 else tv, _splat(dvt, 1.0))
+            total = builder.fadd(builder.load(acc), builder.select(builder.fcmp_ordered("!=", tv, one), extra, _splat(dvt, 0.0)))
+            builder.store(total, at(rp, g, dvt), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @numba.njit(inline="always", **_jit)
-def _small_block(xf, r0, K, inv_t, T, U, m, rest, part, ties):
+def _small_block(xf, r0, K, inv_t, T, U, m, rest):
     """Max and ``rest`` of the _BLOCK rows from ``r0`` of the flat C-ordered rows ``xf``.
 
     Afterwards ``T[j * _BLOCK + r]`` holds ``x[r0 + r, j]``, ``U[...]`` the
@@ -581,43 +719,11 @@ def _small_block(xf, r0, K, inv_t, T, U, m, rest, part, ties):
     rows' maxima and ``rest`` (float64) the sum of the non-maximal terms plus
     ``ties - 1``, as :func:`_rest` makes it for long rows: the terms are added
     in ``x``'s dtype over chunks of _SMALL_CHUNK classes and the chunks' sums
-    in float64. A NaN t poisons the sum, which flags the row. ``part`` and
-    ``ties`` are scratch of ``x``'s dtype. ``T`` and ``U`` must not overlap:
-    LLVM checks that at run time and falls back to scalar loops.
+    in float64 (:func:`_block_terms`). A NaN t poisons the sum, which flags
+    the row.
     """
-    nb = _BLOCK
-    _load_block(xf, r0, nb, K, T)
-    for r in range(nb):
-        m[r] = T[r]
-    for j in range(1, K):
-        Tj = T[j * _BLOCK : j * _BLOCK + nb]
-        for r in range(nb):
-            v = Tj[r]
-            m[r] = v if v > m[r] else m[r]
-    zero = T.dtype.type(0.0)
-    one = T.dtype.type(1.0)
-    for r in range(nb):
-        rest[r] = 0.0
-        ties[r] = zero
-    for j0 in range(0, K, _SMALL_CHUNK):
-        for r in range(nb):
-            part[r] = zero
-        for j in range(j0, min(j0 + _SMALL_CHUNK, K)):
-            Tj = T[j * _BLOCK : j * _BLOCK + nb]
-            Uj = U[j * _BLOCK : j * _BLOCK + nb]
-            for r in range(nb):
-                t = (Tj[r] - m[r]) * inv_t
-                e = _exp(t)
-                Uj[r] = e
-                # t > 0 is impossible, so the last branch is a NaN.
-                part[r] += e if t < 0 else (zero if t == 0 else t)
-                ties[r] += one if t == 0 else zero
-        for r in range(nb):
-            rest[r] += np.float64(part[r])
-    for r in range(nb):
-        # Ties with the max beyond the first add 1 each; added last so a tiny
-        # rest keeps its digits.
-        rest[r] += np.float64(ties[r]) - 1.0 if ties[r] != one else 0.0
+    _load_block(xf, r0, _BLOCK, K, T)
+    _block_terms(T, U, m, rest, K, inv_t)
 
 
 @numba.njit(parallel=True, **_jit)
@@ -639,14 +745,12 @@ def rows_small(x, inv_t, mode, out, special):
         m = np.empty(_BLOCK, dtype=x.dtype)
         s = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        part = np.empty(_BLOCK, dtype=x.dtype)
-        ties = np.empty(_BLOCK, dtype=x.dtype)
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, K, inv_t, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv_t, T, U, m, rest)
             for r in range(nb):
                 special[r0 + r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
             if mode == LOGSUMEXP:
@@ -785,31 +889,37 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
         U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        part = np.empty(_BLOCK, dtype=x.dtype)
-        ties = np.empty(_BLOCK, dtype=x.dtype)
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
+        tyb = np.empty(_BLOCK, dtype=x.dtype)
+        lr = np.empty(_BLOCK, dtype=np.float64)
+        bad = np.empty(_BLOCK, dtype=np.bool_)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, K, inv, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv, T, U, m, rest)
             for r in range(nb):
                 rest[r] = _log1p(rest[r])  # now L = log1p(rest), NaN for a NaN row
             btotal = 0.0
             bden = 0.0
             if plain:
+                # Short loops over few arrays, so that each vectorises (see
+                # ce_grad_labels_small): the label's logit, then the losses.
+                lab = labels[r0 : r0 + nb]
                 for r in range(nb):
-                    i = r0 + r
-                    y = labels[i]
-                    inrange = (y >= 0) & (y < K)
-                    ok = inrange & np.isfinite(m[r]) & (rest[r] == rest[r])
-                    ty = np.float64((T[(y if inrange else 0) * _BLOCK + r] - m[r]) * inv)
-                    loss = rest[r] - ty if ok else 0.0
-                    special[i] = not ok
+                    y = lab[r]
+                    tyb[r] = T[(y if (y >= 0) & (y < K) else 0) * _BLOCK + r]
+                for r in range(nb):
+                    y = lab[r]
+                    ok = (y >= 0) & (y < K) & np.isfinite(m[r]) & (rest[r] == rest[r])
+                    loss = rest[r] - np.float64((tyb[r] - m[r]) * inv) if ok else 0.0
+                    bad[r] = not ok
+                    lr[r] = loss
                     btotal += loss
                     bden += 1.0 if ok else 0.0
-                    if per_row:
-                        out[i] = loss
+                special[r0 : r0 + nb] = bad[:nb]
+                if per_row:
+                    out[r0 : r0 + nb] = lr[:nb]
             else:
                 for r in range(nb):
                     i = r0 + r
@@ -907,8 +1017,6 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
         U = np.empty(K * _BLOCK, dtype=x.dtype)
         m = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
-        part = np.empty(_BLOCK, dtype=x.dtype)
-        ties = np.empty(_BLOCK, dtype=x.dtype)
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
         a = np.zeros(_BLOCK, dtype=x.dtype)  # zero on padded rows
         d = np.empty(_BLOCK, dtype=x.dtype)
@@ -917,7 +1025,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, K, inv, T, U, m, rest, part, ties)
+            _small_block(rows, rb, K, inv, T, U, m, rest)
             ignored = False
             if plain:
                 # Short loops over few arrays: LLVM vectorises a loop only when

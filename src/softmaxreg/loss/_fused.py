@@ -38,7 +38,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64, _log1p
+from softmaxreg.functional._kernels import _exp64, _log1p, _vector_fma
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -48,14 +48,6 @@ _jit = dict(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "ns
 _BLOCK = 256
 
 LOSS, GRAD, HESSP = 1, 2, 4
-
-
-def _vector_fma(builder, a, b, c):
-    """``a * b + c`` lane by lane, rounded once (``llvm.fma`` on a float vector)."""
-    vt = a.type
-    name = f"llvm.fma.v{vt.count}{'f32' if isinstance(vt.element, ir.FloatType) else 'f64'}"
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
-    return builder.call(fn, [a, b, c])
 
 
 def _lane_sum(builder, v):
