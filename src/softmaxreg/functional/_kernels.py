@@ -23,7 +23,10 @@ across rows. For K <= ``SHUFFLE_K`` a group of rows (one register of lanes)
 is one vector load and K shuffles each way (:func:`_transpose_in`,
 :func:`_transpose_out`): the transposes then cost about what a copy of the
 block does, against one scalar load and store per element before (2^20 rows
-of 10 float32: 5.9 -> 3.4 ms with a warm output).
+of 10 float32: 5.9 -> 3.4 ms with a warm output). The block's max, terms and
+sums then run group by group in vector IR (:func:`_block_terms`), each
+group's running max and sums in registers while the loop runs over the
+classes: with the loops in Numba they went through memory once per class.
 
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
 ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
@@ -32,7 +35,9 @@ polynomial for ``exp(r)`` and the factor ``2**n`` applied by ``llvm.ldexp``
 (one ``vscalefps`` on AVX-512, correctly rounded, so results in the subnormal
 range underflow gradually, as ``np.exp`` does). Unlike a call into libm, it
 vectorises (AVX2/AVX-512). It is accurate to about 1 ulp and is only ever
-called on ``t <= 0`` (max-shifted logits).
+called on ``t <= 0`` (max-shifted logits). :func:`_vector_exp` is the same
+function on a vector, in IR, for :func:`_block_terms`; on AVX-512 it hands
+``n`` to ``vscalefps``/``pd`` as a float, with no round trip through integers.
 
 Conventions
 -----------
