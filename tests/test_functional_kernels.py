@@ -456,3 +456,62 @@ def test_check_finite_takes_the_kernel_and_names_the_entry():
     X[3001, 65] = -np.inf
     with pytest.raises(ValueError, match="X contains -inf at row 3001, column 65"):
         check_finite(X)
+
+
+# ---------------------------------------------------------------- out=
+
+OUT_LAYOUTS = ["C", "F", "inplace", "axis0", "float16", "small"]
+
+
+def _out_case(layout, dtype):
+    """(logits, out, axis) for one layout of out=; ``small`` stays under MIN_SIZE (the reference path)."""
+    n = 16 if layout == "small" else K.MIN_SIZE // 10 + 37
+    x = with_special_rows(logits((n, 10), np.float16 if layout == "float16" else dtype, seed=3))
+    if layout == "F":
+        return x, np.asfortranarray(np.zeros_like(x)), -1
+    if layout == "inplace":
+        return x, x, -1
+    if layout == "axis0":
+        x = np.ascontiguousarray(x.T)
+        return x, np.zeros_like(x), 0
+    return x, np.zeros_like(x), -1
+
+
+@pytest.mark.parametrize("layout", OUT_LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy_grad"])
+def test_out_gets_the_same_result_in_place(name, dtype, layout):
+    """out= returns out itself, holding exactly the result without out=: written where the kernel
+    can (C order, class axis last), through a copy otherwise (F order, another axis, out is x, float16)."""
+    x, out, axis = _out_case(layout, dtype)
+    args = (np.random.default_rng(0).integers(0, x.shape[axis], x.shape[1 - axis % 2]),) if name == "cross_entropy_grad" else ()
+    kw = {"axis": axis}
+    want = getattr(F, name)(x.copy(), *args, **kw)
+    got = getattr(F, name)(x, *args, out=out, **kw)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_out_is_checked_with_a_message_that_says_what_to_fix(name):
+    import torch
+
+    fn = getattr(F, name)
+    x = logits((K.MIN_SIZE // 10 + 1, 10), np.float32)
+    with pytest.raises(ValueError, match=r"needs out of shape \(6554, 10\) and dtype float32"):
+        fn(x, out=np.empty((6554, 10), np.float64))
+    with pytest.raises(ValueError, match="needs out of shape"):
+        fn(x, out=np.empty((10, 6554), np.float32))
+    with pytest.raises(TypeError, match="out must be a NumPy array"):
+        fn(x, out=[0.0] * x.size)
+    frozen = np.empty_like(x)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fn(x, out=frozen)
+    with pytest.raises(TypeError, match="NumPy input only"):
+        fn(torch.from_numpy(x), out=np.empty_like(x))
+    # Nothing was written into out before the error.
+    out = np.full((10, 6554), 7.0, np.float32)
+    with pytest.raises(ValueError):
+        fn(x, out=out)
+    assert np.all(out == 7.0)

@@ -43,7 +43,7 @@ import array_api_compat
 import numpy as np
 
 from ._array import as_array, compute_dtypes, get_namespace, move_axis_last, normalize_axis, quiet_fp, restore_axis
-from ._softmax import cast, check_temperature, fast_kernels, shift, softmax
+from ._softmax import cast, check_out, check_temperature, fast_kernels, into, shift, softmax
 
 __all__ = ["cross_entropy", "cross_entropy_grad", "binary_cross_entropy", "distillation_loss"]
 
@@ -186,7 +186,7 @@ class _Problem:
         return cast(self.xp, y, self.out_dtype)
 
 
-def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, grad):
+def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, grad, out=None):
     """The kernels' cross-entropy (or gradient) for integer labels, or ``None``.
 
     Only clearly valid calls take the fast path; anything else (and every error
@@ -228,7 +228,7 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
         return pb.per_sample(), pb.denominator()
 
     with quiet_fp():
-        y = k.cross_entropy_labels(logits, target, ax, weight, ignore_index, eps, t, reduction, grad, reference)
+        y = k.cross_entropy_labels(logits, target, ax, weight, ignore_index, eps, t, reduction, grad, reference, out=out)
     if not grad and reduction != "none":
         out_dtype = compute_dtypes(np, logits)[1]
         return np.asarray(y, dtype=out_dtype)
@@ -315,6 +315,7 @@ def cross_entropy_grad(
     label_smoothing: float = 0.0,
     temperature: float = 1.0,
     reduction: str = "mean",
+    out: Any = None,
 ) -> Any:
     r"""Gradient of :func:`cross_entropy` with respect to the logits.
 
@@ -326,11 +327,14 @@ def cross_entropy_grad(
     With ``reduction="mean"`` every row is divided by the same denominator as the
     loss; with ``"sum"`` it is not; with ``"none"`` row :math:`i` holds the
     gradient of :math:`\ell_i` (so the three agree up to that scalar).  Same
-    parameters as :func:`cross_entropy`.
+    parameters as :func:`cross_entropy`, and ``out`` (a NumPy array of the
+    logits' shape and float dtype to write the gradient into, as in
+    :func:`~softmaxreg.functional.softmax`).
 
     Returns
     -------
     array of ``logits``' shape
+        ``out`` if given.
 
     Examples
     --------
@@ -339,7 +343,8 @@ def cross_entropy_grad(
     >>> cross_entropy_grad(np.log([[1.0, 3.0]]), np.array([1]))  # softmax - onehot
     array([[ 0.25, -0.25]])
     """
-    fast = _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, True)
+    check_out(out, logits, "cross_entropy_grad")
+    fast = _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, temperature, reduction, True, out)
     if fast is not None:
         return fast
     pb = _Problem(
@@ -351,7 +356,7 @@ def cross_entropy_grad(
     if pb.reduction == "mean":
         den = pb.denominator()
         g = g / xp.where(den > 0, den, xp.ones_like(den))
-    return pb.cast(restore_axis(xp, g, pb.axis))
+    return into(out, pb.cast(restore_axis(xp, g, pb.axis)))
 
 
 def binary_cross_entropy(

@@ -1143,38 +1143,57 @@ def _rows(x, axis):
     return np.ascontiguousarray(xm).reshape(-1, xm.shape[-1]), xm.shape
 
 
-def softmax_family(x, axis, temperature, mode, reference):
+def _result_rows(rows, x, axis, out):
+    """The rows the kernel writes into: ``out``'s own memory when it can take them
+    (C-contiguous, class axis last, the rows' dtype, no overlap with ``x``), else a new array."""
+    if (out is not None and axis == x.ndim - 1 and out.dtype == rows.dtype and out.flags.c_contiguous
+            and not np.may_share_memory(out, x)):
+        return out.reshape(rows.shape)
+    return np.empty_like(rows)
+
+
+def _deliver(y, dtype, out):
+    """The result ``y`` (a view of ``out``'s memory or a new array) in ``dtype``, written into ``out`` if given."""
+    if out is not None:
+        if not np.may_share_memory(y, out):
+            np.copyto(out, _cast(y, dtype))
+        return out
+    return _cast(y, dtype)
+
+
+def softmax_family(x, axis, temperature, mode, reference, out=None):
     """softmax (mode 0), log_softmax (1) or logsumexp (2) of ``x`` along ``axis``.
 
     ``reference(rows)`` computes the same function on a 2-D array of rows
     (class axis last) and is called on the rows the kernels flag as special.
     Returns an array in ``x``'s dtype: ``x``'s shape, or without ``axis`` for
-    logsumexp.
+    logsumexp; or ``out`` (checked by the caller: ``x``'s shape and result
+    dtype), written in place when its layout allows, else through a copy.
     """
     rows, shape = _rows(x, axis)
     n, K = rows.shape
     special = np.empty(n, dtype=np.bool_)
     if mode == LOGSUMEXP:
-        out = np.empty((n, 1), dtype=rows.dtype)
+        res = np.empty((n, 1), dtype=rows.dtype)
         if K < SMALL_K:
-            rows_small(rows, 1.0, LOGSUMEXP, out, special)
+            rows_small(rows, 1.0, LOGSUMEXP, res, special)
         else:
-            logsumexp_rows(rows, out[:, 0], special)
+            logsumexp_rows(rows, res[:, 0], special)
     else:
-        out = np.empty_like(rows)
+        res = _result_rows(rows, x, axis, out)
         if K < SMALL_K:
-            rows_small(rows, 1.0 / temperature, mode, out, special)
+            rows_small(rows, 1.0 / temperature, mode, res, special)
         elif mode == SOFTMAX:
-            softmax_rows(rows, 1.0 / temperature, out, special)
+            softmax_rows(rows, 1.0 / temperature, res, special)
         else:
-            log_softmax_rows(rows, 1.0 / temperature, out, special)
+            log_softmax_rows(rows, 1.0 / temperature, res, special)
     if special.any():
-        out[special] = np.reshape(reference(rows[special]), (-1, out.shape[1]))
+        res[special] = np.reshape(reference(rows[special]), (-1, res.shape[1]))
     if mode == LOGSUMEXP:
-        y = out.reshape(shape[:-1])
+        y = res.reshape(shape[:-1])
     else:
-        y = np.moveaxis(out.reshape(shape), -1, axis)
-    return _cast(y, x.dtype)
+        y = np.moveaxis(res.reshape(shape), -1, axis)
+    return _deliver(y, x.dtype, out)
 
 
 def _cast(y, dtype):
@@ -1185,14 +1204,15 @@ def _cast(y, dtype):
         return y.astype(dtype)
 
 
-def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature, reduction, grad, reference):
+def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature, reduction, grad, reference, out=None):
     """Cross-entropy (or its gradient, ``grad=True``) for integer class labels.
 
     ``reference(rows, labels)`` returns ``(per-sample losses or unreduced
     gradient rows, denominator contributions)`` for the flagged rows (class
     axis last); it also raises the reference's errors (labels out of range).
     Returns the loss in float64 for the reductions (the caller casts) or the
-    per-sample losses / gradient in ``x``'s dtype.
+    per-sample losses / gradient in ``x``'s dtype; the gradient goes into
+    ``out`` when given (as in :func:`softmax_family`).
     """
     rows, shape = _rows(x, axis)
     n, K = rows.shape
@@ -1227,9 +1247,9 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
         # reference then raises.
         den = float(n)
     scale = 1.0 / den if reduction == "mean" and den > 0 else 1.0
-    out = np.empty_like(rows)
+    res = _result_rows(rows, x, axis, out)
     kern = ce_grad_labels_small if K < SMALL_K else ce_grad_labels_rows
-    kern(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special)
+    kern(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, res, special)
     if special.any():
         idx = np.flatnonzero(special)
         g_s, den_s = reference(rows[idx], labels[idx])
@@ -1238,10 +1258,10 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
             den_true = den - float(np.sum(_den_of(labels[idx], w, has_w, ignore, has_ignore))) + float(den_s)
             true_scale = 1.0 / den_true if den_true > 0 else 1.0
             if true_scale != scale:
-                out *= rows.dtype.type(true_scale / scale)
+                res *= rows.dtype.type(true_scale / scale)
             g_s = g_s * true_scale
-        out[idx] = g_s
-    return _cast(np.moveaxis(out.reshape(shape), -1, axis), x.dtype)
+        res[idx] = g_s
+    return _deliver(np.moveaxis(res.reshape(shape), -1, axis), x.dtype, out)
 
 
 def _den_of(labels, w, has_w, ignore, has_ignore):

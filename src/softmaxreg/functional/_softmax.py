@@ -91,8 +91,8 @@ def _reference_rows(rows: Any, temperature: float, mode: int) -> Any:
         return s.offset + s.log_norm
 
 
-def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int) -> Any:
-    """The kernels' result for ``x``, or ``None`` when ``x`` takes the reference path."""
+def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int, out: Any = None) -> Any:
+    """The kernels' result for ``x`` (written into ``out`` if given), or ``None`` when ``x`` takes the reference path."""
     if where is not None:
         return None
     x = as_array(x)
@@ -100,7 +100,35 @@ def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int) -
     if k is None:
         return None
     ax = normalize_axis(axis, x.ndim)
-    return k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode))
+    return k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode), out=out)
+
+
+def check_out(out: Any, x: Any, name: str) -> None:
+    """Raise unless ``out`` can take the result of ``name(x)``: a writeable NumPy array of ``x``'s
+    shape and of the result's dtype (``x``'s float dtype), for NumPy ``x``."""
+    if out is None:
+        return
+    x = as_array(x)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"out= takes NumPy input only; {name} got a {type(x).__module__}.{type(x).__name__} (drop out=)")
+    want = compute_dtypes(np, x)[1]
+    if out.shape != x.shape or out.dtype != want:
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}; {name} of an input of shape {x.shape} and dtype "
+            f"{x.dtype} needs out of shape {x.shape} and dtype {np.dtype(want)}"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out is read-only: pass a writeable array")
+
+
+def into(out: Any, y: Any) -> Any:
+    """``y``, or ``out`` with ``y`` written into it when ``out`` is given (not already holding it)."""
+    if out is None or y is out:
+        return y
+    np.copyto(out, y)
+    return out
 
 
 class Shifted(NamedTuple):
@@ -260,7 +288,7 @@ def logsumexp(x: Any, axis: int = -1, *, where: Any = None, keepdims: bool = Fal
     return cast(xp, lse[..., 0], out)
 
 
-def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1.0) -> Any:
+def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1.0, out: Any = None) -> Any:
     r"""Softmax along ``axis``: a probability vector from unnormalized logits.
 
     .. math::
@@ -283,11 +311,17 @@ def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1
         Entries where this is False get probability 0; a fully masked slice is all 0.
     temperature : float, default=1.0
         :math:`T > 0`; the logits are divided by it.
+    out : numpy.ndarray, optional
+        Where to write the result (NumPy input only): ``x``'s shape and the
+        result's dtype. A fresh result costs the kernel fresh pages, which the
+        operating system zeroes first; for many short rows that is about as
+        long as the softmax itself, and an ``out`` reused across calls saves it.
+        It may be ``x`` itself.
 
     Returns
     -------
     array of the same shape as ``x``
-        In ``x``'s float dtype (float16/bfloat16 computed in float32).
+        In ``x``'s float dtype (float16/bfloat16 computed in float32); ``out`` if given.
 
     Examples
     --------
@@ -299,17 +333,21 @@ def softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1
     array([0., 0., 1.])
     >>> softmax(np.log([1.0, 4.0]), temperature=2.0)  # e^(x/2) = 1, 2
     array([0.33333333, 0.66666667])
+    >>> buf = np.empty(2)
+    >>> softmax(np.log([1.0, 3.0]), out=buf) is buf
+    True
     """
     t = check_temperature(temperature)
-    fast = _fast_family(x, axis, where, t, 0)
+    check_out(out, x, "softmax")
+    fast = _fast_family(x, axis, where, t, 0, out)
     if fast is not None:
         return fast
-    xp, xm, ax, out, where = _prepare(x, axis, where)
+    xp, xm, ax, dtype, where = _prepare(x, axis, where)
     s = shift(xp, xm, where=where, temperature=t)
-    return _finish(xp, s.exp / (1.0 + s.rest), ax, out)
+    return into(out, _finish(xp, s.exp / (1.0 + s.rest), ax, dtype))
 
 
-def log_softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1.0) -> Any:
+def log_softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float = 1.0, out: Any = None) -> Any:
     r"""Logarithm of :func:`softmax`, computed as shifted logits minus their log-normalizer.
 
     .. math::
@@ -330,10 +368,13 @@ def log_softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float
         Entries where this is False get ``-inf``.
     temperature : float, default=1.0
         :math:`T > 0`.
+    out : numpy.ndarray, optional
+        Where to write the result, as in :func:`softmax`.
 
     Returns
     -------
     array of the same shape as ``x``
+        ``out`` if given.
 
     Examples
     --------
@@ -347,14 +388,15 @@ def log_softmax(x: Any, axis: int = -1, *, where: Any = None, temperature: float
     -4.248354255291589e-18
     """
     t = check_temperature(temperature)
-    fast = _fast_family(x, axis, where, t, 1)
+    check_out(out, x, "log_softmax")
+    fast = _fast_family(x, axis, where, t, 1, out)
     if fast is not None:
         return fast
-    xp, xm, ax, out, where = _prepare(x, axis, where)
+    xp, xm, ax, dtype, where = _prepare(x, axis, where)
     s = shift(xp, xm, where=where, temperature=t)
     with quiet_fp():
         y = s.shifted - s.log_norm
-    return _finish(xp, y, ax, out)
+    return into(out, _finish(xp, y, ax, dtype))
 
 
 def sigmoid(x: Any) -> Any:
