@@ -60,7 +60,7 @@ import warnings
 
 import numpy as np
 import numba
-from llvmlite import ir
+from llvmlite import binding as llvm_binding, ir
 from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
@@ -345,7 +345,8 @@ def _splat(vt, value):
     return ir.Constant(vt, [ir.Constant(vt.element, value)] * vt.count)
 
 
-_SCALEF = bool(__import__("llvmlite.binding").binding.get_host_cpu_features().get("avx512f"))
+#: Whether this machine has AVX-512 (vscalefps/pd), read once at import.
+_SCALEF = bool(llvm_binding.get_host_cpu_features().get("avx512f"))
 
 
 def _vector_exp(builder, t):
