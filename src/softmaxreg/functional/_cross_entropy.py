@@ -232,7 +232,7 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
     if not grad and reduction != "none":
         out_dtype = compute_dtypes(np, logits)[1]
         return np.asarray(y, dtype=out_dtype)
-    return y
+    return into(out, y)
 
 
 def cross_entropy(

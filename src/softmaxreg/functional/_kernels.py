@@ -1153,23 +1153,16 @@ def _result_rows(rows, x, axis, out):
     return np.empty_like(rows)
 
 
-def _deliver(y, dtype, out):
-    """The result ``y`` (a view of ``out``'s memory or a new array) in ``dtype``, written into ``out`` if given."""
-    if out is not None:
-        if not np.may_share_memory(y, out):
-            np.copyto(out, _cast(y, dtype))
-        return out
-    return _cast(y, dtype)
-
-
 def softmax_family(x, axis, temperature, mode, reference, out=None):
     """softmax (mode 0), log_softmax (1) or logsumexp (2) of ``x`` along ``axis``.
 
     ``reference(rows)`` computes the same function on a 2-D array of rows
     (class axis last) and is called on the rows the kernels flag as special.
     Returns an array in ``x``'s dtype: ``x``'s shape, or without ``axis`` for
-    logsumexp; or ``out`` (checked by the caller: ``x``'s shape and result
-    dtype), written in place when its layout allows, else through a copy.
+    logsumexp. Given ``out`` (checked by the caller: ``x``'s shape and result
+    dtype), the kernels write into its memory when its layout allows
+    (:func:`_result_rows`) and the result is then a view of it; otherwise the
+    caller copies the result in.
     """
     rows, shape = _rows(x, axis)
     n, K = rows.shape
@@ -1194,7 +1187,7 @@ def softmax_family(x, axis, temperature, mode, reference, out=None):
         y = res.reshape(shape[:-1])
     else:
         y = np.moveaxis(res.reshape(shape), -1, axis)
-    return _deliver(y, x.dtype, out)
+    return _cast(y, x.dtype)
 
 
 def _cast(y, dtype):
@@ -1212,8 +1205,8 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
     gradient rows, denominator contributions)`` for the flagged rows (class
     axis last); it also raises the reference's errors (labels out of range).
     Returns the loss in float64 for the reductions (the caller casts) or the
-    per-sample losses / gradient in ``x``'s dtype; the gradient goes into
-    ``out`` when given (as in :func:`softmax_family`).
+    per-sample losses / gradient in ``x``'s dtype; the gradient is written
+    into ``out``'s memory when its layout allows (as in :func:`softmax_family`).
     """
     rows, shape = _rows(x, axis)
     n, K = rows.shape
@@ -1262,7 +1255,7 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
                 res *= rows.dtype.type(true_scale / scale)
             g_s = g_s * true_scale
         res[idx] = g_s
-    return _deliver(np.moveaxis(res.reshape(shape), -1, axis), x.dtype, out)
+    return _cast(np.moveaxis(res.reshape(shape), -1, axis), x.dtype)
 
 
 def _den_of(labels, w, has_w, ignore, has_ignore):

@@ -100,7 +100,7 @@ def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int, o
     if k is None:
         return None
     ax = normalize_axis(axis, x.ndim)
-    return k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode), out=out)
+    return into(out, k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode), out=out))
 
 
 def check_out(out: Any, x: Any, name: str) -> None:
@@ -124,10 +124,12 @@ def check_out(out: Any, x: Any, name: str) -> None:
 
 
 def into(out: Any, y: Any) -> Any:
-    """``y``, or ``out`` with ``y`` written into it when ``out`` is given (not already holding it)."""
-    if out is None or y is out:
+    """``y``, or ``out`` holding ``y``: copied in, unless ``y`` already is ``out``'s memory
+    (where a kernel wrote the result directly)."""
+    if out is None:
         return y
-    np.copyto(out, y)
+    if not np.may_share_memory(y, out):
+        np.copyto(out, y)
     return out
 
 
