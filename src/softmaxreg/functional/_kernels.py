@@ -327,11 +327,15 @@ def _exp64(t):
     return _ldexp(p, np.int32(nf))
 
 
+def _vector_suffix(vt):
+    """The overload suffix of an LLVM intrinsic on the float vector type ``vt``: ``v16f32``, ``v8f64``, ..."""
+    return f"v{vt.count}{'f32' if isinstance(vt.element, ir.FloatType) else 'f64'}"
+
+
 def _vector_call(builder, name, args):
     """``llvm.<name>`` on float vectors (``fma``, ``floor``, ...), lane by lane."""
     vt = args[0].type
-    suffix = f"v{vt.count}{'f32' if isinstance(vt.element, ir.FloatType) else 'f64'}"
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [a.type for a in args]), f"llvm.{name}.{suffix}")
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [a.type for a in args]), f"llvm.{name}.{_vector_suffix(vt)}")
     return builder.call(fn, args)
 
 
@@ -373,7 +377,7 @@ def _vector_exp(builder, t):
         return builder.call(scalef, [p, nf, ir.Constant(vt, None), ir.Constant(mask, -1), ir.Constant(ir.IntType(32), 4)])
     n = builder.fptosi(nf, ir.VectorType(ir.IntType(32), vt.count))
     ldexp = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vt, [vt, n.type]), f"llvm.ldexp.v{vt.count}{'f32' if single else 'f64'}.v{vt.count}i32"
+        builder.module, ir.FunctionType(vt, [vt, n.type]), f"llvm.ldexp.{_vector_suffix(vt)}.v{vt.count}i32"
     )
     return builder.call(ldexp, [p, n])
 
@@ -672,6 +676,9 @@ def _block_terms(typingctx, T, U, m, rest, K, inv_t):
         inv = builder.shuffle_vector(inv, inv, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
         zero, one = _splat(vt, 0.0), _splat(vt, 1.0)
 
+        def widen(v):  # to float64 lanes
+            return builder.fpext(v, dvt) if size == 4 else v
+
         def at(ptr, index, typ):
             return builder.bitcast(builder.gep(ptr, [index]), typ.as_pointer())
 
@@ -705,10 +712,10 @@ def _block_terms(typingctx, T, U, m, rest, K, inv_t):
                     neg, tie = builder.fcmp_ordered("<", t, zero), builder.fcmp_ordered("==", t, zero)
                     builder.store(builder.fadd(builder.load(part), builder.select(neg, e, builder.select(tie, zero, t))), part)
                     builder.store(builder.fadd(builder.load(ties), builder.select(tie, one, zero)), ties)
-                builder.store(builder.fadd(builder.load(acc), builder.fpext(builder.load(part), dvt) if size == 4 else builder.load(part)), acc)
+                builder.store(builder.fadd(builder.load(acc), widen(builder.load(part))), acc)
             # Ties with the max beyond the first add 1 each; added last so a tiny rest keeps its digits.
             tv = builder.load(ties)
-            extra = builder.fsub(builder.fpext(tv, dvt) if size == 4 else tv, _splat(dvt, 1.0))
+            extra = builder.fsub(widen(tv), _splat(dvt, 1.0))
             total = builder.fadd(builder.load(acc), builder.select(builder.fcmp_ordered("!=", tv, one), extra, _splat(dvt, 0.0)))
             builder.store(total, at(rp, g, dvt), align=8)
         return context.get_dummy_value()
