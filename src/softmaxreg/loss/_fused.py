@@ -378,10 +378,16 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
     B = Zt.shape[1]
     m, s, inv, fin, d = S[0], S[1], S[2], S[3], S[4]
     bad = 0
+    # The block's rows as slices, indexed from 0: an index i0 + q might be
+    # negative to Numba, and its wraparound turns LLVM's vector loads into gathers.
+    swb = sw[i0 : i0 + nb]
+    cb = codes[i0 : i0 + nb]
+    Yb = Y[i0 : i0 + nb]
+    Pb = P[i0 : i0 + nb]
     if cached:
         for q in range(nb):
             for k in range(K):
-                Pt[k, q] = P[i0 + q, k]
+                Pt[k, q] = Pb[q, k]
             fin[q] = 1.0
     else:
         bad = _block_softmax(Zt, nb, Pt, m, s, inv)
@@ -390,7 +396,7 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
         if P.shape[0] > 0:
             for q in range(nb):
                 for k in range(K):
-                    P[i0 + q, k] = Pt[k, q]
+                    Pb[q, k] = Pt[k, q]
     loss = 0.0
     if what & LOSS:
         # Each row's log-sum-exp, along the rows so that it vectorizes: s >= 1 (its largest term is
@@ -400,28 +406,27 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
             lse[q] = m[q] + _log1p(s[q] - 1.0)
         for q in range(nb):
             if fin[q] != 0.0:
-                i = i0 + q
                 if use_codes:
-                    loss += sw[i] * (lse[q] - Zt[codes[i], q])
+                    loss += swb[q] * (lse[q] - Zt[cb[q], q])
                 else:
                     acc = 0.0
                     for k in range(K):
-                        acc += Y[i, k] * (lse[q] - Zt[k, q]) if Y[i, k] != 0.0 else 0.0
-                    loss += sw[i] * acc
+                        acc += Yb[q, k] * (lse[q] - Zt[k, q]) if Yb[q, k] != 0.0 else 0.0
+                    loss += swb[q] * acc
     if what & GRAD:
         for k in range(K):
             for q in range(nb):
-                Rt[k, q] = sw[i0 + q] * Pt[k, q]
+                Rt[k, q] = swb[q] * Pt[k, q]
         if use_codes:
             for q in range(nb):
-                Rt[codes[i0 + q], q] -= sw[i0 + q]
+                Rt[cb[q], q] -= swb[q]
         else:
             for q in range(nb):
                 ysum = 0.0
                 for k in range(K):
-                    ysum += Y[i0 + q, k]
+                    ysum += Yb[q, k]
                 for k in range(K):
-                    Rt[k, q] = Rt[k, q] * ysum - sw[i0 + q] * Y[i0 + q, k]
+                    Rt[k, q] = Rt[k, q] * ysum - swb[q] * Yb[q, k]
     elif what & HESSP:
         for q in range(nb):
             d[q] = 0.0
@@ -430,7 +435,7 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
                 d[q] += Pt[k, q] * Zvt[k, q]
         for k in range(K):
             for q in range(nb):
-                Rt[k, q] = sw[i0 + q] * Pt[k, q] * (Zvt[k, q] - d[q])
+                Rt[k, q] = swb[q] * Pt[k, q] * (Zvt[k, q] - d[q])
     if bad:
         for q in range(nb):
             if fin[q] == 0.0:
@@ -593,11 +598,12 @@ def _predict(X, W, b, out, labels, what, n_threads):
             nb = min(_ROWS, r1 - i0)
             nxt, per, stop = _asking(i0, r1, (nb + 3) // 4 * _tiles(K))
             _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
+            ob = out[i0 : i0 + nb]  # indexed from 0 (see _block_terms)
             if what == PROBA:
                 bad[t] += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
                 for q in range(nb):
                     for k in range(K):
-                        out[i0 + q, k] = Pt[k, q]
+                        ob[q, k] = Pt[k, q]
                 continue
             for q in range(nb):
                 check = 0.0  # NaN exactly when some logit of the row is inf or NaN
@@ -607,13 +613,14 @@ def _predict(X, W, b, out, labels, what, n_threads):
             if what == LOGITS:
                 for q in range(nb):
                     for k in range(K):
-                        out[i0 + q, k] = Zt[k, q]
+                        ob[q, k] = Zt[k, q]
             else:
+                lb = labels[i0 : i0 + nb]
                 for q in range(nb):
                     best = 0
                     for k in range(1, K):
                         best = k if Zt[k, q] > Zt[best, q] else best
-                    labels[i0 + q] = best
+                    lb[q] = best
     return bad.sum()
 
 
