@@ -28,7 +28,14 @@ def interleaved_best(fns: dict, repeat: int = 7) -> dict:
     """Best wall time of each callable, the callables run round-robin ``repeat`` times.
 
     Interleaving makes every candidate see the same machine state (other jobs,
-    frequency), and the minimum is the least disturbed run.
+    frequency), and the minimum is the least disturbed run. Each timed call
+    follows :func:`settle` and then one untimed call of the same candidate:
+    what is timed is a call among calls of the same kind (the steady state of
+    a loop), not the first call after the machine sat idle. After 50 ms idle
+    a 2-vCPU machine's second CPU has halted, and waking it (with the
+    candidate's thread pool) cost any multithreaded candidate 0.3-0.5 ms on
+    its next call, measured: 10-15 % of a 3 ms kernel, a cost the
+    single-threaded floor never paid.
     """
     best = {k: float("inf") for k in fns}
     for f in fns.values():  # warm up: compilation, page faults, caches
@@ -36,6 +43,7 @@ def interleaved_best(fns: dict, repeat: int = 7) -> dict:
     for _ in range(repeat):
         for k, f in fns.items():
             settle()
+            f()
             t = time.perf_counter()
             f()
             best[k] = min(best[k], time.perf_counter() - t)
