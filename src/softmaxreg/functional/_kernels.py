@@ -638,6 +638,88 @@ def _block_rows(xf, r0, nb, K, pad):
     return pad, 0
 
 
+def _emit_block_terms(context, builder, signature, args, finish=None):
+    """The IR of :func:`_block_terms` (``finish`` None), :func:`_block_softmax` ("softmax") and :func:`_block_grad` ("grad")."""
+    T = signature.args[0]
+    i64 = ir.IntType(64)
+    ft = context.get_value_type(T.dtype)
+    L = 512 // T.dtype.bitwidth
+    vt, dvt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L)
+    size = T.dtype.bitwidth // 8
+    Tp, Up, mp, rp = (context.make_array(a)(context, builder, v).data for a, v in zip(signature.args[:4], args[:4]))
+    Kv = args[4]
+
+    def splat_value(value, typ):  # a run-time scalar in every lane
+        v = builder.insert_element(ir.Constant(typ, None), value, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
+
+    inv = splat_value(args[5], vt)
+    zero, one = _splat(vt, 0.0), _splat(vt, 1.0)
+
+    def widen(v):  # to float64 lanes
+        return builder.fpext(v, dvt) if size == 4 else v
+
+    def narrow(v):  # float64 lanes to x's dtype
+        return builder.fptrunc(v, vt) if size == 4 else v
+
+    def at(ptr, index, typ):
+        return builder.bitcast(builder.gep(ptr, [index]), typ.as_pointer())
+
+    def column(ptr, j, g):  # the vector of class j's lanes for group g
+        return at(ptr, builder.add(builder.mul(j, ir.Constant(i64, _BLOCK)), g), vt)
+
+    if finish == "grad":
+        yp = context.make_array(signature.args[6])(context, builder, args[6]).data
+        f = splat_value(args[7], dvt)
+        d = splat_value(builder.fptrunc(args[7], ft) if size == 4 else args[7], vt)
+    mx = cgutils.alloca_once(builder, vt)
+    part = cgutils.alloca_once(builder, vt)
+    ties = cgutils.alloca_once(builder, vt)
+    acc = cgutils.alloca_once(builder, dvt)
+    with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // L)) as group:
+        g = builder.mul(group.index, ir.Constant(i64, L))
+        builder.store(builder.load(column(Tp, ir.Constant(i64, 0), g), align=size), mx)
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 1), Kv, ir.Constant(i64, 1), inc=True) as (j, _):
+            v, cur = builder.load(column(Tp, j, g), align=size), builder.load(mx)
+            builder.store(builder.select(builder.fcmp_ordered(">", v, cur), v, cur), mx)
+        mv = builder.load(mx)
+        builder.store(mv, at(mp, g, vt), align=size)
+        builder.store(_splat(dvt, 0.0), acc)
+        builder.store(zero, ties)
+        chunk = ir.Constant(i64, _SMALL_CHUNK)
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), Kv, chunk, inc=True) as (j0, _):
+            builder.store(zero, part)
+            j1 = builder.add(j0, chunk)
+            j1 = builder.select(builder.icmp_signed("<", j1, Kv), j1, Kv)
+            with cgutils.for_range_slice(builder, j0, j1, ir.Constant(i64, 1), inc=True) as (j, _):
+                t = builder.fmul(builder.fsub(builder.load(column(Tp, j, g), align=size), mv), inv)
+                e = _vector_exp(builder, t)
+                builder.store(e, column(Up, j, g), align=size)
+                # t > 0 is impossible, so the last choice is a NaN.
+                neg, tie = builder.fcmp_ordered("<", t, zero), builder.fcmp_ordered("==", t, zero)
+                builder.store(builder.fadd(builder.load(part), builder.select(neg, e, builder.select(tie, zero, t))), part)
+                builder.store(builder.fadd(builder.load(ties), builder.select(tie, one, zero)), ties)
+            builder.store(builder.fadd(builder.load(acc), widen(builder.load(part))), acc)
+        # Ties with the max beyond the first add 1 each; added last so a tiny rest keeps its digits.
+        tv = builder.load(ties)
+        extra = builder.fsub(widen(tv), _splat(dvt, 1.0))
+        total = builder.fadd(builder.load(acc), builder.select(builder.fcmp_ordered("!=", tv, one), extra, _splat(dvt, 0.0)))
+        builder.store(total, at(rp, g, dvt), align=8)
+        if finish is not None:
+            # Scale the group's terms while they are in L1: s = 1 / (1 + rest), or
+            # a = f / (1 + rest) and the label's -f (a label out of range matches no class).
+            q = narrow(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)))
+            if finish == "grad":
+                yv = builder.load(at(yp, g, ir.VectorType(i64, L)), align=8)
+            with cgutils.for_range(builder, Kv) as cls:
+                u = builder.fmul(builder.load(column(Up, cls.index, g), align=size), q)
+                if finish == "grad":
+                    hit = builder.icmp_signed("==", yv, splat_value(cls.index, ir.VectorType(i64, L)))
+                    u = builder.fsub(u, builder.select(hit, d, zero))
+                builder.store(u, column(Up, cls.index, g), align=size)
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _block_terms(typingctx, T, U, m, rest, K, inv_t):
     """The max ``m``, terms ``U`` and ``rest`` of a block of _BLOCK rows held classes-first in ``T``.
@@ -653,65 +735,30 @@ def _block_terms(typingctx, T, U, m, rest, K, inv_t):
     ``T``, ``U``: K * _BLOCK of x's dtype; ``m``: _BLOCK of x's dtype;
     ``rest``: _BLOCK float64.
     """
-    sig = types.void(T, U, m, rest, K, inv_t)
+    return types.void(T, U, m, rest, K, inv_t), _emit_block_terms
+
+
+@intrinsic
+def _block_softmax(typingctx, T, U, m, rest, K, inv_t):
+    """:func:`_block_terms`, then each group's terms scaled in place to the softmax: ``U_j`` *= s, s = 1 / (1 + rest)
+    (in float64, rounded to x's dtype), while the group is in L1."""
 
     def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        ft = context.get_value_type(T.dtype)
-        L = 512 // T.dtype.bitwidth
-        vt, dvt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L)
-        size = T.dtype.bitwidth // 8
-        Tp, Up, mp, rp = (context.make_array(a)(context, builder, v).data for a, v in zip(signature.args[:4], args[:4]))
-        Kv = args[4]
-        inv = builder.insert_element(ir.Constant(vt, None), args[5], ir.Constant(ir.IntType(32), 0))
-        inv = builder.shuffle_vector(inv, inv, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
-        zero, one = _splat(vt, 0.0), _splat(vt, 1.0)
+        return _emit_block_terms(context, builder, signature, args, "softmax")
 
-        def widen(v):  # to float64 lanes
-            return builder.fpext(v, dvt) if size == 4 else v
+    return types.void(T, U, m, rest, K, inv_t), codegen
 
-        def at(ptr, index, typ):
-            return builder.bitcast(builder.gep(ptr, [index]), typ.as_pointer())
 
-        def column(ptr, j, g):  # the vector of class j's lanes for group g
-            return at(ptr, builder.add(builder.mul(j, ir.Constant(i64, _BLOCK)), g), vt)
+@intrinsic
+def _block_grad(typingctx, T, U, m, rest, K, inv_t, y, f):
+    """:func:`_block_terms`, then each group's terms turned in place into the cross-entropy gradient of
+    plain labels: ``U_j`` = a U_j - f [y == j], a = f / (1 + rest) (in float64, rounded to x's dtype);
+    ``y``: _BLOCK int64 labels (one out of range matches no class), ``f``: float64."""
 
-        mx = cgutils.alloca_once(builder, vt)
-        part = cgutils.alloca_once(builder, vt)
-        ties = cgutils.alloca_once(builder, vt)
-        acc = cgutils.alloca_once(builder, dvt)
-        with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // L)) as group:
-            g = builder.mul(group.index, ir.Constant(i64, L))
-            builder.store(builder.load(column(Tp, ir.Constant(i64, 0), g), align=size), mx)
-            with cgutils.for_range_slice(builder, ir.Constant(i64, 1), Kv, ir.Constant(i64, 1), inc=True) as (j, _):
-                v, cur = builder.load(column(Tp, j, g), align=size), builder.load(mx)
-                builder.store(builder.select(builder.fcmp_ordered(">", v, cur), v, cur), mx)
-            mv = builder.load(mx)
-            builder.store(mv, at(mp, g, vt), align=size)
-            builder.store(_splat(dvt, 0.0), acc)
-            builder.store(zero, ties)
-            chunk = ir.Constant(i64, _SMALL_CHUNK)
-            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), Kv, chunk, inc=True) as (j0, _):
-                builder.store(zero, part)
-                j1 = builder.add(j0, chunk)
-                j1 = builder.select(builder.icmp_signed("<", j1, Kv), j1, Kv)
-                with cgutils.for_range_slice(builder, j0, j1, ir.Constant(i64, 1), inc=True) as (j, _):
-                    t = builder.fmul(builder.fsub(builder.load(column(Tp, j, g), align=size), mv), inv)
-                    e = _vector_exp(builder, t)
-                    builder.store(e, column(Up, j, g), align=size)
-                    # t > 0 is impossible, so the last choice is a NaN.
-                    neg, tie = builder.fcmp_ordered("<", t, zero), builder.fcmp_ordered("==", t, zero)
-                    builder.store(builder.fadd(builder.load(part), builder.select(neg, e, builder.select(tie, zero, t))), part)
-                    builder.store(builder.fadd(builder.load(ties), builder.select(tie, one, zero)), ties)
-                builder.store(builder.fadd(builder.load(acc), widen(builder.load(part))), acc)
-            # Ties with the max beyond the first add 1 each; added last so a tiny rest keeps its digits.
-            tv = builder.load(ties)
-            extra = builder.fsub(widen(tv), _splat(dvt, 1.0))
-            total = builder.fadd(builder.load(acc), builder.select(builder.fcmp_ordered("!=", tv, one), extra, _splat(dvt, 0.0)))
-            builder.store(total, at(rp, g, dvt), align=8)
-        return context.get_dummy_value()
+    def codegen(context, builder, signature, args):
+        return _emit_block_terms(context, builder, signature, args, "grad")
 
-    return sig, codegen
+    return types.void(T, U, m, rest, K, inv_t, y, f), codegen
 
 
 @numba.njit(inline="always", **_jit)
@@ -755,7 +802,11 @@ def rows_small(x, inv_t, mode, out, special):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            _small_block(rows, rb, K, inv_t, T, U, m, rest)
+            if mode == SOFTMAX:  # the terms come out already scaled
+                _load_block(rows, rb, _BLOCK, K, T)
+                _block_softmax(T, U, m, rest, K, inv_t)
+            else:
+                _small_block(rows, rb, K, inv_t, T, U, m, rest)
             # Flags through a scratch row and a slice copy: ``special[r0 + r]``
             # may be a negative index to Numba, whose wraparound LLVM turns
             # into a byte-by-byte scatter (5-7 % of the whole kernel, measured).
@@ -770,12 +821,6 @@ def rows_small(x, inv_t, mode, out, special):
             # The last, partial block is written to ``pad`` and copied out.
             ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
             if mode == SOFTMAX:
-                for r in range(_BLOCK):
-                    s[r] = x.dtype.type(1.0 / (1.0 + rest[r]))
-                for j in range(K):
-                    Uj = U[j * _BLOCK : (j + 1) * _BLOCK]
-                    for r in range(_BLOCK):
-                        Uj[r] = Uj[r] * s[r]
                 _store_block(U, _BLOCK, K, ob)
             else:
                 for r in range(_BLOCK):
@@ -1030,35 +1075,36 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
         a = np.zeros(_BLOCK, dtype=x.dtype)  # zero on padded rows
         d = np.empty(_BLOCK, dtype=x.dtype)
-        yy = np.empty(_BLOCK, dtype=np.int32)
-        bad = np.empty(_BLOCK, dtype=np.bool_)
-        d[:] = x.dtype.type(f)  # plain labels: the label's coefficient, the same on every row
+        yy = np.empty(_BLOCK, dtype=np.int64)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
-            if plain:
-                # The labels are read through a slice (indices LLVM can prove
-                # in range, as for ``special`` in rows_small) and before the
-                # block's terms; the flags go out after the block's store.
-                # Reading ``labels[r0 + r]`` after the terms, with the flags
-                # stored one by one, made the kernel 1.4x slower on rows
-                # streamed from memory (2^20 x 10 float32), though not on
-                # rows in cache.
-                lab = labels[r0 : r0 + nb]
-                for r in range(nb):
-                    y = lab[r]
-                    inrange = (y >= 0) & (y < K)
-                    bad[r] = not inrange
-                    yy[r] = y if inrange else 0
-            _small_block(rows, rb, K, inv, T, U, m, rest)
             ignored = False
+            # The last, partial block is written to ``pad`` and copied out.
+            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
             if plain:
+                # The gradient whole in _block_grad's IR, group by group.
+                # The labels are read in place (through a slice, so that LLVM
+                # can prove its indices in range) and the flags written in
+                # place: with the labels staged in scratch, the flags copied
+                # out of it and a loop of its own for a U - f [y == j], the
+                # kernel took 1.3-1.9x as long on rows streamed from memory.
+                if nb == _BLOCK:
+                    yl = labels[r0 : r0 + _BLOCK]
+                else:
+                    yy[:nb] = labels[r0 : r0 + nb]
+                    yy[nb:] = -1
+                    yl = yy
+                _load_block(rows, rb, _BLOCK, K, T)
+                _block_grad(T, U, m, rest, K, inv, yl, f)
+                sp = special[r0 : r0 + nb]
                 for r in range(nb):
-                    bad[r] |= not (np.isfinite(m[r]) & (rest[r] == rest[r]))
-                for r in range(nb):
-                    a[r] = x.dtype.type(f / (1.0 + rest[r]))
+                    y = yl[r]
+                    sp[r] = not (((y >= 0) & (y < K)) & np.isfinite(m[r]) & (rest[r] == rest[r]))
+                _store_block(U, _BLOCK, K, ob)
             else:
+                _small_block(rows, rb, K, inv, T, U, m, rest)
                 for r in range(nb):
                     i = r0 + r
                     valid, y, cy, wy = _coef(labels, i, w, has_w, ignore, has_ignore, K, eps)
@@ -1069,20 +1115,15 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                     if valid == 0:
                         yy[r] = -1
                         ignored = True
-            # The last, partial block is written to ``pad`` and copied out.
-            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
-            # The label's -d in the same vector loop: scalar stores into U
-            # just before _store_block's vector loads of it would stall them
-            # (no store-to-load forwarding from several small stores).
-            for j in range(K):
-                Uj = U[j * _BLOCK : (j + 1) * _BLOCK]
-                bj = bcol[j]
-                jj = np.int32(j)
-                for r in range(_BLOCK):
-                    Uj[r] = a[r] * Uj[r] - (bj + (d[r] if yy[r] == jj else zero))
-            _store_block(U, _BLOCK, K, ob)
-            if plain:
-                special[r0 : r0 + nb] = bad[:nb]
+                # The label's -d in the same vector loop: scalar stores into U
+                # just before _store_block's vector loads of it would stall them
+                # (no store-to-load forwarding from several small stores).
+                for j in range(K):
+                    Uj = U[j * _BLOCK : (j + 1) * _BLOCK]
+                    bj = bcol[j]
+                    for r in range(_BLOCK):
+                        Uj[r] = a[r] * Uj[r] - (bj + (d[r] if yy[r] == j else zero))
+                _store_block(U, _BLOCK, K, ob)
             if ignored:
                 for r in range(nb):
                     if yy[r] < 0:
