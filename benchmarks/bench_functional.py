@@ -1,8 +1,12 @@
 """Target 1: softmax, log_softmax, cross_entropy and its gradient against the memory floor and torch.
 
 Floor: one read of the input plus one write of the output at the copy
-bandwidth (np.copyto) measured in the same run. The cross-entropy's output is
-a scalar, so its floor is one read of the logits.
+bandwidth (np.copyto) measured in the same run. The cross-entropy's input is
+the logits and the labels (int64, as the peers take them), its output a
+scalar: its floor is one read of both. Its gradient's floor adds one write of
+the logits' size. (Until 2026-11-22 02:30 UTC the labels were left out: on
+rows of 10 they are a fifth of float32 logits' bytes, on rows of 1000 a
+five-hundredth.)
 
 The ops with an output of the input's size are timed twice: returning a fresh
 array (what the peers do) and writing into a reused ``out=``, as the floor's
@@ -43,8 +47,8 @@ def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
             cases = {
                 "softmax": (lambda: F.softmax(x), lambda: torch.softmax(xt, -1), lambda: sps.softmax(x, axis=-1), 2 * nb),
                 "log_softmax": (lambda: F.log_softmax(x), lambda: torch.log_softmax(xt, -1), lambda: sps.log_softmax(x, axis=-1), 2 * nb),
-                "cross_entropy": (lambda: F.cross_entropy(x, y), lambda: tF.cross_entropy(xt, yt), None, nb),
-                "cross_entropy_grad": (lambda: F.cross_entropy_grad(x, y), None, None, 2 * nb),
+                "cross_entropy": (lambda: F.cross_entropy(x, y), lambda: tF.cross_entropy(xt, yt), None, nb + y.nbytes),
+                "cross_entropy_grad": (lambda: F.cross_entropy_grad(x, y), None, None, 2 * nb + y.nbytes),
             }
             for name, (ours, theirs, sp, traffic) in cases.items():
                 fns = {"floor": copy_fn(traffic), "ours": ours, "torch.softmax": lambda: torch.softmax(xt, -1)}
