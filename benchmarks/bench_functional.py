@@ -4,7 +4,7 @@ Floor: one read of the input plus one write of the output at the copy
 bandwidth (np.copyto) measured in the same run. The cross-entropy's input is
 the logits and the labels (int64, as the peers take them), its output a
 scalar: its floor is one read of both. Its gradient's floor adds one write of
-the logits' size. (Until 2026-11-22 02:30 UTC the labels were left out: on
+the logits' size. (Until 2026-11-22 02:15 UTC the labels were left out: on
 rows of 10 they are a fifth of float32 logits' bytes, on rows of 1000 a
 five-hundredth.)
 

@@ -27,6 +27,12 @@ of 10 float32: 5.9 -> 3.4 ms with a warm output). The block's max, terms and
 sums then run group by group in vector IR (:func:`_block_terms`), each
 group's running max and sums in registers while the loop runs over the
 classes: with the loops in Numba they went through memory once per class.
+Softmax, the gradient of plain labels and the cross-entropy's label logit
+finish there too, while the group is in L1 (:func:`_block_softmax`,
+:func:`_block_grad`, :func:`_block_label_logit`). Loops over a block's rows
+index slices from 0 (``special[r0:r0 + nb]``, not ``special[r0 + r]``): an
+index Numba may see as negative gets wraparound code, which LLVM vectorises
+into gathers and byte-by-byte scatters.
 
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
 ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
