@@ -644,6 +644,18 @@ def _block_rows(xf, r0, nb, K, pad):
     return pad, 0
 
 
+@numba.njit(inline="always", **_jit)
+def _block_labels(labels, r0, nb, pad):
+    """The labels of block ``r0 .. r0 + nb`` as _BLOCK int64: ``labels`` itself
+    (a slice) for a whole block; for the last, partial one a copy in ``pad``
+    with -1 (no class) after it, as :func:`_block_rows` pads the rows."""
+    if nb == _BLOCK:
+        return labels[r0 : r0 + _BLOCK]
+    pad[:nb] = labels[r0 : r0 + nb]
+    pad[nb:] = -1
+    return pad
+
+
 def _emit_block_terms(context, builder, signature, args, finish=None):
     """The IR of :func:`_block_terms` (``finish`` None), :func:`_block_softmax` ("softmax"), :func:`_block_grad`
     ("grad") and :func:`_block_label_logit` ("label")."""
@@ -830,7 +842,6 @@ def rows_small(x, inv_t, mode, out, special):
         s = np.empty(_BLOCK, dtype=x.dtype)
         rest = np.empty(_BLOCK, dtype=np.float64)
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
-        bad = np.empty(_BLOCK, dtype=np.bool_)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0 = b * _BLOCK
             nb = min(_BLOCK, n - r0)
@@ -840,12 +851,12 @@ def rows_small(x, inv_t, mode, out, special):
                 _block_softmax(T, U, m, rest, K, inv_t)
             else:
                 _small_block(rows, rb, K, inv_t, T, U, m, rest)
-            # Flags through a scratch row and a slice copy: ``special[r0 + r]``
-            # may be a negative index to Numba, whose wraparound LLVM turns
-            # into a byte-by-byte scatter (5-7 % of the whole kernel, measured).
+            # Flags written through a slice: ``special[r0 + r]`` may be a
+            # negative index to Numba, whose wraparound LLVM turns into a
+            # byte-by-byte scatter (5-7 % of the whole kernel, measured).
+            sp = special[r0 : r0 + nb]
             for r in range(nb):
-                bad[r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
-            special[r0 : r0 + nb] = bad[:nb]
+                sp[r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
             if mode == LOGSUMEXP:
                 ol = of[r0 : r0 + nb]
                 for r in range(nb):
@@ -993,12 +1004,7 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
                 # read and the flags and losses written in place (see
                 # ce_grad_labels_small): 2.5 -> 2.0 ms for 2^20 x 10 float32
                 # on two threads.
-                if nb == _BLOCK:
-                    yl = labels[r0 : r0 + _BLOCK]
-                else:
-                    yy[:nb] = labels[r0 : r0 + nb]
-                    yy[nb:] = -1
-                    yl = yy
+                yl = _block_labels(labels, r0, nb, yy)
                 _load_block(rows, rb, _BLOCK, K, T)
                 _block_label_logit(T, U, m, rest, K, inv, yl, tyr)
                 sp = special[r0 : r0 + nb]
@@ -1130,12 +1136,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                 # place: with the labels staged in scratch, the flags copied
                 # out of it and a loop of its own for a U - f [y == j], the
                 # kernel took 1.3-1.9x as long on rows streamed from memory.
-                if nb == _BLOCK:
-                    yl = labels[r0 : r0 + _BLOCK]
-                else:
-                    yy[:nb] = labels[r0 : r0 + nb]
-                    yy[nb:] = -1
-                    yl = yy
+                yl = _block_labels(labels, r0, nb, yy)
                 _load_block(rows, rb, _BLOCK, K, T)
                 _block_grad(T, U, m, rest, K, inv, yl, f)
                 sp = special[r0 : r0 + nb]
