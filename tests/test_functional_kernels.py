@@ -414,6 +414,50 @@ def test_cross_entropy_out_of_range_label_raises_on_fast_path():
         K.MIN_SIZE = old
 
 
+@pytest.mark.parametrize("k", [1, 2, 10, 16, 17, 30])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_labels_every_class_over_whole_and_partial_blocks(k, dtype):
+    """Plain labels on short rows (the label's logit picked in the block's IR, one select per class):
+    every class as a label, in whole blocks and in the last, partial one, per row and reduced."""
+    n = 2 * K._BLOCK + 37
+    x = logits((n, k), dtype, seed=k)
+    y = np.arange(n) % k
+    for fn in (F.cross_entropy, F.cross_entropy_grad):
+        for reduction in ("none", "mean", "sum"):
+            assert_same(*both(fn, x, y, reduction=reduction), dtype)
+
+
+@pytest.mark.parametrize("row", [5, K._BLOCK + 3, 2 * K._BLOCK + 30])
+@pytest.mark.parametrize("label", [-1, 10])
+def test_plain_label_out_of_range_in_any_block_raises(row, label):
+    """A label out of range matches no class in the kernels; its row is flagged, and the reference raises."""
+    x = logits((2 * K._BLOCK + 37, 10), np.float32)
+    y = np.zeros(x.shape[0], dtype=np.int64)
+    y[row] = label
+    old, K.MIN_SIZE = K.MIN_SIZE, 0
+    try:
+        for fn in (F.cross_entropy, F.cross_entropy_grad):
+            with pytest.raises(ValueError, match="class targets must lie in"):
+                fn(x, y)
+    finally:
+        K.MIN_SIZE = old
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dominant_label_keeps_a_tiny_loss_exact(dtype):
+    """Label on a dominant logit: the loss is log1p(sum of the other terms), tiny but kept to the
+    dtype's relative precision (the max's own term is left out of the sum, never added then subtracted)."""
+    n, k = K._BLOCK + 9, 10
+    gap = np.linspace(5.0, 60.0 if dtype == np.float32 else 600.0, n)
+    x = np.zeros((n, k), dtype)
+    x[:, 3] = gap
+    y = np.full(n, 3)
+    fast, ref = both(F.cross_entropy, x, y, reduction="none")
+    want = np.log1p((k - 1) * np.exp(-x[:, 3].astype(np.longdouble))).astype(np.float64)
+    np.testing.assert_allclose(fast.astype(np.float64), want, rtol=4 * float(np.finfo(dtype).eps))
+    assert np.all(fast > 0)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     x=hnp.arrays(
