@@ -695,7 +695,7 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
         return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
 
     inv = splat_value(args[5], vt)
-    zero, one = _splat(vt, 0.0), _splat(vt, 1.0)
+    zero = _splat(vt, 0.0)
 
     def widen(v):  # to float64 lanes
         return builder.fpext(v, dvt) if size == 4 else v
