@@ -660,6 +660,29 @@ def _block_labels(labels, r0, nb, pad):
     return pad
 
 
+def _splat_value(builder, value, vt):
+    """The run-time scalar ``value`` in every lane of the vector type ``vt``."""
+    v = builder.insert_element(ir.Constant(vt, None), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
+
+
+def _lanes_at(builder, ptr, index, vt):
+    """A pointer to the vector of type ``vt`` at ``ptr[index]``."""
+    return builder.bitcast(builder.gep(ptr, [index]), vt.as_pointer())
+
+
+def _to_f64(builder, v):
+    """The float vector ``v`` in float64 lanes."""
+    dvt = ir.VectorType(ir.DoubleType(), v.type.count)
+    return v if v.type == dvt else builder.fpext(v, dvt)
+
+
+def _larger(builder, v, m):
+    """The running max: ``v`` where it is larger than ``m``; a NaN ``v`` never replaces ``m`` (a NaN first
+    entry stays the max, and a NaN elsewhere shows up as a NaN term)."""
+    return builder.select(builder.fcmp_ordered(">", v, m), v, m)
+
+
 def _add_term(builder, t, e, part, ties):
     """(part, ties) after class term e = exp(t): the max's own term (t = 0) is counted in ``ties``, not added
     to ``part``; a NaN t has a NaN term, which poisons the sum (and flags the row)."""
@@ -672,9 +695,7 @@ def _rest_total(builder, acc, ties):
     """``rest`` (float64 lanes) from the chunk sums ``acc`` and the tie count: ties with the max beyond the
     first add 1 each, added last so a tiny rest keeps its digits."""
     dvt = acc.type
-    one_d = _splat(dvt, 1.0)
-    wide = builder.fpext(ties, dvt) if ties.type != dvt else ties
-    extra = builder.fsub(wide, one_d)
+    extra = builder.fsub(_to_f64(builder, ties), _splat(dvt, 1.0))
     return builder.fadd(acc, builder.select(builder.fcmp_ordered("!=", ties, _splat(ties.type, 1.0)), extra, _splat(dvt, 0.0)))
 
 
@@ -690,30 +711,20 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
     Tp, Up, mp, rp = (context.make_array(a)(context, builder, v).data for a, v in zip(signature.args[:4], args[:4]))
     Kv = args[4]
 
-    def splat_value(value, typ):  # a run-time scalar in every lane
-        v = builder.insert_element(ir.Constant(typ, None), value, ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L))
-
-    inv = splat_value(args[5], vt)
+    inv = _splat_value(builder, args[5], vt)
     zero = _splat(vt, 0.0)
-
-    def widen(v):  # to float64 lanes
-        return builder.fpext(v, dvt) if size == 4 else v
 
     def narrow(v):  # float64 lanes to x's dtype
         return builder.fptrunc(v, vt) if size == 4 else v
 
-    def at(ptr, index, typ):
-        return builder.bitcast(builder.gep(ptr, [index]), typ.as_pointer())
-
     def column(ptr, j, g):  # the vector of class j's lanes for group g
-        return at(ptr, builder.add(builder.mul(j, ir.Constant(i64, _BLOCK)), g), vt)
+        return _lanes_at(builder, ptr, builder.add(builder.mul(j, ir.Constant(i64, _BLOCK)), g), vt)
 
     if finish in ("grad", "label"):
         yp = context.make_array(signature.args[6])(context, builder, args[6]).data
     if finish == "grad":
-        f = splat_value(args[7], dvt)
-        d = splat_value(builder.fptrunc(args[7], ft) if size == 4 else args[7], vt)
+        f = _splat_value(builder, args[7], dvt)
+        d = _splat_value(builder, builder.fptrunc(args[7], ft) if size == 4 else args[7], vt)
     if finish == "label":
         typ = context.make_array(signature.args[7])(context, builder, args[7]).data
         tyv = cgutils.alloca_once(builder, vt)
@@ -725,14 +736,14 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
         g = builder.mul(group.index, ir.Constant(i64, L))
         builder.store(builder.load(column(Tp, ir.Constant(i64, 0), g), align=size), mx)
         with cgutils.for_range_slice(builder, ir.Constant(i64, 1), Kv, ir.Constant(i64, 1), inc=True) as (j, _):
-            v, cur = builder.load(column(Tp, j, g), align=size), builder.load(mx)
-            builder.store(builder.select(builder.fcmp_ordered(">", v, cur), v, cur), mx)
+            builder.store(_larger(builder, builder.load(column(Tp, j, g), align=size), builder.load(mx)), mx)
         mv = builder.load(mx)
-        builder.store(mv, at(mp, g, vt), align=size)
+        builder.store(mv, _lanes_at(builder, mp, g, vt), align=size)
         builder.store(_splat(dvt, 0.0), acc)
         builder.store(zero, ties)
+        if finish in ("grad", "label"):
+            yv = builder.load(_lanes_at(builder, yp, g, ir.VectorType(i64, L)), align=8)
         if finish == "label":
-            yv = builder.load(at(yp, g, ir.VectorType(i64, L)), align=8)
             builder.store(zero, tyv)
         chunk = ir.Constant(i64, _SMALL_CHUNK)
         with cgutils.for_range_slice(builder, ir.Constant(i64, 0), Kv, chunk, inc=True) as (j0, _):
@@ -745,28 +756,26 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
                 e = _vector_exp(builder, t)
                 if finish == "label":
                     # The label's logit by a select per class (no gather); 0 for a label out of range.
-                    hit = builder.icmp_signed("==", yv, splat_value(j, ir.VectorType(i64, L)))
+                    hit = builder.icmp_signed("==", yv, _splat_value(builder, j, ir.VectorType(i64, L)))
                     builder.store(builder.select(hit, tj, builder.load(tyv)), tyv)
                 else:  # the loss needs no terms
                     builder.store(e, column(Up, j, g), align=size)
                 p_, t_ = _add_term(builder, t, e, builder.load(part), builder.load(ties))
                 builder.store(p_, part)
                 builder.store(t_, ties)
-            builder.store(builder.fadd(builder.load(acc), widen(builder.load(part))), acc)
+            builder.store(builder.fadd(builder.load(acc), _to_f64(builder, builder.load(part))), acc)
         total = _rest_total(builder, builder.load(acc), builder.load(ties))
-        builder.store(total, at(rp, g, dvt), align=8)
+        builder.store(total, _lanes_at(builder, rp, g, dvt), align=8)
         if finish == "label":  # t_y = (x_y - m) inv_t
-            builder.store(builder.fmul(builder.fsub(builder.load(tyv), mv), inv), at(typ, g, vt), align=size)
+            builder.store(builder.fmul(builder.fsub(builder.load(tyv), mv), inv), _lanes_at(builder, typ, g, vt), align=size)
         elif finish is not None:
             # Scale the group's terms while they are in L1: s = 1 / (1 + rest), or
             # a = f / (1 + rest) and the label's -f (a label out of range matches no class).
             q = narrow(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)))
-            if finish == "grad":
-                yv = builder.load(at(yp, g, ir.VectorType(i64, L)), align=8)
             with cgutils.for_range(builder, Kv) as cls:
                 u = builder.fmul(builder.load(column(Up, cls.index, g), align=size), q)
                 if finish == "grad":
-                    hit = builder.icmp_signed("==", yv, splat_value(cls.index, ir.VectorType(i64, L)))
+                    hit = builder.icmp_signed("==", yv, _splat_value(builder, cls.index, ir.VectorType(i64, L)))
                     u = builder.fsub(u, builder.select(hit, d, zero))
                 builder.store(u, column(Up, cls.index, g), align=size)
     return context.get_dummy_value()
@@ -822,29 +831,25 @@ def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
     sig = types.void(xf, x0, m, rest, K, inv_t, y, ty)
 
     def codegen(context, builder, signature, args):
-        i64, i32 = ir.IntType(64), ir.IntType(32)
+        i64 = ir.IntType(64)
         ft = context.get_value_type(xf.dtype)
         L = 512 // xf.dtype.bitwidth
         vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
         size = xf.dtype.bitwidth // 8
         px = element_pointer(context, builder, signature, args[:2])
         mp, rp, yp, typ = (context.make_array(signature.args[a])(context, builder, args[a]).data for a in (2, 3, 6, 7))
-        inv = builder.insert_element(ir.Constant(vt, None), args[5], ir.Constant(i32, 0))
-        inv = builder.shuffle_vector(inv, inv, ir.Constant(ir.VectorType(i32, L), [0] * L))
+        inv = _splat_value(builder, args[5], vt)
         zero = _splat(vt, 0.0)
-
-        def at(ptr, index, typ_):
-            return builder.bitcast(builder.gep(ptr, [index]), typ_.as_pointer())
 
         def body(k):
             with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // L)) as group:
                 g = builder.mul(group.index, ir.Constant(i64, L))
-                cols = _columns(builder, builder.load(at(px, builder.mul(g, ir.Constant(i64, k)), ir.VectorType(ft, L * k)), align=size), L, k)
+                cols = _columns(builder, builder.load(_lanes_at(builder, px, builder.mul(g, ir.Constant(i64, k)), ir.VectorType(ft, L * k)), align=size), L, k)
                 mv = cols[0]
                 for v in cols[1:]:
-                    mv = builder.select(builder.fcmp_ordered(">", v, mv), v, mv)
-                builder.store(mv, at(mp, g, vt), align=size)
-                yv = builder.load(at(yp, g, yt), align=8)
+                    mv = _larger(builder, v, mv)
+                builder.store(mv, _lanes_at(builder, mp, g, vt), align=size)
+                yv = builder.load(_lanes_at(builder, yp, g, yt), align=8)
                 acc, ties, tyv = _splat(dvt, 0.0), zero, zero
                 for j0 in range(0, k, _SMALL_CHUNK):
                     part = zero
@@ -852,9 +857,9 @@ def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
                         t = builder.fmul(builder.fsub(cols[j], mv), inv)
                         part, ties = _add_term(builder, t, _vector_exp(builder, t), part, ties)
                         tyv = builder.select(builder.icmp_signed("==", yv, _splat(yt, j)), cols[j], tyv)
-                    acc = builder.fadd(acc, builder.fpext(part, dvt) if size == 4 else part)
-                builder.store(_rest_total(builder, acc, ties), at(rp, g, dvt), align=8)
-                builder.store(builder.fmul(builder.fsub(tyv, mv), inv), at(typ, g, vt), align=size)
+                    acc = builder.fadd(acc, _to_f64(builder, part))
+                builder.store(_rest_total(builder, acc, ties), _lanes_at(builder, rp, g, dvt), align=8)
+                builder.store(builder.fmul(builder.fsub(tyv, mv), inv), _lanes_at(builder, typ, g, vt), align=size)
 
         _cases_of_k(builder, args[4], body)
         return context.get_dummy_value()
