@@ -975,6 +975,13 @@ def _coef(labels, i, w, has_w, ignore, has_ignore, K, eps):
     return 1, y, (1.0 - eps) * wy, wy
 
 
+@numba.njit(inline="always", **_jit)
+def _plain_row_ok(y, K, m, rest):
+    """Whether a row with plain label ``y`` is computed by the kernel: label in range, finite max, no NaN
+    (``rest`` is NaN then). Otherwise the row is flagged and the reference decides (and raises)."""
+    return (y >= 0) & (y < K) & np.isfinite(m) & (rest == rest)
+
+
 @numba.njit(parallel=True, **_jit)
 def label_denominator(labels, w, has_w, ignore, has_ignore, K):
     """Sum of w_y over the non-ignored labels, and whether any label is out of range."""
@@ -1086,8 +1093,7 @@ def ce_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row
                 sp = special[r0 : r0 + nb]
                 ol = out[r0 : r0 + nb] if per_row else out
                 for r in range(nb):
-                    y = yl[r]
-                    ok = (y >= 0) & (y < K) & np.isfinite(m[r]) & (rest[r] == rest[r])
+                    ok = _plain_row_ok(yl[r], K, m[r], rest[r])
                     loss = _log1p(rest[r]) - np.float64(tyr[r]) if ok else 0.0
                     sp[r] = not ok
                     if per_row:
@@ -1217,9 +1223,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                 _block_grad(T, U, m, rest, K, inv, yl, f)
                 sp = special[r0 : r0 + nb]
                 for r in range(nb):
-                    y = yl[r]
-                    sp[r] = not (((y >= 0) & (y < K)) & np.isfinite(m[r]) & (rest[r] == rest[r]))
-                _store_block(U, _BLOCK, K, ob)
+                    sp[r] = not _plain_row_ok(yl[r], K, m[r], rest[r])
             else:
                 _small_block(rows, rb, K, inv, T, U, m, rest)
                 for r in range(nb):
@@ -1240,7 +1244,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                     bj = bcol[j]
                     for r in range(_BLOCK):
                         Uj[r] = a[r] * Uj[r] - (bj + (d[r] if yy[r] == j else zero))
-                _store_block(U, _BLOCK, K, ob)
+            _store_block(U, _BLOCK, K, ob)
             if ignored:
                 for r in range(nb):
                     if yy[r] < 0:
