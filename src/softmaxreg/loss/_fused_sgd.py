@@ -575,7 +575,7 @@ def sgd_epoch(X, codes, sample_weight, x, perm, *, n_classes, fit_intercept, bat
                 flags[T * _STRIDE] = 1  # release the threads waiting for this one
                 raise
 
-        right = run_threads(work, T, "softmaxreg-sgd")[0]
+        right = run_threads(work, T)[0]
     x2[:, :p] = W
     if momentum != 0.0:
         v2[:, :p] = V
