@@ -170,8 +170,43 @@ def test_linear_softmax_loss_routes_to_the_fused_pass(monkeypatch, fit_intercept
     fused, n_fused = evaluate(0)
     rng = np.random.default_rng(13)
     ref, n_ref = evaluate(1 << 62)
-    assert n_fused == 3 and n_ref == 0
+    assert n_fused == 4 and n_ref == 0  # loss, gradient, the probabilities at w, the product
     for a, b in zip(fused, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))
+
+
+def test_linear_softmax_loss_keeps_probabilities_only_for_hessian_products(monkeypatch):
+    """A first-order user's gradient passes write no probabilities; once Hessian products are asked
+    for, the first one at a point stores them, the gradient passes store them too, and the products
+    at that point read them (one pass each). The numbers are those of the reference path."""
+    X, y, sw, _, _ = problem(301, 8, 5, np.float32, seed=16, weights=True)
+    kw = dict(n_classes=5, sample_weight=sw, l2_reg_strength=0.03)
+    rng = np.random.default_rng(17)
+    w1, w2, v = (rng.standard_normal(LinearSoftmaxLoss(X, y, **kw).n_params) for _ in range(3))
+    monkeypatch.setattr(FU, "MIN_ELEMENTS", 1 << 62)
+    R = LinearSoftmaxLoss(X, y, **kw)
+    ref = [R.loss_gradient(w1)[1], R.hessp(w1, v), R.hessp(w1, 2 * v), R.loss_gradient(w2)[1], R.hessp(w2, v)]
+
+    monkeypatch.setattr(FU, "MIN_ELEMENTS", 0)
+    L = LinearSoftmaxLoss(X, y, **kw)
+    calls = []
+    real = FU.linear_softmax_pass
+
+    def spy(*a, **k):
+        calls.append(("hessp" if k.get("v_coef") is not None else "grad" if k.get("grad") else "proba",
+                      k.get("proba") is not None))
+        return real(*a, **k)
+
+    monkeypatch.setattr(FU, "linear_softmax_pass", spy)
+    got = [L.loss_gradient(w1)[1]]
+    assert calls == [("grad", False)]  # no probabilities written for a first-order solver
+    calls.clear()
+    got += [L.hessp(w1, v), L.hessp(w1, 2 * v)]
+    assert calls == [("proba", True), ("hessp", True), ("hessp", True)]
+    calls.clear()
+    got += [L.loss_gradient(w2)[1], L.hessp(w2, v)]
+    assert calls == [("grad", True), ("hessp", True)]
+    for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))
 
 

@@ -246,6 +246,11 @@ class LinearSoftmaxLoss:
             [k for k in range(n_classes) if k != reference_class], dtype=np.intp
         )
         self._proba_cache = None
+        self._fused_proba = None  # (w, P) of the fused path, or None
+        self._sw = sample_weight / total
+        # Whether Hessian-vector products are asked of this loss (a second-order
+        # solver): only then do gradient passes keep their probabilities.
+        self._second_order = False
 
     # -- coefficient layout ---------------------------------------------------
 
@@ -348,10 +353,18 @@ class LinearSoftmaxLoss:
         return f, g
 
     def hessp(self, w, v):
-        """Hessian of ``f`` at ``w`` times the direction ``v`` (never forms the Hessian)."""
+        """Hessian of ``f`` at ``w`` times the direction ``v`` (never forms the Hessian).
+
+        The probabilities at ``w`` are kept (when ``n_samples * n_classes``
+        is at most 2**22), so that the next products at ``w`` make only the
+        logits of ``v``; from the first call on, gradient passes keep theirs
+        too. :meth:`loss_gradient` alone, as a first-order solver calls it,
+        writes nothing but its result.
+        """
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (self.n_params,):
             raise ValueError(f"v must have shape ({self.n_params},), got {v.shape}.")
+        self._second_order = True
         return self._pass(w, need_grad=False, v=v)[2]
 
     def hessian(self, w):
@@ -486,10 +499,8 @@ class LinearSoftmaxLoss:
             for rows in self._chunks():
                 yield rows, self._proba(self._rows(rows), coef, intercept)[:, self._free]
             return
-        cache = getattr(self, "_fused_proba", None)
-        if cache is not None and cache[0] is not None and np.array_equal(cache[0], w):
-            P = cache[1]
-        else:
+        P = self._fused_cached(w)
+        if P is None:
             P = np.concatenate([self._proba(self._rows(r), coef, intercept) for r in self._chunks()])
         yield slice(0, self.n_samples), P[:, self._free]
 
@@ -678,33 +689,39 @@ class LinearSoftmaxLoss:
         only; X is read once (logits, softmax, row terms and the gradient
         update per row while it is in L1). Falls back (None) without Numba or
         on non-finite logits, where the reference path below decides.
+
+        The probabilities at a point (n_samples x n_classes float64, small
+        next to X) let the Hessian-vector products there skip the logits at
+        ``w``: the first product at a point stores them, and once products
+        have been asked for, each gradient pass stores them too (a Newton
+        step's products follow the gradient at the same point). A loss used
+        by a first-order solver never writes them.
         """
         fused = _fused_module()
         if fused is None or not fused.worthwhile(self.X):
             return None
         coef, intercept = self._unpack64(w)
-        sw = self.sample_weight / self.sum_sample_weight
-        # The probabilities of the last gradient pass (small next to X) let the
-        # Hessian-vector products at that point skip the logits at w.
         cacheable = self.n_samples * self.n_classes <= _PROBA_CACHE_MAX
-        cache = getattr(self, "_fused_proba", None)
         if v is None:
             proba = None
-            if cacheable and need_grad:
-                if cache is None:
-                    cache = (None, np.empty((self.n_samples, self.n_classes)))
-                proba = cache[1]
-                self._fused_proba = None  # invalid while being overwritten
+            if cacheable and need_grad and self._second_order:
+                proba = self._proba_buffer()
             res = fused.linear_softmax_pass(
-                self.X, self.y, sw, coef, intercept, loss=True, grad=need_grad, proba=proba
+                self.X, self.y, self._sw, coef, intercept, loss=True, grad=need_grad, proba=proba
             )
             if proba is not None and res is not None:
                 self._fused_proba = (np.array(w, dtype=np.float64, copy=True), proba)
         else:
             v_coef, v_int = self.unpack(np.asarray(v, dtype=np.float64))
-            proba = cache[1] if cache is not None and cache[0] is not None and np.array_equal(cache[0], w) else None
+            proba = self._fused_cached(w)
+            if proba is None and cacheable:
+                proba = self._proba_buffer()
+                if fused.linear_softmax_pass(self.X, self.y, self._sw, coef, intercept, loss=False,
+                                             proba=proba) is None:
+                    return None
+                self._fused_proba = (np.array(w, dtype=np.float64, copy=True), proba)
             res = fused.linear_softmax_pass(
-                self.X, self.y, sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int, proba=proba
+                self.X, self.y, self._sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int, proba=proba
             )
         if res is None:
             return None
@@ -712,6 +729,19 @@ class LinearSoftmaxLoss:
         if v is None:
             return self._finish(total, G if need_grad else None, gb, coef, None)
         return self._finish(None, G, gb, coef, v_coef)
+
+    def _proba_buffer(self):
+        """The fused path's probability array, marked invalid while a pass overwrites it."""
+        cache = self._fused_proba
+        self._fused_proba = None
+        return np.empty((self.n_samples, self.n_classes)) if cache is None else cache[1]
+
+    def _fused_cached(self, w):
+        """The fused path's probabilities at ``w``, or None."""
+        cache = self._fused_proba
+        if cache is not None and cache[0] is not None and np.array_equal(cache[0], w):
+            return cache[1]
+        return None
 
     # -- helpers --------------------------------------------------------------
 
