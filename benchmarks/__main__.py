@@ -75,7 +75,8 @@ def main(argv=None):
         "# softmaxreg benchmarks",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
-        "Every ratio compares timings taken in the same process, interleaved, best of the repeats.",
+        "Every ratio compares timings taken in the same process, interleaved, best of the repeats; each timed call",
+        "follows an untimed call of the same candidate (the steady state of a loop).",
         "",
     ]
     sections = []
