@@ -247,7 +247,7 @@ class LinearSoftmaxLoss:
         )
         self._proba_cache = None
         self._fused_proba = None  # (w, P) of the fused path, or None
-        self._sw = sample_weight / total
+        self._sw = sample_weight / total  # the weights of the weighted mean
         # Whether Hessian-vector products are asked of this loss (a second-order
         # solver): only then do gradient passes keep their probabilities.
         self._second_order = False
@@ -331,7 +331,7 @@ class LinearSoftmaxLoss:
         if fused is None or not ws or not fused.worthwhile(self.X):
             return np.array([self.loss(w) for w in ws], dtype=np.float64)
         points = [self._unpack64(w) for w in ws]
-        sw = self.sample_weight / self.sum_sample_weight
+        sw = self._sw
         per = max(1, _LOSSES_GROUP_BYTES // (self.n_classes * self.n_features * self.X.itemsize))
         out = np.empty(len(ws))
         for g in range(0, len(ws), per):
@@ -379,7 +379,7 @@ class LinearSoftmaxLoss:
         for rows in self._chunks():
             Xc = self._rows(rows)
             P = self._proba(Xc, coef, intercept)[:, free]
-            sw = self.sample_weight[rows] / self.sum_sample_weight
+            sw = self._sw[rows]
             Xt = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc, dtype=np.float64)
             if self.fit_intercept:
                 Xt = np.hstack([Xt, np.ones((Xt.shape[0], 1))])
@@ -460,7 +460,7 @@ class LinearSoftmaxLoss:
         blocks = np.zeros((F, d, d))
         for rows, P in self._proba_blocks(w):
             Xc = self._rows(rows)
-            weight = (self.sample_weight[rows] / self.sum_sample_weight)[:, None] * P * (1.0 - P)
+            weight = self._sw[rows][:, None] * P * (1.0 - P)
             score = weight * (self._row_norms()[rows] + float(self.fit_intercept))[:, None]
             for k in range(F):
                 keep = _heaviest(score[:, k], mass)
@@ -619,7 +619,6 @@ class LinearSoftmaxLoss:
             return fused
         coef, intercept = self._unpack64(w)
         K, p = self.n_classes, self.n_features
-        S = self.sum_sample_weight
         want_loss = v is None
         if v is not None:
             v_coef, v_int = self.unpack(v)
@@ -632,7 +631,7 @@ class LinearSoftmaxLoss:
 
         for ci, rows in enumerate(self._chunks()):
             Xc = self._rows(rows)
-            sw = self.sample_weight[rows] / S
+            sw = self._sw[rows]
             if cached is not None:
                 P = cached[ci]
             else:
@@ -738,10 +737,7 @@ class LinearSoftmaxLoss:
 
     def _fused_cached(self, w):
         """The fused path's probabilities at ``w``, or None."""
-        cache = self._fused_proba
-        if cache is not None and cache[0] is not None and np.array_equal(cache[0], w):
-            return cache[1]
-        return None
+        return _cached_at(self._fused_proba, w)
 
     # -- helpers --------------------------------------------------------------
 
@@ -802,10 +798,14 @@ class LinearSoftmaxLoss:
         return Y
 
     def _cached_proba(self, w):
-        cache = self._proba_cache
-        if cache is not None and np.array_equal(cache[0], w):
-            return cache[1]
-        return None
+        return _cached_at(self._proba_cache, w)
+
+
+def _cached_at(cache, w):
+    """``P`` of a ``(w', P)`` cache when ``w' == w``, else None."""
+    if cache is not None and np.array_equal(cache[0], w):
+        return cache[1]
+    return None
 
 
 def _heaviest(score, mass):
