@@ -95,7 +95,7 @@ def table(rows):
         out.append(
             f"| {r['op']} | {r['dtype']} | {r['shape']} | {r['floor_ms']:.2f} | {r['ours_ms']:.2f} | "
             f"{r['ours_over_floor']:.2f} | {f(r['out_ms'])} | {f(r['out_over_floor'])} | "
-            f"{f(r.get('fresh_copy_over_floor'))} | {f(r.get('ours_over_fresh_copy'))} | {f(r['torch_over_ours'])} | {f(r['torch_softmax_over_ours'])} | {f(r['scipy_over_ours'])} |"
+            f"{f(r['fresh_copy_over_floor'])} | {f(r['ours_over_fresh_copy'])} | {f(r['torch_over_ours'])} | {f(r['torch_softmax_over_ours'])} | {f(r['scipy_over_ours'])} |"
         )
     return "\n".join(out)
 

@@ -654,7 +654,7 @@ class LinearSoftmaxLoss:
             gb += R.sum(axis=0)
 
         if store is not None:
-            self._proba_cache = (np.array(w, dtype=np.float64, copy=True), store)
+            self._proba_cache = _cache_entry(w, store)
         return self._finish(
             total if want_loss else None, G, gb, coef, v_coef if v is not None else None
         )
@@ -709,7 +709,7 @@ class LinearSoftmaxLoss:
                 self.X, self.y, self._sw, coef, intercept, loss=True, grad=need_grad, proba=proba
             )
             if proba is not None and res is not None:
-                self._fused_proba = (np.array(w, dtype=np.float64, copy=True), proba)
+                self._fused_proba = _cache_entry(w, proba)
         else:
             v_coef, v_int = self.unpack(np.asarray(v, dtype=np.float64))
             proba = self._fused_cached(w)
@@ -718,7 +718,7 @@ class LinearSoftmaxLoss:
                 if fused.linear_softmax_pass(self.X, self.y, self._sw, coef, intercept, loss=False,
                                              proba=proba) is None:
                     return None
-                self._fused_proba = (np.array(w, dtype=np.float64, copy=True), proba)
+                self._fused_proba = _cache_entry(w, proba)
             res = fused.linear_softmax_pass(
                 self.X, self.y, self._sw, coef, intercept, loss=False, v_coef=v_coef, v_intercept=v_int, proba=proba
             )
@@ -799,6 +799,11 @@ class LinearSoftmaxLoss:
 
     def _cached_proba(self, w):
         return _cached_at(self._proba_cache, w)
+
+
+def _cache_entry(w, P):
+    """A probability cache ``(w', P)``, ``w'`` a float64 copy of the point ``w``."""
+    return np.array(w, dtype=np.float64, copy=True), P
 
 
 def _cached_at(cache, w):
