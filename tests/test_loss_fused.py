@@ -64,14 +64,15 @@ def test_loss_gradient_hessp_match_reference(n, dtype, probs, weighted):
 
 
 @pytest.mark.parametrize("n", [1, 4, 37, 1030])
-@pytest.mark.parametrize("p", [1, 15, 16, 17, 33, 300])
-@pytest.mark.parametrize("k", [2, 5, 6, 10, 13])
+@pytest.mark.parametrize("p", [1, 15, 16, 17, 33, 64, 81, 300])
+@pytest.mark.parametrize("k", [2, 5, 6, 9, 10, 13])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pass_every_tile_shape(n, p, k, dtype):
-    """The logits and gradient tiles cover whole vectors of columns and a tail (p = 15, 16, 17 for
-    float32's 16 lanes; 15, 16, 17 and 33 for float64's 8), 5-class tiles and leftover classes
-    (k = 2, 5, 6, 10, 13), a last group of fewer than 4 rows, and the next block asked for near
-    the end of X and of a thread's rows."""
+    """The logits tiles cover whole vectors of columns and a tail (p = 15, 16, 17 for float32's
+    16 lanes; 15, 16, 17 and 33 for float64's 8); the gradient's strips of four vectors, of one
+    vector and single columns (p = 64, 81, 300 for float32; 33, 64, 81, 300 for float64); 5-class
+    tiles and every count of leftover classes (k = 2, 5, 6, 9, 10, 13); a last group of fewer
+    than 4 rows; and the next block asked for near the end of X and of a thread's rows."""
     X, y, _, coef, intercept = problem(n, p, k, dtype, seed=n + p + k)
     coef /= np.sqrt(p)  # logits of order 1: no saturated rows, whose Hessian float32 cannot resolve
     ref = reference(X, y, None, coef, intercept, (coef[::-1].copy(), intercept[::-1].copy()))

@@ -7,10 +7,11 @@ the softmax, the rows' loss and :math:`r = s\,(p - y)` (or, for a
 Hessian-vector product, the softmax JVP
 :math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the loops running
 along the block's rows so that they vectorize, ``exp`` and ``log`` included,
-and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block (4-row
-sweeps, also in vector IR) while the block's rows are still in L2. Every tile
-asks for a share of the thread's next block as it runs, a cache line per row
-per step of columns, so that the stream of ``X`` runs under the FMAs. Nothing
+and then adds :math:`\sum_i r_i x_i^\top` to its own gradient block while
+the block's rows are still in L2 (strips of the block's columns held in
+registers while the loop runs down its rows, also in vector IR). Every logits
+tile asks for a share of the thread's next block as it runs, a cache line per
+row per step of columns, so that the stream of ``X`` runs under the FMAs. Nothing
 of size ``n x K`` is ever written: the pass reads ``X`` once and writes ``K x p`` numbers per thread.
 NumPy needs a GEMM for the logits, five temporaries for the softmax and a
 second GEMM that reads ``X`` again.
@@ -186,64 +187,87 @@ def _dot_tile(classes):
     return intrinsic(typer)
 
 
-def _rank_tile(classes):
-    r"""The intrinsic ``tile(G, k, X, i, R, P, ip, npf)``: for m < ``classes``,
-    ``G[k + m] += sum_{q < 4} R[q, k + m] X[i + q]``, R converted to X's dtype.
+def _strip_tile(classes, vectors=4):
+    r"""The intrinsic ``tile(G, k, X, i, n, R)``: for m < ``classes``,
+    ``G[k + m] += sum_{q < n} R[q, k + m] X[i + q]``, the rows added in order, R in X's dtype.
 
-    Per step of one vector of columns, four loads of X are shared by the
-    ``classes`` rows of G, each loaded, given four FMAs and stored back, while
-    rows ``ip .. ip + npf - 1`` of ``P`` are asked for (:func:`_sweep`).
+    A strip of ``vectors`` vectors of columns of the ``classes`` rows of G stays
+    in registers while the loop runs down the ``n`` rows of X: per row,
+    ``vectors`` loads of X and ``classes`` broadcasts of R feed
+    ``classes * vectors`` FMAs, and G is loaded and stored once per strip, not
+    once per row. Strips of ``vectors`` vectors, then of one vector, then the
+    last ``p mod lanes`` columns one at a time. The caller keeps every row
+    index in range.
     """
 
-    def typer(typingctx, G, k, X, i, R, P, ip, npf):
-        sig = types.void(G, k, X, i, R, P, ip, npf)
+    def typer(typingctx, G, k, X, i, n, R):
+        sig = types.void(G, k, X, i, n, R)
 
         def codegen(context, builder, signature, args):
-            G_t, _, X_t, _, R_t, P_t, _, _ = signature.args
-            g, x, r, pre = (context.make_array(t)(context, builder, a)
-                            for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[4]), (P_t, args[5])))
-            k, i, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 6, 7))
+            G_t, _, X_t, _, _, R_t = signature.args
+            g, x, r = (context.make_array(t)(context, builder, a)
+                       for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[5])))
+            k, i, n = (context.cast(builder, args[a], signature.args[a], types.int64) for a in (1, 3, 4))
             i64, i32 = ir.IntType(64), ir.IntType(32)
+            ft = context.get_value_type(X_t.dtype)
             lanes = 512 // X_t.dtype.bitwidth
-            vt = ir.VectorType(context.get_value_type(X_t.dtype), lanes)
+            vt = ir.VectorType(ft, lanes)
             al = X_t.dtype.bitwidth // 8
-            xs, gs = _rows_of(context, builder, X_t, x, i, 4), _rows_of(context, builder, G_t, g, k, classes)
-            coef = [[context.cast(builder, builder.load(cgutils.get_item_pointer(
-                context, builder, R_t, r, [ir.Constant(i64, q), builder.add(k, ir.Constant(i64, m))])), R_t.dtype, X_t.dtype)
-                for m in range(classes)] for q in range(4)]
             splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            wide = [[builder.shuffle_vector(builder.insert_element(ir.Constant(vt, None), v, ir.Constant(i32, 0)),
-                                            ir.Constant(vt, None), splat) for v in row] for row in coef]
+            gs = _rows_of(context, builder, G_t, g, k, classes)
 
-            def step(j):
-                xv = [_vector_at(builder, row, j, vt) for row in xs]
+            def strip(j, count, wide):
+                """G[k + m, j : j + count * w] += ..., w = lanes if ``wide`` else 1 (``count`` 1)."""
+                ty = vt if wide else ft
+                at = [builder.add(j, ir.Constant(i64, v * lanes)) for v in range(count)]
+
+                def ptr(row, o):
+                    e = builder.gep(row, [o])
+                    return builder.bitcast(e, vt.as_pointer()) if wide else e
+
+                acc = [[cgutils.alloca_once(builder, ty) for _ in at] for _ in range(classes)]
                 for m in range(classes):
-                    ptr = builder.bitcast(builder.gep(gs[m], [j]), vt.as_pointer())
-                    acc = builder.load(ptr, align=al)
-                    for q in range(4):
-                        acc = _vector_fma(builder, xv[q], wide[q][m], acc)
-                    builder.store(acc, ptr, align=al)
-
-            def tail(j):
-                xv = [builder.load(builder.gep(row, [j])) for row in xs]
+                    for a, o in zip(acc[m], at):
+                        builder.store(builder.load(ptr(gs[m], o), align=al), a)
+                with cgutils.for_range(builder, n) as rows:
+                    q = rows.index
+                    row = cgutils.get_item_pointer(context, builder, X_t, x, [builder.add(i, q), ir.Constant(i64, 0)])
+                    xv = [builder.load(ptr(row, o), align=al) for o in at]
+                    for m in range(classes):
+                        c = builder.load(cgutils.get_item_pointer(context, builder, R_t, r,
+                                                                  [q, builder.add(k, ir.Constant(i64, m))]))
+                        if wide:
+                            c = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, None), c, ir.Constant(i32, 0)),
+                                                       ir.Constant(vt, None), splat)
+                        for a, v in zip(acc[m], xv):
+                            s = builder.load(a)
+                            builder.store(_vector_fma(builder, v, c, s) if wide else builder.fma(v, c, s), a)
                 for m in range(classes):
-                    ptr = builder.gep(gs[m], [j])
-                    acc = builder.load(ptr)
-                    for q in range(4):
-                        acc = builder.fma(xv[q], coef[q][m], acc)
-                    builder.store(acc, ptr)
+                    for a, o in zip(acc[m], at):
+                        builder.store(builder.load(a), ptr(gs[m], o), align=al)
 
-            _sweep(context, builder, X_t, builder.extract_value(x.shape, 1), P_t, pre, ip, npf, step, tail)
+            p = builder.extract_value(x.shape, 1)
+            step = ir.Constant(i64, lanes * vectors)
+            strips = builder.udiv(p, step)
+            with cgutils.for_range(builder, strips) as loop:
+                strip(builder.mul(loop.index, step), vectors, True)
+            whole = builder.udiv(p, ir.Constant(i64, lanes))
+            with cgutils.for_range_slice(builder, builder.mul(strips, ir.Constant(i64, vectors)), whole,
+                                         ir.Constant(i64, 1), inc=True) as (s, _):
+                strip(builder.mul(s, ir.Constant(i64, lanes)), 1, True)
+            with cgutils.for_range_slice(builder, builder.mul(whole, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
+                                         inc=True) as (j, _):
+                strip(j, 1, False)
             return context.get_dummy_value()
 
         return sig, codegen
 
-    typer.__name__ = typer.__qualname__ = f"_rank4x{classes}"
+    typer.__name__ = typer.__qualname__ = f"_strip{classes}"
     return intrinsic(typer)
 
 
 _dot4x5, _dot4x1 = _dot_tile(5), _dot_tile(1)
-_rank4x5, _rank4x1 = _rank_tile(5), _rank_tile(1)
+_strip1, _strip2, _strip3, _strip4, _strip5 = (_strip_tile(c) for c in range(1, 6))
 
 
 @numba.njit(inline="always", **_jit)
@@ -291,22 +315,6 @@ def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     for k in range(K):
         for q in range(4):
             Zt[k, c + q] += b[k]
-    return nxt
-
-
-@numba.njit(inline="always", **_jit)
-def _rank4_update(X, i, Rq, Gb, Xp, nxt, per, stop):
-    """Gb[k] += sum_q Rq[q, k] X[i + q], five classes per sweep over the columns; each sweep asks
-    for ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``). Returns the next row to ask for."""
-    K = Gb.shape[0]
-    k0 = 0
-    while k0 + 5 <= K:
-        _rank4x5(Gb, k0, X, i, Rq, Xp, nxt, _share(nxt, per, stop))
-        nxt += per
-        k0 += 5
-    for k in range(k0, K):
-        _rank4x1(Gb, k, X, i, Rq, Xp, nxt, _share(nxt, per, stop))
-        nxt += per
     return nxt
 
 
@@ -448,27 +456,31 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
 
 
 @numba.njit(inline="always", **_jit)
-def _block_update(X, i0, nb, Rt, Rq, Gb, gb, Xq, nxt, per, stop):
-    """Gb += Rt[:, :nb] X[i0 : i0 + nb] (four rows at a time), gb += Rt's row sums; each sweep asks
-    for ``per`` rows of X from ``nxt``, none past ``stop``. Returns the next row to ask for."""
+def _block_update(X, i0, nb, Rt, Rx, Gb, gb):
+    """Gb += Rt[:, :nb] X[i0 : i0 + nb] by strips of up to five classes (Rx holds Rt transposed, in
+    X's dtype), gb += Rt's row sums."""
     K = Rt.shape[0]
-    for g in range(0, nb, 4):
-        for q in range(4):
-            for k in range(K):
-                Rq[q, k] = Rt[k, g + q]
-        if g + 4 <= nb:
-            src, base = X, i0 + g
-        else:
-            for q in range(4):
-                Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
-            src, base = Xq, 0
-        nxt = _rank4_update(src, base, Rq, Gb, X, nxt, per, stop)
+    for q in range(nb):
+        for k in range(K):
+            Rx[q, k] = Rt[k, q]
+    k0 = 0
+    while k0 + 5 <= K:
+        _strip5(Gb, k0, X, i0, nb, Rx)
+        k0 += 5
+    left = K - k0
+    if left == 1:
+        _strip1(Gb, k0, X, i0, nb, Rx)
+    elif left == 2:
+        _strip2(Gb, k0, X, i0, nb, Rx)
+    elif left == 3:
+        _strip3(Gb, k0, X, i0, nb, Rx)
+    elif left == 4:
+        _strip4(Gb, k0, X, i0, nb, Rx)
     for k in range(K):
         acc = 0.0
         for q in range(nb):
             acc += Rt[k, q]
         gb[k] += acc
-    return nxt
 
 
 # Rows per block: the block's logits, softmax and gradient update run in turn,
@@ -490,7 +502,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
     Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
-    :func:`_block_terms`, :func:`_block_update`), and its tiles ask for the
+    :func:`_block_terms`, :func:`_block_update`), and its logits tiles ask for the
     thread's next block as they go (:func:`_asking`).
     """
     n, p = X.shape
@@ -502,7 +514,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
-    sweeps = (0 if cached else 1) + (1 if what & HESSP else 0) + (1 if accumulate else 0)
+    sweeps = (0 if cached else 1) + (1 if what & HESSP else 0)  # logits sweeps per block
     for t in prange(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
@@ -510,7 +522,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
         Zvt = np.zeros((K, _ROWS))
         Pt = np.zeros((K, _ROWS))
         Rt = np.zeros((K, _ROWS))
-        Rq = np.zeros((4, K))
+        Rx = np.zeros((_ROWS, K), dtype=X.dtype)
         S = np.zeros((5, _ROWS))
         Xq = np.empty((4, p), dtype=X.dtype)
         Gb = np.zeros((K, p), dtype=X.dtype)
@@ -527,7 +539,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
             loss += lb
             bad += bb
             if accumulate:
-                _block_update(X, i0, nb, Rt, Rq, Gb, gb[t], Xq, nxt, per, stop)
+                _block_update(X, i0, nb, Rt, Rx, Gb, gb[t])
                 if (i0 - r0) % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= r1:
                     for k in range(K):
                         for j in range(p):
