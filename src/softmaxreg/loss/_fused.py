@@ -240,8 +240,8 @@ def _strip_tile(classes, vectors=4):
                             c = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, None), c, ir.Constant(i32, 0)),
                                                        ir.Constant(vt, None), splat)
                         for a, v in zip(acc[m], xv):
-                            s = builder.load(a)
-                            builder.store(_vector_fma(builder, v, c, s) if wide else builder.fma(v, c, s), a)
+                            old = builder.load(a)
+                            builder.store(_vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
                 for m in range(classes):
                     for a, o in zip(acc[m], at):
                         builder.store(builder.load(a), ptr(gs[m], o), align=al)
