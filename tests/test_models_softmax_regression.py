@@ -636,3 +636,31 @@ def test_fused_paths_equal_the_reference_paths():
     m32 = SoftmaxRegression(dtype="float32", **params).fit(X32, y)
     np.testing.assert_allclose(m32.predict_proba(X32), softmax(X32.astype(np.float64) @ m32.coef_.T.astype(np.float64)
                                + m32.intercept_, axis=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["auto", "lbfgs", "sgd"])
+@pytest.mark.parametrize("layout", ["fortran", "strided", "frame"])
+def test_any_dense_layout_fits_as_its_c_ordered_copy(monkeypatch, solver, layout):
+    """Fit copies a dense X into C order once, as scikit-learn's LogisticRegression does, so a
+    Fortran-ordered array, a strided view or a homogeneous DataFrame (whose values are
+    Fortran-ordered) gets the fused passes and the same model, to the bit, as its C-ordered copy."""
+    from softmaxreg.loss import _fused
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6000, 48))  # large enough for the fused kernels
+    y = (X[:, :4] @ rng.normal(size=(4, 5))).argmax(axis=1)
+    other = {"fortran": lambda: np.asfortranarray(X),
+             "strided": lambda: np.repeat(X, 2, axis=1)[:, ::2],
+             "frame": lambda: pd.DataFrame(X)}[layout]()
+    params = dict(solver=solver, max_iter=5, random_state=0, batch_size=128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = SoftmaxRegression(**params).fit(X, y)
+        seen = []
+        original = _fused.linear_softmax_pass
+        monkeypatch.setattr(_fused, "linear_softmax_pass", lambda X, *a, **k: seen.append(X.flags.c_contiguous) or original(X, *a, **k))
+        model = SoftmaxRegression(**params).fit(other, y)
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+    if solver != "sgd":
+        assert seen and all(seen)

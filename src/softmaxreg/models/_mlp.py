@@ -395,7 +395,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_Xy(self, X, y, reset):
         dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
-        X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype],
+        # C order, as for SoftmaxRegression: minibatches gather whole rows.
+        X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype], order="C",
                              ensure_all_finite=False, reset=reset)
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         if sp.issparse(X):
