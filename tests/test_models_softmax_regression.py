@@ -658,7 +658,12 @@ def test_any_dense_layout_fits_as_its_c_ordered_copy(monkeypatch, solver, layout
         reference = SoftmaxRegression(**params).fit(X, y)
         seen = []
         original = _fused.linear_softmax_pass
-        monkeypatch.setattr(_fused, "linear_softmax_pass", lambda X, *a, **k: seen.append(X.flags.c_contiguous) or original(X, *a, **k))
+
+        def watched(X, *args, **kwargs):
+            seen.append(X.flags.c_contiguous)
+            return original(X, *args, **kwargs)
+
+        monkeypatch.setattr(_fused, "linear_softmax_pass", watched)
         model = SoftmaxRegression(**params).fit(other, y)
     np.testing.assert_array_equal(model.coef_, reference.coef_)
     np.testing.assert_array_equal(model.intercept_, reference.intercept_)
