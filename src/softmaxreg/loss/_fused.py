@@ -39,7 +39,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64, _log1p, _vector_fma
+from softmaxreg.functional._kernels import _exp64, _lanes_at, _log1p, _splat_value, _vector_fma
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -208,12 +208,11 @@ def _strip_tile(classes, vectors=4):
             g, x, r = (context.make_array(t)(context, builder, a)
                        for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[5])))
             k, i, n = (context.cast(builder, args[a], signature.args[a], types.int64) for a in (1, 3, 4))
-            i64, i32 = ir.IntType(64), ir.IntType(32)
+            i64 = ir.IntType(64)
             ft = context.get_value_type(X_t.dtype)
             lanes = 512 // X_t.dtype.bitwidth
             vt = ir.VectorType(ft, lanes)
             al = X_t.dtype.bitwidth // 8
-            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
             gs = _rows_of(context, builder, G_t, g, k, classes)
 
             def strip(j, count, wide):
@@ -222,8 +221,7 @@ def _strip_tile(classes, vectors=4):
                 at = [builder.add(j, ir.Constant(i64, v * lanes)) for v in range(count)]
 
                 def ptr(row, o):
-                    e = builder.gep(row, [o])
-                    return builder.bitcast(e, vt.as_pointer()) if wide else e
+                    return _lanes_at(builder, row, o, vt) if wide else builder.gep(row, [o])
 
                 acc = [[cgutils.alloca_once(builder, ty) for _ in at] for _ in range(classes)]
                 for m in range(classes):
@@ -237,8 +235,7 @@ def _strip_tile(classes, vectors=4):
                         c = builder.load(cgutils.get_item_pointer(context, builder, R_t, r,
                                                                   [q, builder.add(k, ir.Constant(i64, m))]))
                         if wide:
-                            c = builder.shuffle_vector(builder.insert_element(ir.Constant(vt, None), c, ir.Constant(i32, 0)),
-                                                       ir.Constant(vt, None), splat)
+                            c = _splat_value(builder, c, vt)
                         for a, v in zip(acc[m], xv):
                             old = builder.load(a)
                             builder.store(_vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
