@@ -294,6 +294,89 @@ def test_block_transposes_every_k(dtype):
         np.testing.assert_array_equal(T.reshape(k, B)[:, : n - last], x[last:].T)
 
 
+def _offset_rows(n, k, dtype, shift):
+    """An (n, k) C-contiguous array of NaN starting ``shift`` elements past a 64-byte boundary."""
+    item = np.dtype(dtype).itemsize
+    buf = np.full(n * k + 64, np.nan, dtype)
+    start = (-buf.ctypes.data // item) % (64 // item) + shift
+    return buf[start : start + n * k].reshape(n, k)
+
+
+@pytest.mark.parametrize("k", list(range(1, K.SHUFFLE_K + 1)) + [17, 33])
+def test_streamed_blocks_write_the_same_bits_at_every_alignment(k, monkeypatch):
+    """Non-temporal stores (float32 rows <= SHUFFLE_K into a large output) give the same bits as plain
+    stores, wherever the output starts: the head rows, whole blocks from a 64-byte boundary and a
+    partial last block, for softmax, log_softmax and the cross-entropy gradient (plain labels, and
+    weights with an ignored label), special rows included."""
+    monkeypatch.setattr(K, "STREAM_BYTES", 0)
+    B = K._BLOCK
+    n = 3 * B + 37
+    x = _special_at(logits((n, k), np.float32, seed=k), [0, B, 2 * B + 5, n - 1] if k > 1 else [])
+    y = np.random.default_rng(k).integers(0, k, n)
+    w = np.random.default_rng(k).random(k)
+    ones = np.empty(0)
+    special = np.empty(n, np.bool_)
+
+    def run(kernel, out, stream):
+        head, streams = K.stream_head(out) if stream else (0, False)
+        kernel(out, head, streams)
+        return out.copy(), special.copy()
+
+    kernels = {
+        "softmax": lambda out, h, st: K.rows_small(x, 1.0, K.SOFTMAX, out, special, h, st),
+        "log_softmax": lambda out, h, st: K.rows_small(x, 0.5, K.LOG_SOFTMAX, out, special, h, st),
+        "grad": lambda out, h, st: K.ce_grad_labels_small(x, y, ones, False, np.int64(0), False, 0.0, 1.0, 1.0 / n,
+                                                           out, special, h, st),
+        "grad weighted": lambda out, h, st: K.ce_grad_labels_small(x, y, w, True, np.int64(1), True, 0.1, 1.0, 1.0,
+                                                                    out, special, h, st),
+    }
+    streamed_once = False
+    for name, kernel in kernels.items():
+        want, want_special = run(kernel, _offset_rows(n, k, np.float32, 0), stream=False)
+        for shift in range(16):
+            out = _offset_rows(n, k, np.float32, shift)
+            streamed_once |= K.stream_head(out)[1]
+            got, got_special = run(kernel, out, stream=True)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name}, output {4 * shift} bytes past a line")
+            np.testing.assert_array_equal(got_special, want_special)
+    assert streamed_once == (k <= K.SHUFFLE_K)
+
+
+def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
+    """stream_head: a head of fewer than _BLOCK rows after which a row starts on a 64-byte boundary, or
+    no streaming (float64, rows longer than SHUFFLE_K, under STREAM_BYTES, or no row ever aligned)."""
+    buf = np.empty(1 << 20, np.float32)
+    line = (-buf.ctypes.data // 4) % 16
+    rows = lambda shift, k, n=1000, dtype=np.float32: buf.view(dtype)[line + shift :][: n * k].reshape(n, k)  # noqa: E731
+    monkeypatch.setattr(K, "STREAM_BYTES", 1000 * 4)
+    for k in range(1, K.SHUFFLE_K + 1):
+        for shift in range(16):
+            head, stream = K.stream_head(rows(shift, k))
+            aligned = [h for h in range(K._BLOCK) if (4 * (shift + h * k)) % 64 == 0]
+            assert stream == bool(aligned)
+            assert head == (aligned[0] if aligned else 0)
+    assert K.stream_head(rows(0, K.SHUFFLE_K + 1)) == (0, False)
+    assert K.stream_head(rows(0, 10, n=99)) == (0, False)  # 3960 bytes, under the threshold
+    assert K.stream_head(rows(0, 10, dtype=np.float64)) == (0, False)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy_grad"])
+def test_streamed_out_and_fresh_results_match_the_reference(name, monkeypatch):
+    """Through the public functions, with streaming on for any size: ``out=`` at an offset from a
+    cache line and a fresh result both equal the unstreamed result bit for bit, and the reference."""
+    x = _special_at(logits((K.MIN_SIZE // 10 + 301, 10), np.float32, seed=5), [0, 1, 700, 6000])
+    args = (np.random.default_rng(5).integers(0, 10, x.shape[0]),) if name == "cross_entropy_grad" else ()
+    fn = getattr(F, name)
+    plain = fn(x, *args)
+    monkeypatch.setattr(K, "STREAM_BYTES", 0)
+    out = _offset_rows(*x.shape, np.float32, 2)  # 8 bytes past a line: row 3 starts on one
+    assert K.stream_head(out)[1]
+    assert fn(x, *args, out=out) is out
+    np.testing.assert_array_equal(out, plain)
+    np.testing.assert_array_equal(fn(x, *args), plain)
+    assert_same(*both(fn, x, *args), np.float32)
+
+
 def _special_at(x, rows):
     """Special rows (as in with_special_rows) at the given row indices."""
     x = x.copy()

@@ -256,12 +256,24 @@ def _rows_to_columns(builder, src_at, dst_at, L, k, align):
         builder.store(col, dst_at(L, j), align=align)
 
 
-def _columns_to_rows(builder, src_at, dst_at, L, k, align):
-    """The k class vectors end to end, then one shuffle into row order and one vector store."""
+def _columns_to_rows(builder, src_at, dst_at, L, k, align, stream=False):
+    """The k class vectors end to end, then one shuffle into row order and one vector store.
+
+    With ``stream`` the store is non-temporal (``vmovntps``/``pd``: whole cache
+    lines written without reading them first) and the destination must start
+    on a 64-byte boundary; the L k lanes are k whole lines.
+    """
     i32 = ir.IntType(32)
     every = _concat(builder, [builder.load(src_at(L, j), align=align) for j in range(k)])
     rows = builder.shuffle_vector(every, ir.Constant(every.type, None), ir.Constant(ir.VectorType(i32, L * k), [(f % k) * L + f // k for f in range(L * k)]))
-    builder.store(rows, dst_at(L * k), align=align)
+    store = builder.store(rows, dst_at(L * k), align=64 if stream else align)
+    if stream:
+        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(i32, 1)]))
+
+
+def _streaming_columns_to_rows(builder, src_at, dst_at, L, k, align):
+    """:func:`_columns_to_rows` with a non-temporal store."""
+    _columns_to_rows(builder, src_at, dst_at, L, k, align, stream=True)
 
 
 _transpose_in = _transposer(
@@ -278,6 +290,22 @@ _transpose_out = _transposer(
     _columns_to_rows,
     """``dst[d0 + l * K + j] = src[s0 + j * stride + l]`` for j < K, l < L: the inverse of ``_transpose_in``.""",
 )
+_stream_out = _transposer(
+    "_stream_out",
+    _streaming_columns_to_rows,
+    """:func:`_transpose_out` by non-temporal stores: ``dst[d0]`` must start on a 64-byte boundary.""",
+)
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """A full memory fence: the non-temporal stores before it are visible to every thread after it."""
+
+    def codegen(context, builder, signature, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
 
 
 # exp's constants, shared by the scalar form (Numba, below) and the vector
@@ -620,12 +648,20 @@ def _load_block(xf, r0, nb, K, T):
 
 
 @numba.njit(inline="always", **_jit)
-def _store_block(T, nb, K, ob):
-    """``ob[r * K + j] = T[j * _BLOCK + r]`` for r < nb: the inverse of :func:`_load_block` (``ob``: the block's rows, flat)."""
+def _store_block(T, nb, K, ob, stream=False):
+    """``ob[r * K + j] = T[j * _BLOCK + r]`` for r < nb: the inverse of :func:`_load_block` (``ob``: the block's rows, flat).
+
+    With ``stream`` whole groups of rows are written by non-temporal stores
+    (:func:`_stream_out`); ``ob`` must then start on a 64-byte boundary (a
+    group's L K elements are K whole cache lines, so every group does too).
+    """
     L = 64 // ob.itemsize
     g1 = nb - nb % L if K <= SHUFFLE_K else 0
     for g in range(0, g1, L):
-        _transpose_out(T, g, ob, g * K, _BLOCK, K)
+        if stream:
+            _stream_out(T, g, ob, g * K, _BLOCK, K)
+        else:
+            _transpose_out(T, g, ob, g * K, _BLOCK, K)
     for j in range(K):
         Tj = T[j * _BLOCK : j * _BLOCK + nb]
         for r in range(g1, nb):
@@ -895,17 +931,41 @@ def _small_block(xf, r0, K, inv_t, T, U, m, rest):
     _block_terms(T, U, m, rest, K, inv_t)
 
 
+@numba.njit(inline="always", **_jit)
+def _block_count(n, head):
+    """How many blocks cover n rows: ``head`` rows first (0 <= head < _BLOCK), then blocks of _BLOCK."""
+    return (head > 0) + (n - head + _BLOCK - 1) // _BLOCK
+
+
+@numba.njit(inline="always", **_jit)
+def _block_span(b, head, n):
+    """(first row, rows) of block ``b`` of :func:`_block_count`'s blocks: the ``head`` rows, then _BLOCK at a
+    time from row ``head`` (the last block partial). With ``head`` chosen so that row ``head`` of the output
+    starts on a 64-byte boundary, every whole block does, and can be written by non-temporal stores."""
+    if head > 0:
+        if b == 0:
+            return 0, head
+        r0 = head + (b - 1) * _BLOCK
+    else:
+        r0 = b * _BLOCK
+    return r0, min(_BLOCK, n - r0)
+
+
 @numba.njit(parallel=True, **_jit)
-def rows_small(x, inv_t, mode, out, special):
+def rows_small(x, inv_t, mode, out, special, head, stream):
     """softmax / log_softmax / logsumexp of short C-contiguous rows (see SMALL_K).
 
-    ``out`` is C-contiguous, of shape (n, K), or (n, 1) for logsumexp.
+    ``out`` is C-contiguous, of shape (n, K), or (n, 1) for logsumexp. Blocks
+    of rows start after ``head`` rows (:func:`_block_span`); with ``stream``
+    the whole blocks are written by non-temporal stores (softmax and
+    log_softmax, K <= SHUFFLE_K), for which row ``head`` of ``out`` must start
+    on a 64-byte boundary (:func:`stream_head`).
     """
     n, K = x.shape
     xf = x.reshape(-1)
     of = out.reshape(-1)
     inv_t = x.dtype.type(inv_t)
-    nblocks = (n + _BLOCK - 1) // _BLOCK
+    nblocks = _block_count(n, head)
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
         # Scratch allocated once per chunk of blocks, not per block.
@@ -916,8 +976,7 @@ def rows_small(x, inv_t, mode, out, special):
         rest = np.empty(_BLOCK, dtype=np.float64)
         pad = np.empty(K * _BLOCK, dtype=x.dtype)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-            r0 = b * _BLOCK
-            nb = min(_BLOCK, n - r0)
+            r0, nb = _block_span(b, head, n)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
             if mode == SOFTMAX:  # the terms come out already scaled
                 _load_block(rows, rb, _BLOCK, K, T)
@@ -935,10 +994,11 @@ def rows_small(x, inv_t, mode, out, special):
                 for r in range(nb):
                     ol[r] = m[r] + x.dtype.type(_log1p(rest[r]))
                 continue
-            # The last, partial block is written to ``pad`` and copied out.
-            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
+            # A partial block (the head, the last) is written to ``pad`` and copied out.
+            whole = nb == _BLOCK
+            ob = of[r0 * K : (r0 + _BLOCK) * K] if whole else pad
             if mode == SOFTMAX:
-                _store_block(U, _BLOCK, K, ob)
+                _store_block(U, _BLOCK, K, ob, stream and whole)
             else:
                 for r in range(_BLOCK):
                     s[r] = x.dtype.type(_log1p(rest[r]))
@@ -946,9 +1006,11 @@ def rows_small(x, inv_t, mode, out, special):
                     Tj = T[j * _BLOCK : (j + 1) * _BLOCK]
                     for r in range(_BLOCK):
                         Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
-                _store_block(T, _BLOCK, K, ob)
-            if nb < _BLOCK:
+                _store_block(T, _BLOCK, K, ob, stream and whole)
+            if not whole:
                 of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
+        if stream:
+            _store_fence()
 
 # ---------------------------------------------------------------------------
 # Cross-entropy with integer labels.
@@ -1175,8 +1237,9 @@ def ce_grad_labels_rows(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sca
 
 
 @numba.njit(parallel=True, **_jit)
-def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special):
-    """As :func:`ce_grad_labels_rows`, for short C-contiguous rows (see SMALL_K)."""
+def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, out, special, head, stream):
+    """As :func:`ce_grad_labels_rows`, for short C-contiguous rows (see SMALL_K); ``head`` and ``stream`` as
+    in :func:`rows_small`."""
     n, K = x.shape
     xf = x.reshape(-1)
     of = out.reshape(-1)
@@ -1192,7 +1255,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
     bcol = np.empty(K, dtype=x.dtype)
     for k in range(K):
         bcol[k] = x.dtype.type((np.float64(w[k]) if has_w else 1.0) * (f * epk))
-    nblocks = (n + _BLOCK - 1) // _BLOCK
+    nblocks = _block_count(n, head)
     nchunks = min(nblocks, _CHUNKS)
     for c in prange(nchunks):
         # Scratch allocated once per chunk of blocks, not per block.
@@ -1205,12 +1268,12 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
         d = np.empty(_BLOCK, dtype=x.dtype)
         yy = np.empty(_BLOCK, dtype=np.int64)
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-            r0 = b * _BLOCK
-            nb = min(_BLOCK, n - r0)
+            r0, nb = _block_span(b, head, n)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
             ignored = False
-            # The last, partial block is written to ``pad`` and copied out.
-            ob = of[r0 * K : (r0 + _BLOCK) * K] if nb == _BLOCK else pad
+            # A partial block (the head, the last) is written to ``pad`` and copied out.
+            whole = nb == _BLOCK
+            ob = of[r0 * K : (r0 + _BLOCK) * K] if whole else pad
             if plain:
                 # The gradient whole in _block_grad's IR, group by group.
                 # The labels are read in place (through a slice, so that LLVM
@@ -1244,14 +1307,16 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                     bj = bcol[j]
                     for r in range(_BLOCK):
                         Uj[r] = a[r] * Uj[r] - (bj + (d[r] if yy[r] == j else zero))
-            _store_block(U, _BLOCK, K, ob)
+            _store_block(U, _BLOCK, K, ob, stream and whole)
             if ignored:
                 for r in range(nb):
                     if yy[r] < 0:
                         for k in range(K):
                             ob[r * K + k] = 0.0
-            if nb < _BLOCK:
+            if not whole:
                 of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
+        if stream:
+            _store_fence()
 
 # ---------------------------------------------------------------------------
 # NumPy glue: what the functional core calls.
@@ -1330,6 +1395,48 @@ def _result_rows(rows, x, axis, out):
     return np.empty_like(rows)
 
 
+#: A float32 output at least this large is written by non-temporal stores
+#: (short rows, :func:`stream_head`): larger than the last-level cache of the
+#: machines measured (32 MiB), so its lines would leave the cache before
+#: anyone read them, and a plain store reads each line before writing it.
+STREAM_BYTES = 1 << 25
+
+
+def stream_head(res):
+    """(head, stream) for a short-row kernel writing the C-contiguous rows ``res``.
+
+    ``stream``: whether to write whole blocks by non-temporal stores: for
+    float32 rows of at most ``SHUFFLE_K`` into at least ``STREAM_BYTES``.
+    There the kernel is close to bound by memory traffic, and skipping the
+    read of each output line made softmax, log_softmax and the cross-entropy
+    gradient on 2^20 x 10 15-25 % faster into a reused ``out=`` and 6-12 %
+    into a fresh array. float64 rows are bound by the exponential's compute;
+    streaming measured 0.9-1.1x there into ``out=`` and 0.85x into a fresh
+    array, so they are not streamed. ``head``: the rows before the first row
+    that starts on a 64-byte boundary (:func:`_block_span`); if none does,
+    nothing is streamed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> buf = np.empty(1 << 24, dtype=np.float32)  # 64 MiB, never touched
+    >>> res = buf[2 : 2 + 10 * 900_000].reshape(-1, 10)  # rows of 40 bytes, 8 bytes past buf's start
+    >>> head, stream = stream_head(res)
+    >>> stream, (res.ctypes.data + head * 40) % 64
+    (True, 0)
+    >>> stream_head(res[:1000]), stream_head(buf.view(np.float64)[:8_000_000].reshape(-1, 8))
+    ((0, False), (0, False))
+    """
+    n, K = res.shape
+    if res.dtype != np.float32 or res.nbytes < STREAM_BYTES or K > SHUFFLE_K:
+        return 0, False
+    row = K * res.itemsize
+    for head in range(min(n, _BLOCK)):
+        if (res.ctypes.data + head * row) % 64 == 0:
+            return head, True
+    return 0, False
+
+
 def softmax_family(x, axis, temperature, mode, reference, out=None):
     """softmax (mode 0), log_softmax (1) or logsumexp (2) of ``x`` along ``axis``.
 
@@ -1347,13 +1454,13 @@ def softmax_family(x, axis, temperature, mode, reference, out=None):
     if mode == LOGSUMEXP:
         res = np.empty((n, 1), dtype=rows.dtype)
         if K < SMALL_K:
-            rows_small(rows, 1.0, LOGSUMEXP, res, special)
+            rows_small(rows, 1.0, LOGSUMEXP, res, special, 0, False)
         else:
             logsumexp_rows(rows, res[:, 0], special)
     else:
         res = _result_rows(rows, x, axis, out)
         if K < SMALL_K:
-            rows_small(rows, 1.0 / temperature, mode, res, special)
+            rows_small(rows, 1.0 / temperature, mode, res, special, *stream_head(res))
         elif mode == SOFTMAX:
             softmax_rows(rows, 1.0 / temperature, res, special)
         else:
@@ -1419,8 +1526,11 @@ def cross_entropy_labels(x, labels, axis, weight, ignore_index, eps, temperature
         den = float(n)
     scale = 1.0 / den if reduction == "mean" and den > 0 else 1.0
     res = _result_rows(rows, x, axis, out)
-    kern = ce_grad_labels_small if K < SMALL_K else ce_grad_labels_rows
-    kern(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, res, special)
+    if K < SMALL_K:
+        ce_grad_labels_small(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, res, special,
+                             *stream_head(res))
+    else:
+        ce_grad_labels_rows(rows, labels, w, has_w, ignore, has_ignore, eps, inv_t, scale, res, special)
     if special.any():
         idx = np.flatnonzero(special)
         g_s, den_s = reference(rows[idx], labels[idx])
