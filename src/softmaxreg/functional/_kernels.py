@@ -736,8 +736,8 @@ def _rest_total(builder, acc, ties):
 
 
 def _emit_block_terms(context, builder, signature, args, finish=None):
-    """The IR of :func:`_block_terms` (``finish`` None), :func:`_block_softmax` ("softmax"), :func:`_block_grad`
-    ("grad") and :func:`_block_label_logit` ("label")."""
+    """The IR of :func:`_block_terms` (``finish`` None), :func:`_block_sums` ("sums"), :func:`_block_softmax`
+    ("softmax"), :func:`_block_grad` ("grad") and :func:`_block_label_logit` ("label")."""
     T = signature.args[0]
     i64 = ir.IntType(64)
     ft = context.get_value_type(T.dtype)
@@ -794,7 +794,7 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
                     # The label's logit by a select per class (no gather); 0 for a label out of range.
                     hit = builder.icmp_signed("==", yv, _splat_value(builder, j, ir.VectorType(i64, L)))
                     builder.store(builder.select(hit, tj, builder.load(tyv)), tyv)
-                else:  # the loss needs no terms
+                elif finish != "sums":  # the loss and the log-sum need no terms
                     builder.store(e, column(Up, j, g), align=size)
                 p_, t_ = _add_term(builder, t, e, builder.load(part), builder.load(ties))
                 builder.store(p_, part)
@@ -804,7 +804,7 @@ def _emit_block_terms(context, builder, signature, args, finish=None):
         builder.store(total, _lanes_at(builder, rp, g, dvt), align=8)
         if finish == "label":  # t_y = (x_y - m) inv_t
             builder.store(builder.fmul(builder.fsub(builder.load(tyv), mv), inv), _lanes_at(builder, typ, g, vt), align=size)
-        elif finish is not None:
+        elif finish in ("softmax", "grad"):
             # Scale the group's terms while they are in L1: s = 1 / (1 + rest), or
             # a = f / (1 + rest) and the label's -f (a label out of range matches no class).
             q = narrow(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)))
@@ -833,6 +833,17 @@ def _block_terms(typingctx, T, U, m, rest, K, inv_t):
     ``rest``: _BLOCK float64.
     """
     return types.void(T, U, m, rest, K, inv_t), _emit_block_terms
+
+
+@intrinsic
+def _block_sums(typingctx, T, U, m, rest, K, inv_t):
+    """:func:`_block_terms` without storing the terms (``U`` is not written): the max ``m`` and ``rest`` only,
+    what log_softmax and logsumexp need."""
+
+    def codegen(context, builder, signature, args):
+        return _emit_block_terms(context, builder, signature, args, "sums")
+
+    return types.void(T, U, m, rest, K, inv_t), codegen
 
 
 @intrinsic
@@ -978,11 +989,11 @@ def rows_small(x, inv_t, mode, out, special, head, stream):
         for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
             r0, nb = _block_span(b, head, n)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
+            _load_block(rows, rb, _BLOCK, K, T)
             if mode == SOFTMAX:  # the terms come out already scaled
-                _load_block(rows, rb, _BLOCK, K, T)
                 _block_softmax(T, U, m, rest, K, inv_t)
-            else:
-                _small_block(rows, rb, K, inv_t, T, U, m, rest)
+            else:  # the log-sum needs no terms
+                _block_sums(T, U, m, rest, K, inv_t)
             # Flags written through a slice: ``special[r0 + r]`` may be a
             # negative index to Numba, whose wraparound LLVM turns into a
             # byte-by-byte scatter (5-7 % of the whole kernel, measured).
