@@ -62,6 +62,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -271,11 +272,6 @@ def _columns_to_rows(builder, src_at, dst_at, L, k, align, stream=False):
         store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(i32, 1)]))
 
 
-def _streaming_columns_to_rows(builder, src_at, dst_at, L, k, align):
-    """:func:`_columns_to_rows` with a non-temporal store."""
-    _columns_to_rows(builder, src_at, dst_at, L, k, align, stream=True)
-
-
 _transpose_in = _transposer(
     "_transpose_in",
     _rows_to_columns,
@@ -292,7 +288,7 @@ _transpose_out = _transposer(
 )
 _stream_out = _transposer(
     "_stream_out",
-    _streaming_columns_to_rows,
+    functools.partial(_columns_to_rows, stream=True),
     """:func:`_transpose_out` by non-temporal stores: ``dst[d0]`` must start on a 64-byte boundary.""",
 )
 
