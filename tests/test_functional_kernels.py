@@ -347,7 +347,12 @@ def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypa
     no streaming (float64, rows longer than SHUFFLE_K, under STREAM_BYTES, or no row ever aligned)."""
     buf = np.empty(1 << 20, np.float32)
     line = (-buf.ctypes.data // 4) % 16
-    rows = lambda shift, k, n=1000, dtype=np.float32: buf.view(dtype)[line + shift :][: n * k].reshape(n, k)  # noqa: E731
+
+    def rows(shift, k, n=1000, dtype=np.float32):
+        """n rows of k starting ``shift`` float32 past a cache line of ``buf``."""
+        start = line + shift
+        return buf[start : start + n * k * np.dtype(dtype).itemsize // 4].view(dtype).reshape(n, k)
+
     monkeypatch.setattr(K, "STREAM_BYTES", 1000 * 4)
     for k in range(1, K.SHUFFLE_K + 1):
         for shift in range(16):
