@@ -345,24 +345,16 @@ def test_streamed_blocks_write_the_same_bits_at_every_alignment(k, monkeypatch):
 def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
     """stream_head: a head of fewer than _BLOCK rows after which a row starts on a 64-byte boundary, or
     no streaming (float64, rows longer than SHUFFLE_K, under STREAM_BYTES, or no row ever aligned)."""
-    buf = np.empty(1 << 20, np.float32)
-    line = (-buf.ctypes.data // 4) % 16
-
-    def rows(shift, k, n=1000, dtype=np.float32):
-        """n rows of k starting ``shift`` float32 past a cache line of ``buf``."""
-        start = line + shift
-        return buf[start : start + n * k * np.dtype(dtype).itemsize // 4].view(dtype).reshape(n, k)
-
     monkeypatch.setattr(K, "STREAM_BYTES", 1000 * 4)
     for k in range(1, K.SHUFFLE_K + 1):
         for shift in range(16):
-            head, stream = K.stream_head(rows(shift, k))
+            head, stream = K.stream_head(_offset_rows(1000, k, np.float32, shift))
             aligned = [h for h in range(K._BLOCK) if (4 * (shift + h * k)) % 64 == 0]
             assert stream == bool(aligned)
             assert head == (aligned[0] if aligned else 0)
-    assert K.stream_head(rows(0, K.SHUFFLE_K + 1)) == (0, False)
-    assert K.stream_head(rows(0, 10, n=99)) == (0, False)  # 3960 bytes, under the threshold
-    assert K.stream_head(rows(0, 10, dtype=np.float64)) == (0, False)
+    assert K.stream_head(_offset_rows(1000, K.SHUFFLE_K + 1, np.float32, 0)) == (0, False)
+    assert K.stream_head(_offset_rows(99, 10, np.float32, 0)) == (0, False)  # 3960 bytes, under the threshold
+    assert K.stream_head(_offset_rows(1000, 10, np.float64, 0)) == (0, False)
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy_grad"])
