@@ -5,6 +5,10 @@ Every test runs a public function twice: with the kernels forced on
 scipy.special, PyTorch, and float64/longdouble evaluations for accuracy.
 """
 
+import contextlib
+import ctypes
+import mmap
+
 import numpy as np
 import pytest
 import scipy.special as sps
@@ -303,43 +307,111 @@ def _offset_rows(n, k, dtype, shift):
 
 
 @pytest.mark.parametrize("k", list(range(1, K.SHUFFLE_K + 1)) + [17, 33])
-def test_streamed_blocks_write_the_same_bits_at_every_alignment(k, monkeypatch):
-    """Non-temporal stores (float32 rows <= SHUFFLE_K into a large output) give the same bits as plain
+def test_streamed_and_register_blocks_write_the_same_bits_at_every_alignment(k, monkeypatch):
+    """Non-temporal stores (float32 rows <= SHUFFLE_K into a large output) and the register kernels
+    (float32 rows of K in REGISTER_K on AVX-512) give the same bits as the scratch path's plain
     stores, wherever the output starts: the head rows, whole blocks from a 64-byte boundary and a
     partial last block, for softmax, log_softmax and the cross-entropy gradient (plain labels, and
-    weights with an ignored label), special rows included."""
+    weights with an ignored label), special rows included (also in the last rows of a block, where
+    the register kernels' row vectors stop at the block's end)."""
     monkeypatch.setattr(K, "STREAM_BYTES", 0)
     B = K._BLOCK
     n = 3 * B + 37
-    x = _special_at(logits((n, k), np.float32, seed=k), [0, B, 2 * B + 5, n - 1] if k > 1 else [])
+    x = _special_at(logits((n, k), np.float32, seed=k), [0, B - 1, B, 2 * B + 5, 3 * B - 2, n - 1] if k > 1 else [])
     y = np.random.default_rng(k).integers(0, k, n)
     w = np.random.default_rng(k).random(k)
     ones = np.empty(0)
     special = np.empty(n, np.bool_)
 
-    def run(kernel, out, stream):
+    def run(kernel, out, stream, registers):
         head, streams = K.stream_head(out) if stream else (0, False)
-        kernel(out, head, streams)
+        kernel(out, head, streams, registers)
         return out.copy(), special.copy()
 
     kernels = {
-        "softmax": lambda out, h, st: K.rows_small(x, 1.0, K.SOFTMAX, out, special, h, st),
-        "log_softmax": lambda out, h, st: K.rows_small(x, 0.5, K.LOG_SOFTMAX, out, special, h, st),
-        "grad": lambda out, h, st: K.ce_grad_labels_small(x, y, ones, False, np.int64(0), False, 0.0, 1.0, 1.0 / n,
-                                                           out, special, h, st),
-        "grad weighted": lambda out, h, st: K.ce_grad_labels_small(x, y, w, True, np.int64(1), True, 0.1, 1.0, 1.0,
-                                                                    out, special, h, st),
+        "softmax": lambda out, h, st, reg: K.rows_small(x, 1.0, K.SOFTMAX, out, special, h, st, reg),
+        "log_softmax": lambda out, h, st, reg: K.rows_small(x, 0.5, K.LOG_SOFTMAX, out, special, h, st, reg),
+        "grad": lambda out, h, st, reg: K.ce_grad_labels_small(x, y, ones, False, np.int64(0), False, 0.0, 1.0,
+                                                                1.0 / n, out, special, h, st, reg),
+        "grad weighted": lambda out, h, st, reg: K.ce_grad_labels_small(x, y, w, True, np.int64(1), True, 0.1, 1.0,
+                                                                         1.0, out, special, h, st, reg),
     }
     streamed_once = False
+    registers = K.register_rows(x)
+    assert registers == (K._SCALEF and K.REGISTER_K[0] <= k <= K.REGISTER_K[1])
     for name, kernel in kernels.items():
-        want, want_special = run(kernel, _offset_rows(n, k, np.float32, 0), stream=False)
-        for shift in range(16):
-            out = _offset_rows(n, k, np.float32, shift)
-            streamed_once |= K.stream_head(out)[1]
-            got, got_special = run(kernel, out, stream=True)
-            np.testing.assert_array_equal(got, want, err_msg=f"{name}, output {4 * shift} bytes past a line")
-            np.testing.assert_array_equal(got_special, want_special)
+        want, want_special = run(kernel, _offset_rows(n, k, np.float32, 0), stream=False, registers=False)
+        for reg in {False, registers}:
+            for shift in range(16):
+                out = _offset_rows(n, k, np.float32, shift)
+                streamed_once |= K.stream_head(out)[1]
+                got, got_special = run(kernel, out, stream=True, registers=reg)
+                msg = f"{name}, output {4 * shift} bytes past a line, registers {reg}"
+                np.testing.assert_array_equal(got, want, err_msg=msg)
+                np.testing.assert_array_equal(got_special, want_special, err_msg=msg)
     assert streamed_once == (k <= K.SHUFFLE_K)
+
+
+@contextlib.contextmanager
+def _before_a_guard_page(values):
+    """A copy of the float32 array ``values`` whose last element ends where an unreadable page begins:
+    any read past its end faults (the test process dies, which fails the test)."""
+    page = mmap.PAGESIZE
+    size = -(-values.nbytes // page) * page
+    buf = mmap.mmap(-1, size + page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(base + size, page, 0) == 0  # PROT_NONE
+    try:
+        x = np.frombuffer(buf, np.float32, values.size, size - values.nbytes).reshape(values.shape)
+        x[...] = values
+        yield x
+    finally:
+        libc.mprotect(base + size, page, mmap.PROT_READ | mmap.PROT_WRITE)
+
+
+@pytest.mark.parametrize("extra", [0, 19])
+@pytest.mark.parametrize("k", range(1, K.SHUFFLE_K + 2))
+def test_register_rows_equal_the_scratch_path_and_touch_nothing_outside_their_rows(k, extra):
+    """The register kernels against the scratch path, bit for bit: whole blocks read straight from x
+    and written straight into out (unstreamed), and a partial last block (``extra`` rows). x ends at
+    an unreadable page, so a row vector read past its last block faults; the output sits inside a
+    larger buffer whose guard elements must stay untouched; logsumexp too."""
+    B = K._BLOCK
+    n = 2 * B + extra
+    values = _special_at(logits((n, k), np.float32, seed=40 + k), [B - 1, B, 2 * B - 1] if k > 1 else [])
+    with _before_a_guard_page(values) as x:
+        _compare_register_rows(x, k)
+
+
+def _compare_register_rows(x, k):
+    """Each short-row kernel on ``x`` with the register kernels (where they apply) and without."""
+    n = x.shape[0]
+    y = np.random.default_rng(k).integers(0, k, n)
+    special = np.empty(n, np.bool_)
+    registers = K.register_rows(x)
+
+    def run(kernel, reg, width):
+        buf = np.full(n * width + 64, -7.0, np.float32)
+        out = buf[16 : 16 + n * width].reshape(n, width)
+        kernel(out, reg)
+        assert (buf[:16] == -7.0).all() and (buf[16 + n * width :] == -7.0).all()
+        return out.copy(), special.copy()
+
+    kernels = {
+        "softmax": (lambda out, reg: K.rows_small(x, 2.0, K.SOFTMAX, out, special, 0, False, reg), k),
+        "log_softmax": (lambda out, reg: K.rows_small(x, 1.0, K.LOG_SOFTMAX, out, special, 0, False, reg), k),
+        "logsumexp": (lambda out, reg: K.rows_small(x, 1.0, K.LOGSUMEXP, out, special, 0, False, reg), 1),
+        "grad": (lambda out, reg: K.ce_grad_labels_small(x, y, np.empty(0), False, np.int64(0), False, 0.0, 0.5,
+                                                         1.0 / n, out, special, 0, False, reg), k),
+    }
+    for name, (kernel, width) in kernels.items():
+        want, want_special = run(kernel, False, width)
+        got, got_special = run(kernel, registers, width)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        np.testing.assert_array_equal(got_special, want_special, err_msg=name)
+    assert registers == (K._SCALEF and K.REGISTER_K[0] <= k <= K.REGISTER_K[1])
 
 
 def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
