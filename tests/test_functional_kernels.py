@@ -414,6 +414,23 @@ def _compare_register_rows(x, k):
     assert registers == (K._SCALEF and K.REGISTER_K[0] <= k <= K.REGISTER_K[1])
 
 
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_register_log_softmax_takes_the_scratch_paths_log_sum_over_its_whole_range(k):
+    """log_softmax in registers takes log1p(rest) by its own vector code (_vector_log1p): the same bits as
+    the scratch path's _log1p for rest from 0 (exp underflows) through the tiny rests of one dominant
+    class, both branches around sqrt(2) - 1, to k - 1 (all tied)."""
+    n = 1 << 14
+    gap = np.linspace(0.0, 110.0, n, dtype=np.float32)
+    x = np.zeros((n, k), np.float32)
+    x[:, 1:] = -gap[:, None] * np.linspace(1.0, 1.5, k - 1, dtype=np.float32)
+    special = np.empty(n, np.bool_)
+    want, got = np.empty_like(x), np.empty_like(x)
+    K.rows_small(x, 1.0, K.LOG_SOFTMAX, want, special, 0, False, False)
+    K.rows_small(x, 1.0, K.LOG_SOFTMAX, got, special, 0, False, K.register_rows(x))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, sps.log_softmax(x.astype(np.float64), axis=1), rtol=1e-6, atol=1e-6)
+
+
 def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
     """stream_head: a head of fewer than _BLOCK rows after which a row starts on a 64-byte boundary, or
     no streaming (float64, rows longer than SHUFFLE_K, under STREAM_BYTES, or no row ever aligned)."""

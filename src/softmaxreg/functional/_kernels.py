@@ -628,6 +628,36 @@ def _log1p(r):
     return y if r == r else r
 
 
+def _vector_log1p(builder, r):
+    """:func:`_log1p` on a vector of float64 lanes, in IR: the same steps, constants and fast-math flags
+    (so LLVM makes the same contractions and the results are the same bits)."""
+    vt = r.type
+    it = ir.VectorType(ir.IntType(64), vt.count)
+    fm = tuple(sorted(_FASTMATH))
+    c = lambda v: _splat(vt, v)  # noqa: E731
+    add = lambda a, b: builder.fadd(a, b, flags=fm)  # noqa: E731
+    sub = lambda a, b: builder.fsub(a, b, flags=fm)  # noqa: E731
+    mul = lambda a, b: builder.fmul(a, b, flags=fm)  # noqa: E731
+    div = lambda a, b: builder.fdiv(a, b, flags=fm)  # noqa: E731
+    u = add(c(1.0), r)
+    ix = builder.bitcast(u, it)
+    tmp = builder.sub(ix, _splat(it, 0x3FE6A09E667F3BCD))
+    k = builder.ashr(tmp, _splat(it, 52))
+    z = builder.bitcast(builder.sub(ix, builder.and_(tmp, _splat(it, -4503599627370496))), vt)
+    k0 = builder.icmp_signed("==", k, _splat(it, 0))
+    f = builder.select(k0, r, sub(z, c(1.0)))
+    cc = builder.select(k0, c(0.0), div(sub(r, _vector_fma(builder, u, c(1.0), c(-1.0))), u))
+    s = div(f, add(c(2.0), f))
+    z2 = mul(s, s)
+    w = mul(z2, z2)
+    t1 = mul(w, add(c(_LG2), mul(w, add(c(_LG4), mul(w, c(_LG6))))))
+    t2 = mul(z2, add(c(_LG1), mul(w, add(c(_LG3), mul(w, add(c(_LG5), mul(w, c(_LG7))))))))
+    hfsq = mul(mul(c(0.5), f), f)
+    dk = builder.sitofp(k, vt)
+    y = sub(mul(dk, c(_LN2_HI)), sub(sub(hfsq, add(mul(s, add(add(hfsq, t2), t1)), add(mul(dk, c(_LN2_LO)), cc))), f))
+    return builder.select(builder.fcmp_ordered("==", r, r, flags=fm), y, r)
+
+
 @numba.njit(inline="always", **_jit)
 def _load_block(xf, r0, nb, K, T):
     """``T[j * _BLOCK + r] = x[r0 + r, j]`` for r < nb: a block of rows of ``xf`` (flat, C order), classes first.
@@ -1004,8 +1034,9 @@ _GROUPS = 2
 
 
 def _emit_rows(context, builder, signature, args, finish):
-    """The IR of :func:`_rows_softmax` ("softmax"), :func:`_rows_grad` ("grad"), :func:`_rows_sums` ("sums")
-    and :func:`_rows_shift` ("shift"); arguments ``(xf, x0, ob, o0, m, rest, K, inv_t[, y, f])``."""
+    """The IR of :func:`_rows_softmax` ("softmax"), :func:`_rows_log_softmax` ("log_softmax"),
+    :func:`_rows_grad` ("grad") and :func:`_rows_sums` ("sums"); arguments
+    ``(xf, x0, ob, o0, m, rest, K, inv_t[, y, f])``."""
     if signature.args[0].dtype != types.float32 or not _SCALEF:
         return context.get_dummy_value()
     i64 = ir.IntType(64)
@@ -1063,33 +1094,26 @@ def _emit_rows(context, builder, signature, args, finish):
             cols = [_transpose16(builder, [read(g, r, is_last) for r in range(L)])[:k] for g, is_last in zip(gs, last)]
             mvs = []
             for i, g in enumerate(gs):
-                if finish == "shift":
-                    mvs.append(builder.load(_lanes_at(builder, mp, g, vt), align=4))
-                    continue
                 mv = cols[i][0]
                 for v in cols[i][1:]:
                     mv = _larger(builder, v, mv)
                 builder.store(mv, _lanes_at(builder, mp, g, vt), align=4)
                 mvs.append(mv)
-            if finish == "shift":  # log_softmax: (x - m) inv_t - log1p(rest), rest's log already in ``rest``
-                outs = []
-                for i, g in enumerate(gs):
-                    s = builder.load(_lanes_at(builder, rp, g, vt), align=4)
+            parts, ties, terms = [zero] * _GROUPS, [zero] * _GROUPS, [[] for _ in gs]
+            for j in range(k):  # class by class, the groups side by side
+                for i in range(_GROUPS):
+                    t = builder.fmul(builder.fsub(cols[i][j], mvs[i]), inv)
+                    e = _vector_exp(builder, t)
+                    terms[i].append(e)
+                    parts[i], ties[i] = _add_term(builder, t, e, parts[i], ties[i])
+            outs = []
+            for i, g in enumerate(gs):
+                total = _rest_total(builder, builder.fadd(_splat(dvt, 0.0), _to_f64(builder, parts[i])), ties[i])
+                builder.store(total, _lanes_at(builder, rp, g, dvt), align=8)
+                if finish == "log_softmax":  # (x - m) inv_t - log1p(rest)
+                    s = builder.fptrunc(_vector_log1p(builder, total), vt)
                     outs.append([builder.fsub(builder.fmul(builder.fsub(c, mvs[i]), inv), s) for c in cols[i]])
-            else:
-                parts, ties, terms = [zero] * _GROUPS, [zero] * _GROUPS, [[] for _ in gs]
-                for j in range(k):  # class by class, the groups side by side
-                    for i in range(_GROUPS):
-                        t = builder.fmul(builder.fsub(cols[i][j], mvs[i]), inv)
-                        e = _vector_exp(builder, t)
-                        terms[i].append(e)
-                        parts[i], ties[i] = _add_term(builder, t, e, parts[i], ties[i])
-                outs = []
-                for i, g in enumerate(gs):
-                    total = _rest_total(builder, builder.fadd(_splat(dvt, 0.0), _to_f64(builder, parts[i])), ties[i])
-                    builder.store(total, _lanes_at(builder, rp, g, dvt), align=8)
-                    if finish == "sums":
-                        continue
+                elif finish != "sums":
                     q = builder.fptrunc(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)), vt)
                     us = [builder.fmul(e, q) for e in terms[i]]
                     if finish == "grad":
@@ -1135,13 +1159,14 @@ def _rows_sums(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
 
 
 @intrinsic
-def _rows_shift(typingctx, xf, x0, ob, o0, m, s, K, inv_t):
-    """log_softmax rows after :func:`_rows_sums`: ``ob`` = (x - m) inv_t - s, ``s`` = log1p(rest) (float32)."""
+def _rows_log_softmax(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
+    """:func:`_rows_softmax` finished as log_softmax: ``ob`` = (x - m) inv_t - log1p(rest), the log-sum by
+    :func:`_vector_log1p` in registers: the same bits as the scratch path's :func:`_log1p`."""
 
     def codegen(context, builder, signature, args):
-        return _emit_rows(context, builder, signature, args, "shift")
+        return _emit_rows(context, builder, signature, args, "log_softmax")
 
-    return types.void(xf, x0, ob, o0, m, s, K, inv_t), codegen
+    return types.void(xf, x0, ob, o0, m, rest, K, inv_t), codegen
 
 
 @intrinsic
@@ -1241,7 +1266,7 @@ def rows_small(x, inv_t, mode, out, special, head, stream, registers):
     on a 64-byte boundary (:func:`stream_head`). With ``registers``
     (:func:`register_rows`) each block runs in the register kernels
     (:func:`_rows_softmax`), else through the classes-first scratch; the
-    results are the same bits but for log_softmax's last rounding.
+    results are the same bits.
     """
     n, K = x.shape
     xf = x.reshape(-1)
@@ -1266,6 +1291,8 @@ def rows_small(x, inv_t, mode, out, special, head, stream, registers):
             if registers:
                 if mode == SOFTMAX:
                     _rows_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
+                elif mode == LOG_SOFTMAX:
+                    _rows_log_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
                 else:
                     _rows_sums(rows, rb * K, ob, o0, m, rest, K, inv_t)
             else:
@@ -1285,19 +1312,16 @@ def rows_small(x, inv_t, mode, out, special, head, stream, registers):
                 for r in range(nb):
                     ol[r] = m[r] + x.dtype.type(_log1p(rest[r]))
                 continue
-            if mode == LOG_SOFTMAX:
-                for r in range(_BLOCK):
-                    s[r] = x.dtype.type(_log1p(rest[r]))
-                if registers:
-                    _rows_shift(rows, rb * K, ob, o0, m, s, K, inv_t)
-                else:
-                    for j in range(K):
-                        Tj = T[j * _BLOCK : (j + 1) * _BLOCK]
-                        for r in range(_BLOCK):
-                            Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
             if registers:
                 _flush_block(obuf, of, r0, nb, K, whole, stream)
                 continue
+            if mode == LOG_SOFTMAX:
+                for r in range(_BLOCK):
+                    s[r] = x.dtype.type(_log1p(rest[r]))
+                for j in range(K):
+                    Tj = T[j * _BLOCK : (j + 1) * _BLOCK]
+                    for r in range(_BLOCK):
+                        Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
             # A partial block (the head, the last) is written to ``pad`` and copied out.
             sb = of[r0 * K : (r0 + _BLOCK) * K] if whole else pad
             _store_block(U if mode == SOFTMAX else T, _BLOCK, K, sb, stream and whole)
