@@ -29,10 +29,10 @@ group's running max and sums in registers while the loop runs over the
 classes: with the loops in Numba they went through memory once per class.
 Softmax, the gradient of plain labels and the cross-entropy's label logit
 finish there too, while the group is in L1 (:func:`_block_softmax`,
-:func:`_block_grad`, :func:`_block_label_logit`). On AVX-512, float32 rows of
-2 to 15 skip the scratch (:func:`_rows_softmax`): each group of 16 rows is
-read row by row, transposed by in-lane shuffles, computed and written back in
-registers, the same bits in 0.65-0.9x the time (:func:`register_rows`). Loops over a block's rows
+:func:`_block_grad`, :func:`_block_label_logit`). On AVX-512, rows of 2 to 15
+skip the scratch (:func:`_rows_softmax`): each group of rows (16 float32 or 8
+float64) is read row by row, transposed by in-lane shuffles, computed and
+written back in registers, in 0.65-0.9x the time (:func:`register_rows`). Loops over a block's rows
 index slices from 0 (``special[r0:r0 + nb]``, not ``special[r0 + r]``): an
 index Numba may see as negative gets wraparound code, which LLVM vectorises
 into gathers and byte-by-byte scatters.
@@ -956,14 +956,15 @@ def _block_grad(typingctx, T, U, m, rest, K, inv_t, y, f):
 
 
 # ---------------------------------------------------------------------------
-# Short float32 rows in registers (AVX-512): a group of 16 rows is 16 row
-# loads, a 16 x 16 transpose by in-lane shuffles, the max, terms and sums of
+# Short rows in registers (AVX-512): a group of L rows (16 float32, 8
+# float64) is L row loads (two per row for float64 rows longer than 8), an
+# L x L transpose by in-lane shuffles, the max, terms and sums of
 # _emit_block_terms on the K class vectors held in registers, the finish, the
-# transpose back and 16 row stores. No scratch between the steps, and no
+# transpose back and L row stores. No scratch between the steps, and no
 # ``vpermt2ps``: it runs on the FMA pipes, which the exponential needs, where
 # the unpacks and 128-bit block moves run on the other two.
 
-#: Row lengths (float32) that go through the register kernels (:func:`register_rows`). At 16 a row is a
+#: Row lengths that go through the register kernels (:func:`register_rows`). At 16 a float32 row is a
 #: whole vector and the scratch path's transposes cost nothing; 1 is the constant 1 / 0.
 REGISTER_K = (2, SHUFFLE_K - 1)
 
@@ -973,44 +974,47 @@ def _lane_shuffle(builder, a, b, mask):
 
 
 def _unpack(builder, a, b, hi, width):
-    """``vunpck{l,h}ps`` (width 1) / ``vunpck{l,h}pd`` (width 2) of 16 float32 lanes: within each 128-bit
-    block, the low (high) halves of ``a`` and ``b`` interleaved ``width`` lanes at a time."""
-    o = 2 if hi else 0
-    if width == 1:
-        pattern = lambda q: (4 * q + o, 16 + 4 * q + o, 4 * q + o + 1, 16 + 4 * q + o + 1)  # noqa: E731
-    else:
-        pattern = lambda q: (4 * q + o, 4 * q + o + 1, 16 + 4 * q + o, 16 + 4 * q + o + 1)  # noqa: E731
-    return _lane_shuffle(builder, a, b, [i for q in range(4) for i in pattern(q)])
+    """``vunpck{l,h}ps`` / ``vunpck{l,h}pd`` on vectors of L lanes (16 float32 or 8 float64): within each
+    128-bit block, the low (high) halves of ``a`` and ``b`` interleaved ``width`` lanes at a time."""
+    L = a.type.count
+    n = L // 4  # lanes in a 128-bit block
+    o = n // 2 if hi else 0
+    return _lane_shuffle(builder, a, b, [side + n * q + o + u * width + lane for q in range(4)
+                                         for u in range(n // (2 * width)) for side in (0, L) for lane in range(width)])
 
 
 def _blocks128(builder, a, b, pick):
-    """``vshuff32x4``: 128-bit blocks ``pick[0]``, ``pick[1]`` of ``a`` then ``pick[2]``, ``pick[3]`` of ``b``."""
-    return _lane_shuffle(builder, a, b, [16 * (i >= 2) + 4 * p + lane for i, p in enumerate(pick) for lane in range(4)])
+    """``vshuff32x4``/``vshuff64x2``: 128-bit blocks ``pick[0]``, ``pick[1]`` of ``a`` then ``pick[2]``,
+    ``pick[3]`` of ``b``."""
+    L = a.type.count
+    n = L // 4
+    return _lane_shuffle(builder, a, b, [L * (i >= 2) + n * p + lane for i, p in enumerate(pick) for lane in range(n)])
 
 
-def _transpose16(builder, vectors):
-    """The 16 x 16 transpose of 16 vectors of 16 float32 (lane c of result r = lane r of vector c).
+def _transpose_lanes(builder, vectors):
+    """The L x L transpose of L vectors of L lanes (16 float32 or 8 float64): lane c of result r = lane r of
+    vector c.
 
-    Unpacks of lanes, then of lane pairs, give each 128-bit block the four
-    rows of one column; two rounds of 128-bit block moves gather each
-    column's four blocks. 64 shuffles, all in-lane or whole-block; LLVM
-    drops those whose results are not used (the columns past K).
+    Unpacks (of lanes, then for float32 of lane pairs) give each 128-bit
+    block the rows of one column that fit it; two rounds of 128-bit block
+    moves gather each column's four blocks. All in-lane or whole-block
+    shuffles (64 for float32, 24 for float64); LLVM drops those whose results
+    are not used (the columns past K).
     """
-    A = []
-    for i in range(8):
-        A += [_unpack(builder, vectors[2 * i], vectors[2 * i + 1], hi, 1) for hi in (False, True)]
-    B = []
-    for i in range(4):
-        a = A[4 * i : 4 * i + 4]
-        B += [_unpack(builder, a[p], a[p + 2], hi, 2) for p in (0, 1) for hi in (False, True)]
-    C = [None] * 16
-    for k in range(4):
-        P0 = _blocks128(builder, B[k], B[4 + k], (0, 1, 0, 1))
-        P1 = _blocks128(builder, B[8 + k], B[12 + k], (0, 1, 0, 1))
-        P2 = _blocks128(builder, B[k], B[4 + k], (2, 3, 2, 3))
-        P3 = _blocks128(builder, B[8 + k], B[12 + k], (2, 3, 2, 3))
-        C[k], C[4 + k] = _blocks128(builder, P0, P1, (0, 2, 0, 2)), _blocks128(builder, P0, P1, (1, 3, 1, 3))
-        C[8 + k], C[12 + k] = _blocks128(builder, P2, P3, (0, 2, 0, 2)), _blocks128(builder, P2, P3, (1, 3, 1, 3))
+    L = len(vectors)
+    n = L // 4
+    B = [_unpack(builder, vectors[2 * i], vectors[2 * i + 1], hi, 1) for i in range(L // 2) for hi in (False, True)]
+    if n == 4:
+        B = [_unpack(builder, B[4 * i + p], B[4 * i + p + 2], hi, 2) for i in range(4) for p in (0, 1) for hi in (False, True)]
+    # B[n i + c] holds, in its 128-bit block q, the n rows from n i of column n q + c.
+    C = [None] * L
+    for c in range(n):
+        P0 = _blocks128(builder, B[c], B[n + c], (0, 1, 0, 1))
+        P1 = _blocks128(builder, B[2 * n + c], B[3 * n + c], (0, 1, 0, 1))
+        P2 = _blocks128(builder, B[c], B[n + c], (2, 3, 2, 3))
+        P3 = _blocks128(builder, B[2 * n + c], B[3 * n + c], (2, 3, 2, 3))
+        C[c], C[n + c] = _blocks128(builder, P0, P1, (0, 2, 0, 2)), _blocks128(builder, P0, P1, (1, 3, 1, 3))
+        C[2 * n + c], C[3 * n + c] = _blocks128(builder, P2, P3, (0, 2, 0, 2)), _blocks128(builder, P2, P3, (1, 3, 1, 3))
     return C
 
 
@@ -1037,67 +1041,82 @@ def _emit_rows(context, builder, signature, args, finish):
     """The IR of :func:`_rows_softmax` ("softmax"), :func:`_rows_log_softmax` ("log_softmax"),
     :func:`_rows_grad` ("grad") and :func:`_rows_sums` ("sums"); arguments
     ``(xf, x0, ob, o0, m, rest, K, inv_t[, y, f])``."""
-    if signature.args[0].dtype != types.float32 or not _SCALEF:
+    dtype = signature.args[0].dtype
+    if not _SCALEF:
         return context.get_dummy_value()
     i64 = ir.IntType(64)
-    L = 16
-    vt, dvt, yt = ir.VectorType(ir.FloatType(), L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
+    ft = context.get_value_type(dtype)
+    size = dtype.bitwidth // 8
+    L = 64 // size  # rows in a group, lanes in a vector
+    vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
     px = element_pointer(context, builder, signature, args[:2])
     po = element_pointer(context, builder, types.void(*signature.args[2:4]), args[2:4])
     mp, rp = (context.make_array(signature.args[a])(context, builder, args[a]).data for a in (4, 5))
     inv = _splat_value(builder, args[7], vt)
     zero = _splat(vt, 0.0)
+
+    def narrow(v):  # float64 lanes to x's dtype
+        return builder.fptrunc(v, vt) if size == 4 else v
+
     if finish == "grad":
         yp = context.make_array(signature.args[8])(context, builder, args[8]).data
         f = _splat_value(builder, args[9], dvt)
-        d = _splat_value(builder, builder.fptrunc(args[9], ir.FloatType()), vt)
+        d = _splat_value(builder, builder.fptrunc(args[9], ft) if size == 4 else args[9], vt)
 
     def body(k):
-        load_masked, store_masked = _masked_memory(builder, vt, k)
+        # A row is one vector of L lanes from its first element, or two for K > L (float64): part h
+        # from element h L, with min(L, K - h L) lanes of the row.
+        parts_of_row = [(h, min(L, k - h * L)) for h in range(-(-k // L))]
+        masked = {lanes: _masked_memory(builder, vt, lanes) for _, lanes in parts_of_row}
 
-        def row_at(ptr, g, r):
-            return _lanes_at(builder, ptr, builder.add(builder.mul(g, ir.Constant(i64, k)), ir.Constant(i64, r * k)), vt)
+        def at(ptr, g, r, h):
+            return _lanes_at(builder, ptr, builder.add(builder.mul(g, ir.Constant(i64, k)), ir.Constant(i64, r * k + h * L)), vt)
+
+        def inside(r, h):  # whether a whole vector there stays inside its group of L rows
+            return r * k + h * L + L <= L * k
 
         with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // (L * _GROUPS))) as step:
             gs = [builder.mul(builder.add(builder.mul(step.index, ir.Constant(i64, _GROUPS)), ir.Constant(i64, i)), ir.Constant(i64, L))
                   for i in range(_GROUPS)]
             last = [builder.icmp_signed("==", g, ir.Constant(i64, _BLOCK - L)) for g in gs]
 
-            # A whole vector from row r runs into the rows after it: past the group's end only for
+            # A whole vector from a row runs into the rows after it: past the group's end only for
             # its last rows, and past the block's end only in the last group. There only the row's own
-            # k lanes are touched (masked: slow on memory, so only where it must be).
-            def read(g, r, is_last):
-                ptr = row_at(px, g, r)
-                if r * k + L <= L * k:
-                    return builder.load(ptr, align=4)
+            # lanes are touched (masked: slow on memory, so only where it must be).
+            def read(g, r, h, lanes, is_last):
+                ptr = at(px, g, r, h)
+                if inside(r, h):
+                    return builder.load(ptr, align=size)
                 with builder.if_else(is_last) as (then, otherwise):
                     with then:
-                        v_edge, b_edge = load_masked(ptr), builder.block
+                        v_edge, b_edge = masked[lanes][0](ptr), builder.block
                     with otherwise:
-                        v_mid, b_mid = builder.load(ptr, align=4), builder.block
+                        v_mid, b_mid = builder.load(ptr, align=size), builder.block
                 phi = builder.phi(vt)
                 phi.add_incoming(v_edge, b_edge)
                 phi.add_incoming(v_mid, b_mid)
                 return phi
 
-            def write(v, g, r, is_last):  # each row's tail is overwritten by the next row
-                ptr = row_at(po, g, r)
-                if r * k + L <= L * k:
-                    builder.store(v, ptr, align=4)
+            def write(v, g, r, h, lanes, is_last):  # each row's tail is overwritten by the next row
+                ptr = at(po, g, r, h)
+                if inside(r, h):
+                    builder.store(v, ptr, align=size)
                     return
                 with builder.if_else(is_last) as (then, otherwise):
                     with then:
-                        store_masked(v, ptr)
+                        masked[lanes][1](v, ptr)
                     with otherwise:
-                        builder.store(v, ptr, align=4)
+                        builder.store(v, ptr, align=size)
 
-            cols = [_transpose16(builder, [read(g, r, is_last) for r in range(L)])[:k] for g, is_last in zip(gs, last)]
+            cols = [[c for h, lanes in parts_of_row
+                     for c in _transpose_lanes(builder, [read(g, r, h, lanes, is_last) for r in range(L)])[:lanes]]
+                    for g, is_last in zip(gs, last)]
             mvs = []
             for i, g in enumerate(gs):
                 mv = cols[i][0]
                 for v in cols[i][1:]:
                     mv = _larger(builder, v, mv)
-                builder.store(mv, _lanes_at(builder, mp, g, vt), align=4)
+                builder.store(mv, _lanes_at(builder, mp, g, vt), align=size)
                 mvs.append(mv)
             parts, ties, terms = [zero] * _GROUPS, [zero] * _GROUPS, [[] for _ in gs]
             for j in range(k):  # class by class, the groups side by side
@@ -1111,10 +1130,10 @@ def _emit_rows(context, builder, signature, args, finish):
                 total = _rest_total(builder, builder.fadd(_splat(dvt, 0.0), _to_f64(builder, parts[i])), ties[i])
                 builder.store(total, _lanes_at(builder, rp, g, dvt), align=8)
                 if finish == "log_softmax":  # (x - m) inv_t - log1p(rest)
-                    s = builder.fptrunc(_vector_log1p(builder, total), vt)
+                    s = narrow(_vector_log1p(builder, total))
                     outs.append([builder.fsub(builder.fmul(builder.fsub(c, mvs[i]), inv), s) for c in cols[i]])
                 elif finish != "sums":
-                    q = builder.fptrunc(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)), vt)
+                    q = narrow(builder.fdiv(f if finish == "grad" else _splat(dvt, 1.0), builder.fadd(_splat(dvt, 1.0), total)))
                     us = [builder.fmul(e, q) for e in terms[i]]
                     if finish == "grad":
                         yv = builder.load(_lanes_at(builder, yp, g, yt), align=8)
@@ -1123,9 +1142,11 @@ def _emit_rows(context, builder, signature, args, finish):
             for i, (g, is_last) in enumerate(zip(gs, last)):
                 if finish == "sums":
                     break
-                rows = _transpose16(builder, outs[i] + [ir.Constant(vt, None)] * (L - k))
+                row_parts = [_transpose_lanes(builder, outs[i][h * L : h * L + lanes] + [ir.Constant(vt, None)] * (L - lanes))
+                             for h, lanes in parts_of_row]
                 for r in range(L):
-                    write(rows[r], g, r, is_last)
+                    for (h, lanes), rows in zip(parts_of_row, row_parts):
+                        write(rows[r], g, r, h, lanes, is_last)
 
     _cases_of_k(builder, args[6], body, range(REGISTER_K[0], REGISTER_K[1] + 1))
     return context.get_dummy_value()
@@ -1133,13 +1154,13 @@ def _emit_rows(context, builder, signature, args, finish):
 
 @intrinsic
 def _rows_softmax(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
-    """Softmax of the _BLOCK float32 rows from ``xf[x0]`` (flat, C order) into ``ob[o0]``, in registers.
+    """Softmax of the _BLOCK rows from ``xf[x0]`` (flat, C order) into ``ob[o0]``, in registers.
 
     The same max ``m``, ``rest`` and terms as :func:`_block_softmax`, the same
     bits; the rows are read and written in place of the scratch's transposes.
-    Only for float32 rows of K in ``REGISTER_K`` on AVX-512 (:func:`register_rows`);
-    other K, float64 or another machine: nothing is done. Row stores run up to
-    16 - K elements past a row: the block's output must not overlap its input.
+    Only for rows of K in ``REGISTER_K`` on AVX-512 (:func:`register_rows`);
+    other K or another machine: nothing is done. A row's stores run up to a
+    vector past its end: the block's output must not overlap its input.
     """
 
     def codegen(context, builder, signature, args):
@@ -1767,22 +1788,24 @@ def stream_head(res):
 
 
 def register_rows(rows):
-    """Whether the short-row kernels run ``rows`` (n, K) in registers (:func:`_rows_softmax`): float32 rows
-    of K in ``REGISTER_K``, on a machine with AVX-512.
+    """Whether the short-row kernels run ``rows`` (n, K) in registers (:func:`_rows_softmax`): rows of K in
+    ``REGISTER_K``, on a machine with AVX-512.
 
-    There a group of 16 rows of 10 took 51 ns on one core in cache against
-    66 ns through the scratch, and 2^20 rows of 10 streamed from memory
-    3.9 against 5.1 ms; K = 8 and 12 about half the time.
+    float32, one core: a group of 16 rows of 10 took 51 ns in cache against
+    66 ns through the scratch, and 2^20 rows of 10 streamed from memory 3.9
+    against 5.1 ms; K = 8 and 12 about half the time. 16384 rows of 10 in
+    cache: 0.68-0.79x the time (softmax, log_softmax, logsumexp, gradient);
+    float64 0.74-0.89x.
 
     Examples
     --------
     >>> import numpy as np
-    >>> register_rows(np.zeros((4, 10), np.float32)) == _SCALEF, register_rows(np.zeros((4, 10)))
-    (True, False)
     >>> register_rows(np.zeros((4, 1), np.float32)), register_rows(np.zeros((4, 16), np.float32))
     (False, False)
+    >>> register_rows(np.zeros((4, 10))) == register_rows(np.zeros((4, 2), np.float32)) == _SCALEF
+    True
     """
-    return bool(_SCALEF and rows.dtype == np.float32 and REGISTER_K[0] <= rows.shape[1] <= REGISTER_K[1])
+    return bool(_SCALEF and REGISTER_K[0] <= rows.shape[1] <= REGISTER_K[1])
 
 
 def softmax_family(x, axis, temperature, mode, reference, out=None):
