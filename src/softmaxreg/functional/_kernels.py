@@ -1787,24 +1787,32 @@ def stream_head(res):
     return 0, False
 
 
-def register_rows(rows):
-    """Whether the short-row kernels run ``rows`` (n, K) in registers (:func:`_rows_softmax`): rows of K in
-    ``REGISTER_K``, on a machine with AVX-512.
+def register_rows(rows, mode=SOFTMAX):
+    """Whether the short-row kernels run ``rows`` (n, K) in registers (:func:`_rows_softmax`) for ``mode``
+    (``SOFTMAX``, ``LOG_SOFTMAX``, ``LOGSUMEXP``; the gradient counts as ``SOFTMAX``): rows of K in
+    ``REGISTER_K``, on a machine with AVX-512, except float64 logsumexp.
 
     float32, one core: a group of 16 rows of 10 took 51 ns in cache against
     66 ns through the scratch, and 2^20 rows of 10 streamed from memory 3.9
     against 5.1 ms; K = 8 and 12 about half the time. 16384 rows of 10 in
     cache: 0.68-0.79x the time (softmax, log_softmax, logsumexp, gradient);
-    float64 0.74-0.89x.
+    float64 0.74-0.89x. From memory on both cores (2^20 x 10, side by side)
+    float64 logsumexp, which only reads, took 1.16x the scratch path's time:
+    its rows are two loads each, most across a cache line, where the scratch
+    path loads a group's lines whole.
 
     Examples
     --------
     >>> import numpy as np
     >>> register_rows(np.zeros((4, 1), np.float32)), register_rows(np.zeros((4, 16), np.float32))
     (False, False)
-    >>> register_rows(np.zeros((4, 10))) == register_rows(np.zeros((4, 2), np.float32)) == _SCALEF
+    >>> register_rows(np.zeros((4, 10)), LOGSUMEXP)
+    False
+    >>> register_rows(np.zeros((4, 10))) == register_rows(np.zeros((4, 2), np.float32), LOGSUMEXP) == _SCALEF
     True
     """
+    if mode == LOGSUMEXP and rows.dtype == np.float64:
+        return False
     return bool(_SCALEF and REGISTER_K[0] <= rows.shape[1] <= REGISTER_K[1])
 
 
@@ -1825,13 +1833,13 @@ def softmax_family(x, axis, temperature, mode, reference, out=None):
     if mode == LOGSUMEXP:
         res = np.empty((n, 1), dtype=rows.dtype)
         if K < SMALL_K:
-            rows_small(rows, 1.0, LOGSUMEXP, res, special, 0, False, register_rows(rows))
+            rows_small(rows, 1.0, LOGSUMEXP, res, special, 0, False, register_rows(rows, LOGSUMEXP))
         else:
             logsumexp_rows(rows, res[:, 0], special)
     else:
         res = _result_rows(rows, x, axis, out)
         if K < SMALL_K:
-            rows_small(rows, 1.0 / temperature, mode, res, special, *stream_head(res), register_rows(rows))
+            rows_small(rows, 1.0 / temperature, mode, res, special, *stream_head(res), register_rows(rows, mode))
         elif mode == SOFTMAX:
             softmax_rows(rows, 1.0 / temperature, res, special)
         else:
