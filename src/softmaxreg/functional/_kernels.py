@@ -32,10 +32,10 @@ finish there too, while the group is in L1 (:func:`_block_softmax`,
 :func:`_block_grad`, :func:`_block_label_logit`). On AVX-512, rows of 2 to 15
 skip the scratch (:func:`_rows_softmax`): each group of rows (16 float32 or 8
 float64) is read row by row, transposed by in-lane shuffles, computed and
-written back in registers, in 0.65-0.9x the time (:func:`register_rows`). Loops over a block's rows
-index slices from 0 (``special[r0:r0 + nb]``, not ``special[r0 + r]``): an
-index Numba may see as negative gets wraparound code, which LLVM vectorises
-into gathers and byte-by-byte scatters.
+written back in registers, in 0.65-0.9x the time (:func:`register_rows`).
+Loops over a block's rows index slices from 0 (``special[r0:r0 + nb]``, not
+``special[r0 + r]``): an index Numba may see as negative gets wraparound
+code, which LLVM vectorises into gathers and byte-by-byte scatters.
 
 ``exp`` is our own (:func:`_exp32`, :func:`_exp64`): Cody-Waite range reduction
 ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit ``fma`` calls, which
@@ -191,9 +191,20 @@ def _cases_of_k(builder, K, body, ks=range(1, SHUFFLE_K + 1)):
     builder.position_at_end(end)
 
 
+def _lane_shuffle(builder, a, b, mask):
+    """The vector of lanes ``mask`` of ``a`` and ``b`` end to end (``shufflevector``; ``b`` may be undef)."""
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(mask)), mask))
+
+
+def _store_nontemporal(builder, value, ptr):
+    """Store ``value`` at ``ptr`` (on a 64-byte boundary) by non-temporal stores: whole cache lines written
+    without reading them first (``vmovntps``/``pd``)."""
+    store = builder.store(value, ptr, align=64)
+    store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+
 def _concat(builder, vectors):
     """One vector holding ``vectors`` (all of one type) end to end, by a tree of shuffles."""
-    i32 = ir.IntType(32)
     while len(vectors) > 1:
         if len(vectors) % 2:
             vectors = vectors + [ir.Constant(vectors[-1].type, None)]
@@ -201,8 +212,8 @@ def _concat(builder, vectors):
         for a, b in zip(vectors[::2], vectors[1::2]):
             wa, wb = a.type.count, b.type.count
             if wb < wa:  # widen b (a padding vector of the previous round) to a's width
-                b = builder.shuffle_vector(b, ir.Constant(b.type, None), ir.Constant(ir.VectorType(i32, wa), [min(l, wb) for l in range(wa)]))
-            pairs.append(builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, 2 * wa), list(range(2 * wa)))))
+                b = _lane_shuffle(builder, b, ir.Constant(b.type, None), [min(lane, wb) for lane in range(wa)])
+            pairs.append(_lane_shuffle(builder, a, b, list(range(2 * wa))))
         vectors = pairs
     return vectors[0]
 
@@ -249,9 +260,7 @@ def _transposer(name, move, doc):
 
 def _columns(builder, rows, L, k):
     """The k class vectors of L rows held end to end in the vector ``rows`` (L k lanes): a shuffle each."""
-    i32 = ir.IntType(32)
-    return [builder.shuffle_vector(rows, ir.Constant(rows.type, None), ir.Constant(ir.VectorType(i32, L), [j + k * l for l in range(L)]))
-            for j in range(k)]
+    return [_lane_shuffle(builder, rows, ir.Constant(rows.type, None), [j + k * lane for lane in range(L)]) for j in range(k)]
 
 
 def _rows_to_columns(builder, src_at, dst_at, L, k, align):
@@ -267,12 +276,12 @@ def _columns_to_rows(builder, src_at, dst_at, L, k, align, stream=False):
     lines written without reading them first) and the destination must start
     on a 64-byte boundary; the L k lanes are k whole lines.
     """
-    i32 = ir.IntType(32)
     every = _concat(builder, [builder.load(src_at(L, j), align=align) for j in range(k)])
-    rows = builder.shuffle_vector(every, ir.Constant(every.type, None), ir.Constant(ir.VectorType(i32, L * k), [(f % k) * L + f // k for f in range(L * k)]))
-    store = builder.store(rows, dst_at(L * k), align=64 if stream else align)
+    rows = _lane_shuffle(builder, every, ir.Constant(every.type, None), [(f % k) * L + f // k for f in range(L * k)])
     if stream:
-        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(i32, 1)]))
+        _store_nontemporal(builder, rows, dst_at(L * k))
+    else:
+        builder.store(rows, dst_at(L * k), align=align)
 
 
 _transpose_in = _transposer(
@@ -728,7 +737,7 @@ def _block_labels(labels, r0, nb, pad):
 def _splat_value(builder, value, vt):
     """The run-time scalar ``value`` in every lane of the vector type ``vt``."""
     v = builder.insert_element(ir.Constant(vt, None), value, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
+    return _lane_shuffle(builder, v, v, [0] * vt.count)
 
 
 def _lanes_at(builder, ptr, index, vt):
@@ -967,10 +976,6 @@ def _block_grad(typingctx, T, U, m, rest, K, inv_t, y, f):
 #: Row lengths that go through the register kernels (:func:`register_rows`). At 16 a float32 row is a
 #: whole vector and the scratch path's transposes cost nothing; 1 is the constant 1 / 0.
 REGISTER_K = (2, SHUFFLE_K - 1)
-
-
-def _lane_shuffle(builder, a, b, mask):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(mask)), mask))
 
 
 def _unpack(builder, a, b, hi, width):
@@ -1213,10 +1218,9 @@ def _stream_copy(typingctx, src, dst, d0, n):
         vt = ir.VectorType(context.get_value_type(src.dtype), L)
         ps = context.make_array(src)(context, builder, args[0]).data
         pd = element_pointer(context, builder, types.void(dst, d0), args[1:3])
-        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
         with cgutils.for_range_slice(builder, ir.Constant(i64, 0), args[3], ir.Constant(i64, L), inc=True) as (i, _):
             v = builder.load(_lanes_at(builder, ps, i, vt), align=src.dtype.bitwidth // 8)
-            builder.store(v, _lanes_at(builder, pd, i, vt), align=64).set_metadata("nontemporal", nontemporal)
+            _store_nontemporal(builder, v, _lanes_at(builder, pd, i, vt))
         return context.get_dummy_value()
 
     return sig, codegen

@@ -39,7 +39,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import _exp64, _lanes_at, _log1p, _splat_value, _vector_fma
+from softmaxreg.functional._kernels import _exp64, _lane_shuffle, _lanes_at, _log1p, _splat_value, _vector_fma
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
 
@@ -57,8 +57,8 @@ def _lane_sum(builder, v):
     w = v.type.count
     while w > 1:
         h = w // 2
-        lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
-        hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, w))))
+        lo = _lane_shuffle(builder, v, v, list(range(h)))
+        hi = _lane_shuffle(builder, v, v, list(range(h, w)))
         v = builder.fadd(lo, hi)
         w = h
     return builder.extract_element(v, ir.Constant(i32, 0))
