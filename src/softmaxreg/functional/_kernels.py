@@ -638,8 +638,9 @@ def _log1p(r):
 
 
 def _vector_log1p(builder, r):
-    """:func:`_log1p` on a vector of float64 lanes, in IR: the same steps, constants and fast-math flags
-    (so LLVM makes the same contractions and the results are the same bits)."""
+    """:func:`_log1p` on a vector of float64 lanes, in IR: the same steps, constants and fast-math flags.
+    Rounded to float32 its results are :func:`_log1p`'s bits (checked on 65536 values over both branches,
+    0, NaN and inf); float64 log_softmax through it may differ from the scratch path in the last rounding."""
     vt = r.type
     it = ir.VectorType(ir.IntType(64), vt.count)
     fm = tuple(sorted(_FASTMATH))
@@ -1043,9 +1044,12 @@ _GROUPS = 2
 
 
 def _emit_rows(context, builder, signature, args, finish):
-    """The IR of :func:`_rows_softmax` ("softmax"), :func:`_rows_log_softmax` ("log_softmax"),
-    :func:`_rows_grad` ("grad") and :func:`_rows_sums` ("sums"); arguments
-    ``(xf, x0, ob, o0, m, rest, K, inv_t[, y, f])``."""
+    """The IR of :func:`_rows_softmax` ("softmax"), :func:`_rows_log_softmax` ("log_softmax") and
+    :func:`_rows_grad` ("grad"), arguments ``(xf, x0, ob, o0, m, rest, K, inv_t[, y, f])``, and of
+    :func:`_rows_sums` ("sums"), arguments ``(xf, x0, m, rest, K, inv_t)``."""
+    if finish == "sums":  # no output rows
+        args = list(args[:2]) + [None, None] + list(args[2:])
+        signature = types.void(*signature.args[:2], types.none, types.none, *signature.args[2:])
     dtype = signature.args[0].dtype
     if not _SCALEF:
         return context.get_dummy_value()
@@ -1055,7 +1059,8 @@ def _emit_rows(context, builder, signature, args, finish):
     L = 64 // size  # rows in a group, lanes in a vector
     vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
     px = element_pointer(context, builder, signature, args[:2])
-    po = element_pointer(context, builder, types.void(*signature.args[2:4]), args[2:4])
+    if finish != "sums":
+        po = element_pointer(context, builder, types.void(*signature.args[2:4]), args[2:4])
     mp, rp = (context.make_array(signature.args[a])(context, builder, args[a]).data for a in (4, 5))
     inv = _splat_value(builder, args[7], vt)
     zero = _splat(vt, 0.0)
@@ -1175,19 +1180,19 @@ def _rows_softmax(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
 
 
 @intrinsic
-def _rows_sums(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
-    """:func:`_rows_softmax` without the terms: ``m`` and ``rest`` only (``ob`` is not written)."""
+def _rows_sums(typingctx, xf, x0, m, rest, K, inv_t):
+    """:func:`_rows_softmax` without the terms: ``m`` and ``rest`` only."""
 
     def codegen(context, builder, signature, args):
         return _emit_rows(context, builder, signature, args, "sums")
 
-    return types.void(xf, x0, ob, o0, m, rest, K, inv_t), codegen
+    return types.void(xf, x0, m, rest, K, inv_t), codegen
 
 
 @intrinsic
 def _rows_log_softmax(typingctx, xf, x0, ob, o0, m, rest, K, inv_t):
     """:func:`_rows_softmax` finished as log_softmax: ``ob`` = (x - m) inv_t - log1p(rest), the log-sum by
-    :func:`_vector_log1p` in registers: the same bits as the scratch path's :func:`_log1p`."""
+    :func:`_vector_log1p` in registers: in float32 the same bits as the scratch path's :func:`_log1p`."""
 
     def codegen(context, builder, signature, args):
         return _emit_rows(context, builder, signature, args, "log_softmax")
@@ -1291,7 +1296,8 @@ def rows_small(x, inv_t, mode, out, special, head, stream, registers):
     on a 64-byte boundary (:func:`stream_head`). With ``registers``
     (:func:`register_rows`) each block runs in the register kernels
     (:func:`_rows_softmax`), else through the classes-first scratch; the
-    results are the same bits.
+    results are the same bits, but for float64 log_softmax, whose last
+    rounding may differ.
     """
     n, K = x.shape
     xf = x.reshape(-1)
@@ -1312,14 +1318,14 @@ def rows_small(x, inv_t, mode, out, special, head, stream, registers):
             r0, nb = _block_span(b, head, n)
             rows, rb = _block_rows(xf, r0, nb, K, pad)
             whole = nb == _BLOCK
-            ob, o0 = _register_target(of, obuf, r0, K, whole, stream)
             if registers:
+                ob, o0 = _register_target(of, obuf, r0, K, whole, stream)
                 if mode == SOFTMAX:
                     _rows_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
                 elif mode == LOG_SOFTMAX:
                     _rows_log_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
                 else:
-                    _rows_sums(rows, rb * K, ob, o0, m, rest, K, inv_t)
+                    _rows_sums(rows, rb * K, m, rest, K, inv_t)
             else:
                 _load_block(rows, rb, _BLOCK, K, T)
                 if mode == SOFTMAX:  # the terms come out already scaled
@@ -1619,8 +1625,8 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
             whole = nb == _BLOCK
             if plain and registers:
                 yl = _block_labels(labels, r0, nb, yy)
-                rb_out, r_out = _register_target(of, obuf, r0, K, whole, stream)
-                _rows_grad(rows, rb * K, rb_out, r_out, m, rest, K, inv, yl, f)
+                dst, d0 = _register_target(of, obuf, r0, K, whole, stream)
+                _rows_grad(rows, rb * K, dst, d0, m, rest, K, inv, yl, f)
                 sp = special[r0 : r0 + nb]
                 for r in range(nb):
                     sp[r] = not _plain_row_ok(yl[r], K, m[r], rest[r])
