@@ -129,6 +129,13 @@ def test_idle_buffers_are_released_after_decay_and_on_demand():
     assert F.result_cache_info().idle_arrays == 1
     F.empty_result_cache()
     assert F.result_cache_info()[2:4] == (0, 0)
+    with F.result_cache(decay=float("inf")):  # kept until asked, then released by the new decay
+        F.softmax(X32)
+        F.set_result_cache(decay=0.05)
+        deadline = time.monotonic() + 10.0
+        while F.result_cache_info().idle_arrays and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert F.result_cache_info().idle_arrays == 0
     with F.result_cache(decay=0):  # keeps nothing, not even for a moment
         assert not from_cache(F.softmax(X32))
         assert F.result_cache_info().idle_arrays == 0

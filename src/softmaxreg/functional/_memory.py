@@ -187,6 +187,8 @@ class _ResultCache:
             self._drain(time.monotonic())
             if self.decay <= 0:
                 self._shrink(0)
+            if self._idle or self._live:
+                self._start_janitor()
         self._wake.set()
         return old
 
