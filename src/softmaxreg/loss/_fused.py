@@ -39,6 +39,7 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from softmaxreg.functional import _memory
 from softmaxreg.functional._kernels import _exp64, _lane_shuffle, _lanes_at, _log1p, _splat_value, _vector_fma
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
@@ -876,7 +877,7 @@ def predict(X, coef, intercept, what=PROBA):
     """
     W = _tile_copy(coef, X.dtype)
     n, K = X.shape[0], W.shape[0]
-    out = np.empty((n, K) if what != LABELS else (0, K))
+    out = _memory.empty((n, K) if what != LABELS else (0, K), np.float64)  # a large one from the result cache
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
     bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
     if bad:
