@@ -17,7 +17,8 @@ and varies from call to call.
 
 What
 ----
-The functional core's fast paths take their results of at least
+The functional core's fast paths (and the prediction pass of
+:mod:`softmaxreg.loss`) take their results of at least
 ``min_bytes`` (32 MiB by default: where malloc stops keeping freed memory)
 from this cache. A result is an ordinary writeable, C-contiguous ndarray
 whose memory stays the caller's for as long as any array views it; when the
