@@ -207,7 +207,7 @@ class _ResultCache:
 
     # -- decay ----------------------------------------------------------------
     def _start_janitor(self):
-        if self._janitor is None and np.isfinite(self.decay):
+        if self._janitor is None and math.isfinite(self.decay):
             self._janitor = threading.Thread(target=self._sweep, name="softmaxreg-result-cache", daemon=True)
             self._janitor.start()
 
@@ -218,7 +218,7 @@ class _ResultCache:
                 now = time.monotonic()
                 self._drain(now)
                 self._shrink(self.max_bytes, older_than=now - self.decay)
-                if not self._idle and not self._live or not np.isfinite(self.decay):
+                if not self._idle and not self._live or not math.isfinite(self.decay):
                     self._janitor = None
                     return
                 wait = self._idle[0][0] + self.decay - now if self._idle else self.decay
