@@ -392,3 +392,36 @@ def test_run_threads_waits_for_every_thread_then_re_raises(failing):
     with pytest.raises(ValueError, match=f"thread {failing} failed"):
         FU.run_threads(work, 3)
     assert sorted(finished) == [t for t in range(3) if t != failing]
+
+
+def _asked(calls, nxt, per, stop):
+    """The rows ``calls`` tile calls ask for, each ``_share(nxt, per, stop)`` rows from its ``nxt``."""
+    rows = []
+    for _ in range(calls):
+        rows += range(nxt, nxt + FU._share(nxt, per, stop))
+        nxt += per
+    return rows
+
+
+@pytest.mark.parametrize("K", [1, 2, 4, 5, 6, 10, 13, 26])
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_the_next_block_is_asked_for_once_whole_and_in_range(K, sweeps):
+    """Over every block of a thread's rows, the logits tiles (first half) and the update's strips
+    (second half) ask for each row of the next block exactly once and for nothing past the thread's
+    rows; a tile asks for at most ``_MAX_ASKED`` rows (its loop has one copy per count)."""
+    for r1 in (32, 33, 63, 64, 65, 95, 200, 257):
+        for i0 in range(0, r1, FU._ROWS):
+            nb = min(FU._ROWS, r1 - i0)
+            tiles = (nb + 3) // 4 * FU._tiles(K) * sweeps
+            nxt, per, mid, uper, stop = FU._asking_halves(i0, r1, tiles, FU._strips(K))
+            assert (nxt, stop) == (i0 + FU._ROWS, min(i0 + 2 * FU._ROWS, r1))
+            assert 0 <= per <= FU._MAX_ASKED
+            assert mid - nxt == max(0, stop - nxt) // 2
+            first, second = _asked(tiles, nxt, per, mid), _asked(FU._strips(K), mid, uper, stop)
+            assert sorted(first) == list(range(nxt, mid)) or tiles * FU._MAX_ASKED < mid - nxt
+            assert sorted(second) == list(range(mid, stop))
+            assert len(set(first)) == len(first) and set(first) <= set(range(nxt, mid))
+            nxt, per, stop = FU._asking(i0, r1, tiles)
+            alone = _asked(tiles, nxt, per, stop)
+            assert len(set(alone)) == len(alone) and set(alone) <= set(range(nxt, max(nxt, stop)))
+            assert sorted(alone) == list(range(nxt, stop)) or tiles * FU._MAX_ASKED < stop - nxt
