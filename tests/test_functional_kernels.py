@@ -591,11 +591,14 @@ def test_plain_labels_every_class_over_whole_and_partial_blocks(k, dtype):
 
 
 @pytest.mark.parametrize(("n", "row", "label"), [(50, 20, 10), (2 * K._BLOCK + 37, 5, -1), (2 * K._BLOCK + 37, K._BLOCK + 3, 10),
-                                                  (2 * K._BLOCK + 37, 2 * K._BLOCK + 30, -1)])
-def test_cross_entropy_out_of_range_label_raises_on_fast_path(n, row, label):
-    """A label out of range, in a whole block or the last, partial one, matches no class in the kernels;
-    its row is flagged, and the reference raises."""
-    x = logits((n, 10), np.float32)
+                                                  (2 * K._BLOCK + 37, 2 * K._BLOCK + 30, -1),
+                                                  (2 * K._BLOCK + 37, 17, 2**32 + 3), (2 * K._BLOCK + 37, 40, -(2**32) + 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_out_of_range_label_raises_on_fast_path(n, row, label, dtype):
+    """A label out of range, in a whole block or the last, partial one, is flagged in the kernels, and
+    the reference raises; also one that wraps onto a class in 32 bits (the float32 kernel compares the
+    labels in 32-bit lanes)."""
+    x = logits((n, 10), dtype)
     y = np.zeros(n, dtype=np.int64)
     y[row] = label
     old, K.MIN_SIZE = K.MIN_SIZE, 0
