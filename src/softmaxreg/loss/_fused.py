@@ -258,12 +258,13 @@ def _strip_tile(classes, vectors=4):
                             old = builder.load(a)
                             builder.store(_vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
 
-                # The first npf rows ask, the rest do not: two loops, no test inside either.
-                with cgutils.for_range_slice(builder, zero, npf if wide else zero, ir.Constant(i64, 1),
-                                             inc=True) as (q, _):
-                    row_step(q, wide)
-                with cgutils.for_range_slice(builder, npf if wide else zero, n, ir.Constant(i64, 1),
-                                             inc=True) as (q, _):
+                # In a strip of whole vectors the first npf rows ask, the rest do not: two loops, no
+                # test inside either. Single columns ask for nothing.
+                first = npf if wide else zero
+                if wide:
+                    with cgutils.for_range(builder, npf) as rows:
+                        row_step(rows.index, True)
+                with cgutils.for_range_slice(builder, first, n, ir.Constant(i64, 1), inc=True) as (q, _):
                     row_step(q, False)
                 for m in range(classes):
                     for a, o in zip(acc[m], at):
