@@ -334,8 +334,7 @@ def _asking_halves(i0, r1, tiles, strips):
     during the update; on Fashion-MNIST the halves made the pass 14 % faster
     (docs/performance.md, target 2).
     """
-    nxt = i0 + _ROWS
-    stop = min(nxt + _ROWS, r1)
+    nxt, _, stop = _asking(i0, r1, tiles)
     mid = nxt + max(0, stop - nxt) // 2
     per = min((mid - nxt + tiles - 1) // tiles, _MAX_ASKED)
     uper = (stop - mid + strips - 1) // strips if stop > mid else 0
