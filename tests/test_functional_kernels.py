@@ -590,6 +590,44 @@ def test_plain_labels_every_class_over_whole_and_partial_blocks(k, dtype):
             assert_same(*both(fn, x, y, reduction=reduction), dtype)
 
 
+@numba.njit
+def _label_logits_two_ways(x, y, inv_t):
+    """(m, rest, t_y) of the whole blocks of ``x`` by the label kernel read straight from the rows (row 0)
+    and by the scratch path (row 1): a block transposed into scratch, then :func:`_block_label_logit`."""
+    B = K._BLOCK
+    n, k = x.shape
+    xf = x.reshape(-1)
+    whole = n // B * B
+    m = np.empty((2, whole), x.dtype)
+    rest = np.empty((2, whole))
+    ty = np.empty((2, whole), x.dtype)
+    T = np.empty(k * B, x.dtype)
+    U = np.empty(k * B, x.dtype)
+    for r0 in range(0, whole, B):
+        K._rows_label_logit(xf, r0 * k, m[0, r0 : r0 + B], rest[0, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[0, r0 : r0 + B])
+        K._load_block(xf, r0, B, k, T)
+        K._block_label_logit(T, U, m[1, r0 : r0 + B], rest[1, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[1, r0 : r0 + B])
+    return m, rest, ty
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_label_kernel_equals_the_scratch_path_and_reads_nothing_past_the_rows(dtype):
+    """The label kernel of plain labels, for every row length it takes (both ways of reading a group's
+    rows: one long load and shuffles, or row loads and in-lane transposes, see _ROW_LOADS_FROM), has the
+    same bits as the scratch path: the max, the rest and the label's logit, with special rows and labels
+    out of range (-1, k). x ends at an unreadable page, so a row vector read past the last block faults."""
+    B = K._BLOCK
+    for k in range(1, K.SHUFFLE_K + 1):
+        values = _special_at(logits((2 * B, k), dtype, seed=60 + k), [3, B - 1, B, 2 * B - 1] if k > 1 else [])
+        y = np.random.default_rng(k).integers(-1, k + 1, 2 * B)
+        with _before_a_guard_page(values) as x:
+            m, rest, ty = _label_logits_two_ways(x, y, dtype(0.5))
+            fast, ref = both(F.cross_entropy, x, np.clip(y, 0, k - 1), reduction="none")
+        for name, got in (("m", m), ("rest", rest), ("t_y", ty)):
+            np.testing.assert_array_equal(got[0], got[1], err_msg=f"{name}, rows of {k}")
+        assert_same(fast, ref, dtype)
+
+
 @pytest.mark.parametrize(("n", "row", "label"), [(50, 20, 10), (2 * K._BLOCK + 37, 5, -1), (2 * K._BLOCK + 37, K._BLOCK + 3, 10),
                                                   (2 * K._BLOCK + 37, 2 * K._BLOCK + 30, -1),
                                                   (2 * K._BLOCK + 37, 17, 2**32 + 3), (2 * K._BLOCK + 37, 40, -(2**32) + 3)])

@@ -909,80 +909,6 @@ def _block_label_logit(typingctx, T, U, m, rest, K, inv_t, y, ty):
     return types.void(T, U, m, rest, K, inv_t, y, ty), codegen
 
 
-def _group_starts(builder, step, groups, L):
-    """The first rows of the ``groups`` groups of L rows that loop step ``step`` (an i64) runs side by side:
-    ``(step groups + i) L`` for i < groups."""
-    i64 = ir.IntType(64)
-    return [builder.mul(builder.add(builder.mul(step, ir.Constant(i64, groups)), ir.Constant(i64, i)), ir.Constant(i64, L))
-            for i in range(groups)]
-
-
-#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize: two float32 groups' exponentials
-#: overlap (rows of 10 on one core, in cache: 0.93x the time of one group at a time, with the labels
-#: compared in 32-bit lanes); float64's 8-row groups of 10 classes already fill the registers (two: 1.10x).
-_LABEL_GROUPS = {4: 2, 8: 1}
-
-
-@intrinsic
-def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
-    """:func:`_block_label_logit` read straight from the rows, for K <= SHUFFLE_K: the _BLOCK rows from
-    ``xf[x0]`` (flat, C order), a group of L rows at a time one vector load shuffled into its K class
-    vectors, which stay in registers (code for each K, behind a switch; ``_LABEL_GROUPS`` groups side by
-    side). No scratch at all: the loads of the next group go out between the exponentials of this one,
-    where the transposes into scratch asked for the whole block first (float64 2^20 x 10 on two threads:
-    4.3 -> 3.6 ms, measured)."""
-    sig = types.void(xf, x0, m, rest, K, inv_t, y, ty)
-
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        ft = context.get_value_type(xf.dtype)
-        L = 512 // xf.dtype.bitwidth
-        vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
-        ct = ir.VectorType(ir.IntType(32), L)
-        size = xf.dtype.bitwidth // 8
-        px = element_pointer(context, builder, signature, args[:2])
-        mp, rp, yp, typ = (context.make_array(signature.args[a])(context, builder, args[a]).data for a in (2, 3, 6, 7))
-        inv = _splat_value(builder, args[5], vt)
-        zero = _splat(vt, 0.0)
-
-        G = _LABEL_GROUPS[size]
-
-        def body(k):
-            with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // (L * G))) as step:
-                gs = _group_starts(builder, step.index, G, L)
-                cols, mvs, yvs = [], [], []
-                for g in gs:
-                    cols.append(_columns(builder, builder.load(_lanes_at(builder, px, builder.mul(g, ir.Constant(i64, k)), ir.VectorType(ft, L * k)), align=size), L, k))
-                    mv = cols[-1][0]
-                    for v in cols[-1][1:]:
-                        mv = _larger(builder, v, mv)
-                    builder.store(mv, _lanes_at(builder, mp, g, vt), align=size)
-                    mvs.append(mv)
-                    yv = builder.load(_lanes_at(builder, yp, g, yt), align=8)
-                    if size == 4:
-                        # 16 labels in 32-bit lanes: one compare per class, not two. A label out of range
-                        # that wraps onto a class picks a t_y, but its row is flagged all the same.
-                        yv = builder.trunc(yv, ct)
-                    yvs.append(yv)
-                accs, ties, tyvs = [_splat(dvt, 0.0)] * G, [zero] * G, [zero] * G
-                for j0 in range(0, k, _SMALL_CHUNK):
-                    parts = [zero] * G
-                    for j in range(j0, min(k, j0 + _SMALL_CHUNK)):  # class by class, the groups side by side
-                        for i in range(G):
-                            t = builder.fmul(builder.fsub(cols[i][j], mvs[i]), inv)
-                            parts[i], ties[i] = _add_term(builder, t, _vector_exp(builder, t), parts[i], ties[i])
-                            tyvs[i] = builder.select(builder.icmp_signed("==", yvs[i], _splat(yvs[i].type, j)), cols[i][j], tyvs[i])
-                    accs = [builder.fadd(a, _to_f64(builder, part)) for a, part in zip(accs, parts)]
-                for i, g in enumerate(gs):
-                    builder.store(_rest_total(builder, accs[i], ties[i]), _lanes_at(builder, rp, g, dvt), align=8)
-                    builder.store(builder.fmul(builder.fsub(tyvs[i], mvs[i]), inv), _lanes_at(builder, typ, g, vt), align=size)
-
-        _cases_of_k(builder, args[4], body)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @intrinsic
 def _block_grad(typingctx, T, U, m, rest, K, inv_t, y, f):
     """:func:`_block_terms`, then each group's terms turned in place into the cross-entropy gradient of
@@ -1068,6 +994,69 @@ def _masked_memory(builder, vt, k):
             lambda v, ptr: builder.call(store, [v, ptr, align, mask]))
 
 
+def _group_starts(builder, step, groups, L):
+    """The first rows of the ``groups`` groups of L rows that loop step ``step`` (an i64) runs side by side:
+    ``(step groups + i) L`` for i < groups."""
+    i64 = ir.IntType(64)
+    return [builder.mul(builder.add(builder.mul(step, ir.Constant(i64, groups)), ir.Constant(i64, i)), ir.Constant(i64, L))
+            for i in range(groups)]
+
+
+def _parts_of_row(k, L):
+    """A row of k as vectors of L lanes: one from its first element, or two for k > L (float64): part h
+    from element h L, with min(L, k - h L) lanes of the row, as ``(h, lanes)``."""
+    return [(h, min(L, k - h * L)) for h in range(-(-k // L))]
+
+
+def _row_part_at(builder, ptr, g, r, h, k, vt):
+    """A pointer to part h of row r of the group of rows of k from row ``g`` (an i64) at ``ptr``."""
+    i64 = ir.IntType(64)
+    return _lanes_at(builder, ptr, builder.add(builder.mul(g, ir.Constant(i64, k)), ir.Constant(i64, r * k + vt.count * h)), vt)
+
+
+def _inside_group(r, h, k, L):
+    """Whether a whole vector at part h of row r stays inside its group of L rows of k."""
+    return r * k + h * L + L <= L * k
+
+
+def _last_group(builder, g, L):
+    """Whether the group of L rows from row ``g`` (an i64) is the last of its block (an i1)."""
+    return builder.icmp_signed("==", g, ir.Constant(ir.IntType(64), _BLOCK - L))
+
+
+def _group_columns(builder, px, g, k, vt, is_last):
+    """The k class vectors of the group of L rows of k from row ``g`` (an i64) at ``px``: each row one
+    vector load (two for float64 rows longer than 8), then L x L transposes (:func:`_transpose_lanes`).
+
+    A whole vector from a row runs into the rows after it: past the group's
+    end only for its last rows, and past the block's end only in the last
+    group (``is_last``, an i1). There only the row's own lanes are read
+    (masked: slow on memory, so only where it must be). In-lane shuffles
+    and block moves: no index vectors and no copies, where LLVM lowers
+    :func:`_columns`' shuffles of one long load to ``vpermt2ps``/``pd``,
+    each of which overwrites a source that must first be copied (times in
+    ``_ROW_LOADS_FROM``).
+    """
+    L = vt.count
+    size = 4 if isinstance(vt.element, ir.FloatType) else 8
+
+    def read(r, h, lanes):
+        ptr = _row_part_at(builder, px, g, r, h, k, vt)
+        if _inside_group(r, h, k, L):
+            return builder.load(ptr, align=size)
+        with builder.if_else(is_last) as (then, otherwise):
+            with then:
+                v_edge, b_edge = _masked_memory(builder, vt, lanes)[0](ptr), builder.block
+            with otherwise:
+                v_mid, b_mid = builder.load(ptr, align=size), builder.block
+        phi = builder.phi(vt)
+        phi.add_incoming(v_edge, b_edge)
+        phi.add_incoming(v_mid, b_mid)
+        return phi
+
+    return [c for h, lanes in _parts_of_row(k, L) for c in _transpose_lanes(builder, [read(r, h, lanes) for r in range(L)])[:lanes]]
+
+
 #: Groups of 16 rows interleaved in one pass of the register kernels: the two groups' exponentials
 #: overlap (16384 rows of 10 on one core, in cache: 59 -> 51 ns per 16 rows; 4 groups 48 ns: more registers live for 6 %).
 _GROUPS = 2
@@ -1104,41 +1093,16 @@ def _emit_rows(context, builder, signature, args, finish):
         d = _splat_value(builder, builder.fptrunc(args[9], ft) if size == 4 else args[9], vt)
 
     def body(k):
-        # A row is one vector of L lanes from its first element, or two for K > L (float64): part h
-        # from element h L, with min(L, K - h L) lanes of the row.
-        parts_of_row = [(h, min(L, k - h * L)) for h in range(-(-k // L))]
+        parts_of_row = _parts_of_row(k, L)
         masked = {lanes: _masked_memory(builder, vt, lanes) for _, lanes in parts_of_row}
-
-        def at(ptr, g, r, h):
-            return _lanes_at(builder, ptr, builder.add(builder.mul(g, ir.Constant(i64, k)), ir.Constant(i64, r * k + h * L)), vt)
-
-        def inside(r, h):  # whether a whole vector there stays inside its group of L rows
-            return r * k + h * L + L <= L * k
 
         with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // (L * _GROUPS))) as step:
             gs = _group_starts(builder, step.index, _GROUPS, L)
-            last = [builder.icmp_signed("==", g, ir.Constant(i64, _BLOCK - L)) for g in gs]
-
-            # A whole vector from a row runs into the rows after it: past the group's end only for
-            # its last rows, and past the block's end only in the last group. There only the row's own
-            # lanes are touched (masked: slow on memory, so only where it must be).
-            def read(g, r, h, lanes, is_last):
-                ptr = at(px, g, r, h)
-                if inside(r, h):
-                    return builder.load(ptr, align=size)
-                with builder.if_else(is_last) as (then, otherwise):
-                    with then:
-                        v_edge, b_edge = masked[lanes][0](ptr), builder.block
-                    with otherwise:
-                        v_mid, b_mid = builder.load(ptr, align=size), builder.block
-                phi = builder.phi(vt)
-                phi.add_incoming(v_edge, b_edge)
-                phi.add_incoming(v_mid, b_mid)
-                return phi
+            last = [_last_group(builder, g, L) for g in gs]
 
             def write(v, g, r, h, lanes, is_last):  # each row's tail is overwritten by the next row
-                ptr = at(po, g, r, h)
-                if inside(r, h):
+                ptr = _row_part_at(builder, po, g, r, h, k, vt)
+                if _inside_group(r, h, k, L):
                     builder.store(v, ptr, align=size)
                     return
                 with builder.if_else(is_last) as (then, otherwise):
@@ -1147,9 +1111,7 @@ def _emit_rows(context, builder, signature, args, finish):
                     with otherwise:
                         builder.store(v, ptr, align=size)
 
-            cols = [[c for h, lanes in parts_of_row
-                     for c in _transpose_lanes(builder, [read(g, r, h, lanes, is_last) for r in range(L)])[:lanes]]
-                    for g, is_last in zip(gs, last)]
+            cols = [_group_columns(builder, px, g, k, vt, is_last) for g, is_last in zip(gs, last)]
             mvs = []
             for i, g in enumerate(gs):
                 mv = cols[i][0]
@@ -1238,6 +1200,83 @@ def _rows_grad(typingctx, xf, x0, ob, o0, m, rest, K, inv_t, y, f):
         return _emit_rows(context, builder, signature, args, "grad")
 
     return types.void(xf, x0, ob, o0, m, rest, K, inv_t, y, f), codegen
+
+
+#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize: two float32 groups' exponentials
+#: overlap (rows of 10 on one core, in cache: 0.93x the time of one group at a time, with the labels
+#: compared in 32-bit lanes); float64's 8-row groups of 10 classes already fill the registers (two: 1.10x).
+_LABEL_GROUPS = {4: 2, 8: 1}
+
+#: The fewest classes, by itemsize, whose rows :func:`_rows_label_logit` reads by row loads and in-lane
+#: transposes (:func:`_group_columns`) rather than by :func:`_columns`' shuffles of one long load: one
+#: core, 16384 rows in cache, the kernel's time against the shuffles' was 0.74-0.93 for float64 rows of
+#: 4 to 16 (0.74 at 10) and 0.65-0.96 for float32 rows of 6 to 16 (0.76 at 10); on shorter rows a whole
+#: L x L transpose for a few classes costs more than the shuffles (1.0-1.17).
+_ROW_LOADS_FROM = {4: 6, 8: 4}
+
+
+@intrinsic
+def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
+    """:func:`_block_label_logit` read straight from the rows, for K <= SHUFFLE_K: the _BLOCK rows from
+    ``xf[x0]`` (flat, C order), a group of L rows at a time read into its K class vectors, which stay in
+    registers (code for each K, behind a switch; ``_LABEL_GROUPS`` groups side by side). From
+    ``_ROW_LOADS_FROM`` classes on, by row loads and in-lane transposes (:func:`_group_columns`); below,
+    by one vector load of the group and a shuffle per class (:func:`_columns`). No scratch at all: the
+    loads of the next group go out between the exponentials of this one, where the transposes into
+    scratch asked for the whole block first (float64 2^20 x 10 on two threads: 4.3 -> 3.6 ms, measured)."""
+    sig = types.void(xf, x0, m, rest, K, inv_t, y, ty)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        ft = context.get_value_type(xf.dtype)
+        L = 512 // xf.dtype.bitwidth
+        vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
+        ct = ir.VectorType(ir.IntType(32), L)
+        size = xf.dtype.bitwidth // 8
+        px = element_pointer(context, builder, signature, args[:2])
+        mp, rp, yp, typ = (context.make_array(signature.args[a])(context, builder, args[a]).data for a in (2, 3, 6, 7))
+        inv = _splat_value(builder, args[5], vt)
+        zero = _splat(vt, 0.0)
+
+        G = _LABEL_GROUPS[size]
+
+        def body(k):
+            with cgutils.for_range(builder, ir.Constant(i64, _BLOCK // (L * G))) as step:
+                gs = _group_starts(builder, step.index, G, L)
+                cols, mvs, yvs = [], [], []
+                for g in gs:
+                    if k >= _ROW_LOADS_FROM[size]:
+                        cols.append(_group_columns(builder, px, g, k, vt, _last_group(builder, g, L)))
+                    else:
+                        cols.append(_columns(builder, builder.load(_lanes_at(builder, px, builder.mul(g, ir.Constant(i64, k)), ir.VectorType(ft, L * k)), align=size), L, k))
+                    mv = cols[-1][0]
+                    for v in cols[-1][1:]:
+                        mv = _larger(builder, v, mv)
+                    builder.store(mv, _lanes_at(builder, mp, g, vt), align=size)
+                    mvs.append(mv)
+                    yv = builder.load(_lanes_at(builder, yp, g, yt), align=8)
+                    if size == 4:
+                        # 16 labels in 32-bit lanes: one compare per class, not two. A label out of range
+                        # that wraps onto a class picks a t_y, but its row is flagged all the same.
+                        yv = builder.trunc(yv, ct)
+                    yvs.append(yv)
+                accs, ties, tyvs = [_splat(dvt, 0.0)] * G, [zero] * G, [zero] * G
+                for j0 in range(0, k, _SMALL_CHUNK):
+                    parts = [zero] * G
+                    for j in range(j0, min(k, j0 + _SMALL_CHUNK)):  # class by class, the groups side by side
+                        for i in range(G):
+                            t = builder.fmul(builder.fsub(cols[i][j], mvs[i]), inv)
+                            parts[i], ties[i] = _add_term(builder, t, _vector_exp(builder, t), parts[i], ties[i])
+                            tyvs[i] = builder.select(builder.icmp_signed("==", yvs[i], _splat(yvs[i].type, j)), cols[i][j], tyvs[i])
+                    accs = [builder.fadd(a, _to_f64(builder, part)) for a, part in zip(accs, parts)]
+                for i, g in enumerate(gs):
+                    builder.store(_rest_total(builder, accs[i], ties[i]), _lanes_at(builder, rp, g, dvt), align=8)
+                    builder.store(builder.fmul(builder.fsub(tyvs[i], mvs[i]), inv), _lanes_at(builder, typ, g, vt), align=size)
+
+        _cases_of_k(builder, args[4], body)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @intrinsic
