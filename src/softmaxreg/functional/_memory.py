@@ -72,6 +72,18 @@ def _default_max_bytes() -> int:
     return int(min(1 << 30, physical // 8))
 
 
+def aligned_bytes(nbytes: int) -> np.ndarray:
+    """``nbytes`` bytes of new memory (uint8, uninitialised) that start on a 64-byte boundary: a view
+    of a buffer ``_ALIGN`` bytes longer.
+
+    >>> aligned_bytes(100).ctypes.data % 64, aligned_bytes(100).nbytes
+    (0, 100)
+    """
+    raw = np.empty(nbytes + _ALIGN, np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start : start + nbytes]
+
+
 class ResultCacheInfo(NamedTuple):
     """What :func:`result_cache_info` reports: counters since start (or the last fork) and the settings."""
 
@@ -93,25 +105,23 @@ class _Block:
     it only appends to a deque (atomic) that the cache drains under its lock.
     """
 
-    __slots__ = ("_raw", "_offset", "_nbytes", "_returned")
+    __slots__ = ("_buf", "_returned")
 
-    def __init__(self, raw, nbytes, returned):
-        self._raw, self._nbytes, self._returned = raw, nbytes, returned
-        self._offset = (-raw.ctypes.data) % _ALIGN
+    def __init__(self, buf, returned):
+        self._buf, self._returned = buf, returned
 
     @property
     def __array_interface__(self):
-        ptr = self._raw.ctypes.data + self._offset
-        return {"shape": (self._nbytes,), "typestr": "|u1", "data": (ptr, False), "version": 3}
+        return self._buf.__array_interface__
 
     def __del__(self):
-        self._returned.append((self._nbytes, self._raw))
+        self._returned.append((self._buf.nbytes, self._buf))
 
 
 class _ResultCache:
     def __init__(self):
-        self._returned = collections.deque()  # (nbytes, raw) from finalizers, not yet idle
-        self._idle = []  # (time returned, nbytes, raw), oldest first
+        self._returned = collections.deque()  # (nbytes, buf) from finalizers, not yet idle
+        self._idle = []  # (time returned, nbytes, buf), oldest first
         self._idle_bytes = 0
         self._live = 0  # handed out and not yet drained back
         self._hits = self._misses = 0
@@ -130,9 +140,9 @@ class _ResultCache:
     # -- under the lock ---------------------------------------------------
     def _drain(self, now):
         while self._returned:
-            nbytes, raw = self._returned.popleft()
+            nbytes, buf = self._returned.popleft()
             self._live = max(0, self._live - 1)
-            self._idle.append((now, nbytes, raw))
+            self._idle.append((now, nbytes, buf))
             self._idle_bytes += nbytes
         self._shrink(self.max_bytes)
 
@@ -156,10 +166,10 @@ class _ResultCache:
             return np.empty(shape, dtype)
         with self._lock:
             self._drain(time.monotonic())
-            raw = None
+            buf = None
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i][1] == nbytes:
-                    raw = self._idle.pop(i)[2]
+                    buf = self._idle.pop(i)[2]
                     self._idle_bytes -= nbytes
                     self._hits += 1
                     break
@@ -167,9 +177,9 @@ class _ResultCache:
                 self._misses += 1
             self._live += 1
             self._start_janitor()
-        if raw is None:
-            raw = np.empty(nbytes + _ALIGN, np.uint8)
-        block = _Block(raw, nbytes, self._returned)
+        if buf is None:
+            buf = aligned_bytes(nbytes)
+        block = _Block(buf, self._returned)
         return np.asarray(block).view(dtype).reshape(shape)
 
     def configure(self, max_bytes=None, min_bytes=None, decay=None):

@@ -730,9 +730,7 @@ def _tile_copy(a, dtype):
     nbytes = a.size * dtype.itemsize
     if nbytes == 0:
         return np.empty(a.shape, dtype=dtype)
-    buf = np.empty(nbytes + 64, dtype=np.uint8)
-    start = -buf.ctypes.data % 64
-    out = buf[start : start + nbytes].view(dtype).reshape(a.shape)
+    out = _memory.aligned_bytes(nbytes).view(dtype).reshape(a.shape)
     out[...] = a
     return out
 
