@@ -30,7 +30,8 @@ from ..io import (
     save_model,
     stratified_split,
 )
-from ..io._model_file import _atomic_write
+from ..io import atomic_write
+from ..metrics import sorted_labels
 from ..report import evaluate_model
 from ._progress import TrainingProgress, format_duration
 from ._tables import format_matrix as _format_matrix
@@ -82,7 +83,7 @@ def _check_labels(y, data, training: bool = True) -> None:
                 f"{data.name!r}: {where} holds non-integer numbers (e.g. {frac[:1].tolist()[0]!r}); "
                 "softmax regression needs class labels, check --target"
             )
-    classes = np.unique(y)
+    classes = sorted_labels(y)
     if not training:  # evaluating on one class is fine; fitting on one is not
         return
     if classes.size > max(100, y.size // 2):
@@ -210,7 +211,7 @@ def build_estimator(args, callback=None, n_samples=None):
     """
     if args.model == "mlp":
         try:
-            from ..models._mlp import MLPClassifier
+            from ..models import MLPClassifier
         except ImportError:
             raise ValueError("--model mlp is not available in this installation") from None
         if args.C is not None and n_samples is None:
@@ -231,7 +232,7 @@ def build_estimator(args, callback=None, n_samples=None):
         params = MLPClassifier().get_params()
         kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
         return MLPClassifier(**kwargs)
-    from ..models._softmax_regression import SoftmaxRegression
+    from ..models import SoftmaxRegression
 
     if args.hidden:
         raise ValueError("--hidden only applies to --model mlp")
@@ -534,7 +535,7 @@ def _write_predictions(frame: pd.DataFrame, path: str, fmt: str | None) -> None:
             frame.to_csv(buf, index=False, float_format="%.17g")
             fh.write(buf.getvalue().encode("utf-8"))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def cmd_predict(args) -> int:
@@ -558,8 +559,7 @@ def cmd_predict(args) -> int:
 
 # ----------------------------------------------------------------- calibrate
 def cmd_calibrate(args) -> int:
-    from ..models._calibration import fit_temperature, fit_vector_scaling
-    from ..models._calibration import _logits_of
+    from ..models import calibration_logits, fit_temperature, fit_vector_scaling
 
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args)
@@ -567,7 +567,7 @@ def cmd_calibrate(args) -> int:
     Z = bundle.transform(data.X, repr(data.name))
     y, codes = _to_codes(data.y, bundle.classes_, repr(data.name))
     before = evaluate_model(bundle, Z, y, calibrated=False)
-    logits = _logits_of(bundle.estimator, Z)
+    logits = calibration_logits(bundle.estimator, Z)
     if args.method == "temperature":
         T = fit_temperature(logits, codes)
         bundle.calibration = {"method": "temperature", "temperature": T}
@@ -722,7 +722,7 @@ def cmd_demo(args) -> int:
     solver, calibration on held-out training data, the test table, a report."""
     from types import SimpleNamespace
 
-    from ..models._calibration import TemperatureScaling
+    from ..models import TemperatureScaling
 
     rows = 12000 if args.quick else None
     _say(args, "softmaxreg demo: Fashion-MNIST, softmax regression on 784 pixels scaled to [0, 1]")

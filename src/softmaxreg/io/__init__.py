@@ -20,7 +20,7 @@ from ._datasets import (
     stratified_split,
 )
 from ._idx import read_idx, write_idx
-from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, load_model, save_model
+from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, atomic_write, load_model, save_model
 from ._preprocess import Preprocessor
 from ._tabular import (
     Dataset,
@@ -48,6 +48,7 @@ __all__ = [
     "is_builtin",
     "load_builtin",
     "load_data",
+    "atomic_write",
     "load_model",
     "read_csv",
     "read_data_file",

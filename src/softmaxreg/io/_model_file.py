@@ -213,7 +213,7 @@ class ModelBundle:
         """The calibrated estimator (a TemperatureScaling/VectorScaling) or None."""
         if self.calibration is None:
             return None
-        from ..models._calibration import TemperatureScaling, VectorScaling
+        from ..models import TemperatureScaling, VectorScaling
 
         if self.calibration["method"] == "temperature":
             cal = TemperatureScaling(self.estimator)
@@ -241,7 +241,7 @@ class ModelBundle:
 
 
 # ----------------------------------------------------------------- writing
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path!r}: the folder {directory!r} does not exist")
@@ -380,7 +380,7 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
             for key, blob in buffers.items():
                 zf.writestr(f"arrays/{key}.npy", blob)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ----------------------------------------------------------------- reading

@@ -10,6 +10,13 @@ from softmaxreg.metrics._classification import (
     log_loss,
     precision_recall_fscore,
 )
+from softmaxreg.metrics._labels import (
+    encode_labels,
+    label_codes,
+    label_index,
+    object_array,
+    sorted_labels,
+)
 
 __all__ = [
     "CalibrationBins",
@@ -20,4 +27,9 @@ __all__ = [
     "expected_calibration_error",
     "log_loss",
     "precision_recall_fscore",
+    "encode_labels",
+    "label_codes",
+    "label_index",
+    "object_array",
+    "sorted_labels",
 ]

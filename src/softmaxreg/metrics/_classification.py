@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from softmaxreg.functional import logsumexp
+from softmaxreg.metrics._labels import label_index, object_array, sorted_labels
 
 __all__ = [
     "CalibrationBins",
@@ -43,11 +44,11 @@ def _column(y, name):
     if hasattr(y, "to_numpy"):  # pandas / polars Series
         y = y.to_numpy()
     if isinstance(y, (list, tuple)) and any(isinstance(v, (tuple, frozenset)) for v in y):
-        y = _objects(y)  # tuple labels: one label per entry, never a 2-D array
+        y = object_array(y)  # tuple labels: one label per entry, never a 2-D array
     try:
         y = np.asarray(y)
     except ValueError:  # ragged sequence of sequences
-        y = _objects(y)
+        y = object_array(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -58,14 +59,6 @@ def _column(y, name):
         raise ValueError(f"{name} is empty; metrics need at least one sample.")
     return y
 
-
-def _objects(items):
-    """A 1-D object array holding ``items`` as they are (tuples stay whole)."""
-    items = list(items)
-    out = np.empty(len(items), dtype=object)
-    for i, v in enumerate(items):
-        out[i] = v
-    return out
 
 
 def _same_length(*pairs):
@@ -99,22 +92,6 @@ def _sample_weight(sample_weight, n):
     return w
 
 
-def _sorted_unique(*ys):
-    """Sorted unique labels over several label arrays."""
-    try:
-        np.result_type(*[v.dtype for v in ys])
-        mixed = len({v.dtype.kind in "USO" for v in ys}) > 1
-    except TypeError:
-        mixed = True
-    y = np.concatenate([v.astype(object) for v in ys] if mixed else ys)
-    try:
-        return np.unique(y)
-    except TypeError:
-        raise ValueError(
-            "the labels cannot be sorted (mixed types?); pass labels=[...] explicitly "
-            "to fix their order."
-        ) from None
-
 
 def _check_labels(labels):
     labels = _column(labels, "labels")
@@ -133,26 +110,11 @@ def _hashable(v):
     return v
 
 
-def _encode(y, labels):
-    """Index of each entry of ``y`` in ``labels`` (``-1`` where absent)."""
-    if y.dtype != object and labels.dtype != object:
-        try:
-            order = np.argsort(labels, kind="stable")
-            ordered = labels[order]
-            pos = np.clip(np.searchsorted(ordered, y), 0, labels.shape[0] - 1)
-            found = ordered[pos] == y
-            if isinstance(found, np.ndarray) and found.shape == y.shape:
-                return np.where(found, order[pos], -1).astype(np.intp)
-        except TypeError:  # incomparable dtypes (str labels vs int y): fall back
-            pass
-    table = {_hashable(v): i for i, v in enumerate(labels.tolist())}
-    return np.fromiter((table.get(v, -1) for v in y.tolist()), dtype=np.intp, count=y.shape[0])
-
 
 def _encode_targets(y_true, labels, n_columns):
     """Class codes of ``y_true`` against ``labels`` (or its sorted unique values)."""
     if labels is None:
-        labels = _sorted_unique(y_true)
+        labels = sorted_labels(y_true, mixed="raise")
         if labels.shape[0] != n_columns:
             raise ValueError(
                 f"y_true holds {labels.shape[0]} distinct labels but the predictions have "
@@ -166,7 +128,7 @@ def _encode_targets(y_true, labels, n_columns):
                 f"labels has {labels.shape[0]} entries but the predictions have {n_columns} "
                 "columns; give one label per column."
             )
-    codes = _encode(y_true, labels)
+    codes = label_index(y_true, labels)
     if np.any(codes < 0):
         bad = y_true[int(np.flatnonzero(codes < 0)[0])]
         raise ValueError(f"y_true contains {bad!r}, which is not in labels {labels.tolist()}.")
@@ -252,8 +214,8 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     if kinds <= set("biuf") or kinds == {"U"} or kinds == {"S"}:
         correct = y_true == y_pred
     else:
-        labels = _objects(dict.fromkeys(_hashable(v) for v in y_true.tolist()))
-        correct = _encode(y_true, labels) == _encode(y_pred, labels)
+        labels = object_array(dict.fromkeys(_hashable(v) for v in y_true.tolist()))
+        correct = label_index(y_true, labels) == label_index(y_pred, labels)
     return _weighted_mean(correct, w)
 
 
@@ -601,10 +563,10 @@ def _pair_codes(y_true, y_pred, labels, sample_weight):
     _same_length(("y_true", y_true), ("y_pred", y_pred))
     w = _sample_weight(sample_weight, y_true.shape[0])
     if labels is None:
-        labels = _sorted_unique(y_true, y_pred)
+        labels = sorted_labels(y_true, y_pred, mixed="raise")
     else:
         labels = _check_labels(labels)
-    return _encode(y_true, labels), _encode(y_pred, labels), labels, w
+    return label_index(y_true, labels), label_index(y_pred, labels), labels, w
 
 
 def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normalize=None):

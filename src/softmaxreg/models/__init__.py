@@ -1,6 +1,6 @@
 """Estimators with the scikit-learn API."""
 
-from ._calibration import TemperatureScaling, VectorScaling, fit_temperature, fit_vector_scaling
+from ._calibration import TemperatureScaling, VectorScaling, calibration_logits, fit_temperature, fit_vector_scaling
 from ._mlp import MLPClassifier
 from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
@@ -11,6 +11,7 @@ __all__ = [
     "SoftmaxRegression",
     "TemperatureScaling",
     "VectorScaling",
+    "calibration_logits",
     "fit_temperature",
     "fit_vector_scaling",
 ]

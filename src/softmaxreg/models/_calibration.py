@@ -187,7 +187,7 @@ def fit_vector_scaling(logits, labels, sample_weight=None, *, l2: float = 0.0,
     return wv.copy(), b - b.mean()
 
 
-def _logits_of(estimator, X) -> np.ndarray:
+def calibration_logits(estimator, X) -> np.ndarray:
     """Scores whose softmax is the estimator's predict_proba."""
     if hasattr(estimator, "decision_function"):
         z = np.asarray(estimator.decision_function(X), dtype=np.float64)
@@ -231,7 +231,7 @@ class _PrefitCalibrator:
     def _prepare_fit(self, X, y):
         if not hasattr(self.estimator, "classes_"):
             raise ValueError("calibration needs a fitted estimator; call fit on it first")
-        z = _logits_of(self.estimator, X)
+        z = calibration_logits(self.estimator, X)
         self.classes_ = np.asarray(self.estimator.classes_)
         return z, self._encode(y)
 
@@ -292,7 +292,7 @@ class TemperatureScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Scaled logits ``z / T``, shape (n_samples, n_classes)."""
-        return _logits_of(self.estimator, X) / self.temperature_
+        return calibration_logits(self.estimator, X) / self.temperature_
 
 
 class VectorScaling(_PrefitCalibrator):
@@ -327,4 +327,4 @@ class VectorScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``w * z + b``, shape (n_samples, n_classes)."""
-        return _logits_of(self.estimator, X) * self.scale_ + self.shift_
+        return calibration_logits(self.estimator, X) * self.scale_ + self.shift_

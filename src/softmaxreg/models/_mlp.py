@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxreg.functional import log_softmax, sigmoid, softmax
 from softmaxreg.nn import SGD, Adam, Dropout, Linear, ReLU, Sequential, Sigmoid, SoftmaxCrossEntropy, Tanh
 from softmaxreg.nn import init as nn_init
-from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
+from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule
 
 from ._validation import Interval, Options, check_finite, check_params
 

@@ -10,8 +10,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxreg.functional import log_softmax, softmax
 from softmaxreg.loss import LinearSoftmaxLoss
 from softmaxreg.loss._linear_softmax import fused_predict
-from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
-from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
+from softmaxreg.metrics import object_array
+from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 
 from ._validation import (
     FloatDType,
@@ -36,13 +36,6 @@ _SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
 # Largest number of free coefficients for the dense-Hessian Newton finish of an
 # unpenalized fit (the Hessian is n_params**2 floats and costs n_free**2 Gram matrices).
 _REFINE_MAX_PARAMS = 1000
-
-
-def _as_objects(values):
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
 
 
 def _same_label(a, b):
@@ -430,7 +423,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     f"y holds labels {new} that are not in classes={known.tolist()} "
                     "given to the first partial_fit call."
                 )
-            merged = sorted_labels(np.concatenate([known.astype(object), _as_objects(new)]))
+            merged = sorted_labels(np.concatenate([known.astype(object), object_array(new)]))
             if known.dtype != object and merged.dtype == object:
                 try:  # keep a plain dtype when the new labels are of the same kind
                     merged = sorted_labels(np.asarray(merged.tolist()))

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from softmaxreg.functional._softmax import fast_kernels
+from softmaxreg.metrics import encode_labels, label_codes, object_array, sorted_labels
 
 __all__ = [
     "compute_dtype",
@@ -297,7 +298,7 @@ def as_label_array(y):
         return y
     kinds = {_label_kind(v) for v in y}
     if len(kinds) > 1 or "other" in kinds:
-        return _object_array(y)
+        return object_array(y)
     return y
 
 
@@ -342,73 +343,3 @@ def check_label_targets(y):
                 raise ValueError(f"y[{i}] is NaN; drop or label the row before fitting.")
         return
     check_classification_targets(y)
-
-
-def _label_sort_key(v):
-    # Numbers first (they compare with each other), then every other type grouped by name.
-    if isinstance(v, numbers.Real):
-        return (0, "", v)
-    return (1, type(v).__name__, v)
-
-
-def _object_array(values):
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
-
-
-def sorted_labels(values):
-    """Sorted unique labels as a 1-D array (object dtype when the types are mixed).
-
-    Labels of one sortable type sort as ``np.unique`` sorts them; mixed types
-    sort numbers first, then by type name, then by value (by ``repr`` where
-    values of one type do not compare).
-
-    >>> sorted_labels(np.array(["b", 1, "a", 2.5], dtype=object)).tolist()
-    [1, 2.5, 'a', 'b']
-    """
-    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if arr.dtype != object:
-        return np.unique(arr)
-    unique = list(dict.fromkeys(arr.tolist()))
-    try:
-        unique.sort()
-    except TypeError:
-        try:
-            unique.sort(key=_label_sort_key)
-        except TypeError:
-            unique.sort(key=lambda v: (_label_sort_key(v)[:2], repr(v)))
-    return _object_array(unique)
-
-
-def label_codes(y, classes):
-    """Index of each label of ``y`` in ``classes``; a label not in ``classes`` is a ValueError.
-
-    >>> label_codes(np.array(["b", "a", "b"]), np.array(["a", "b"])).tolist()
-    [1, 0, 1]
-    """
-    if y.dtype != object and classes.dtype != object and y.dtype.kind == classes.dtype.kind:
-        # Sorted classes of one plain dtype: a vectorized lookup.
-        pos = np.clip(np.searchsorted(classes, y), 0, classes.size - 1)
-        missing = np.flatnonzero(classes[pos] != y)
-        if missing.size:
-            i = int(missing[0])
-            raise ValueError(f"y[{i}] = {y[i]!r} is not one of the classes {classes.tolist()}.")
-        return pos.astype(np.intp)
-    index = {v: k for k, v in enumerate(classes.tolist())}
-    codes = np.empty(len(y), dtype=np.intp)
-    for i, v in enumerate(y.tolist()):
-        k = index.get(v)
-        if k is None:
-            raise ValueError(f"y[{i}] = {v!r} is not one of the classes {classes.tolist()}.")
-        codes[i] = k
-    return codes
-
-
-def encode_labels(y):
-    """``(classes, codes)``: sorted unique labels and each row's index into them."""
-    classes = sorted_labels(y)
-    if y.dtype != object:
-        return classes, np.searchsorted(classes, y)
-    return classes, label_codes(y, classes)

@@ -33,7 +33,7 @@ from softmaxreg.nn._layers import (
     Tanh,
 )
 from softmaxreg.nn._optim import SGD, Adam, AdamW, Optimizer
-from softmaxreg.solvers._schedules import (
+from softmaxreg.solvers import (
     ConstantLR,
     CosineLR,
     ExponentialLR,

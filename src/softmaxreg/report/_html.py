@@ -21,7 +21,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from ..io._model_file import ModelBundle, _atomic_write
+from ..io import ModelBundle, atomic_write
 from ..metrics import (
     accuracy,
     brier_score,
@@ -353,5 +353,5 @@ def write_report(bundle: ModelBundle, data, path, *, extra_histories=None, extra
     html = render_report(bundle, data, extra_histories=extra_histories, extra_weights=extra_weights,
                          title=title)
     path = os.fspath(path)
-    _atomic_write(path, lambda fh: fh.write(html.encode("utf-8")))
+    atomic_write(path, lambda fh: fh.write(html.encode("utf-8")))
     return path
