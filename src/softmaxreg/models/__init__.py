@@ -1,16 +1,23 @@
 """Estimators with the scikit-learn API."""
 
 from ._calibration import TemperatureScaling, VectorScaling, fit_temperature, fit_vector_scaling
+from ._covariance import compute_inference
+from ._identification import IdentificationError, check_identification
+from ._inference_result import InferenceResult
 from ._mlp import MLPClassifier
 from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
 
 __all__ = [
+    "IdentificationError",
+    "InferenceResult",
     "MLPClassifier",
     "MultiLabelLogisticRegression",
     "SoftmaxRegression",
     "TemperatureScaling",
     "VectorScaling",
+    "check_identification",
+    "compute_inference",
     "fit_temperature",
     "fit_vector_scaling",
 ]
