@@ -272,6 +272,7 @@ def compute_inference(
         log_likelihood_null=_null_log_likelihood(loss) if loss.fit_intercept else None,
         penalty=penalty,
         n_classes=loss.n_classes,
+        fit_intercept=loss.fit_intercept,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtr, ndtri
+from scipy.stats import chi2
 
 from ._summary import InferenceSummary, _ci_labels
 
@@ -42,6 +43,29 @@ class InferenceResult:
         Of the intercept-only model; gives McFadden's :attr:`pseudo_rsquared`.
     penalty : str, default=None
     n_classes : int, default=None
+    fit_intercept : bool, default=None
+        Whether one row per free class is an intercept (None: read it off the
+        feature names ``"intercept"`` / ``"(intercept)"``).
+
+    Notes
+    -----
+    Model statistics (Stata's ``mlogit`` header, statsmodels' ``MNLogit``
+    results), with :math:`q` the number of free parameters, :math:`J` the
+    number of free classes and :math:`n` the number of observations (the sum
+    of the frequency weights):
+
+    .. math::
+
+        \mathrm{llr} = 2 (\ell - \ell_0), \quad
+        R^2_{\mathrm{McF}} = 1 - \ell / \ell_0, \quad
+        \mathrm{df_{model}} = q - J \,[\text{intercept}], \quad
+        \mathrm{df_{resid}} = n - q, \quad
+        \mathrm{AIC} = -2\ell + 2q, \quad
+        \mathrm{BIC} = -2\ell + q \log n,
+
+    :math:`\ell_0` the log-likelihood of the intercept-only model and the
+    p-value of ``llr`` from :math:`\chi^2_{\mathrm{df_{model}}}`.  Without an
+    intercept there is no null model: ``llnull`` and what needs it are None.
 
     Examples
     --------
@@ -71,6 +95,7 @@ class InferenceResult:
         log_likelihood_null=None,
         penalty=None,
         n_classes=None,
+        fit_intercept=None,
     ):
         params = np.asarray(params, dtype=np.float64)
         if params.ndim != 1:
@@ -103,6 +128,9 @@ class InferenceResult:
         self.log_likelihood_null = log_likelihood_null
         self.penalty = penalty
         self.n_classes = n_classes
+        if fit_intercept is None:
+            fit_intercept = any(f in ("intercept", "(intercept)") for f in self.features)
+        self.fit_intercept = bool(fit_intercept)
 
     @property
     def index(self):
@@ -115,6 +143,69 @@ class InferenceResult:
         if self.log_likelihood is None or not self.log_likelihood_null:
             return None
         return 1.0 - self.log_likelihood / self.log_likelihood_null
+
+    # -- model statistics (statsmodels' names) ---------------------------------
+
+    @property
+    def nobs(self):
+        """Number of observations: the sum of the frequency weights."""
+        return self.n_obs
+
+    @property
+    def llf(self):
+        """Log-likelihood at the estimates."""
+        return self.log_likelihood
+
+    @property
+    def llnull(self):
+        """Log-likelihood of the intercept-only model (None without an intercept)."""
+        return self.log_likelihood_null
+
+    @property
+    def prsquared(self):
+        """McFadden's pseudo R-squared (same as :attr:`pseudo_rsquared`)."""
+        return self.pseudo_rsquared
+
+    @property
+    def _n_free_classes(self):
+        return len(dict.fromkeys(self.classes))
+
+    @property
+    def df_model(self):
+        """Free slope parameters: all free parameters less one intercept per free class."""
+        return float(self.params.size - (self._n_free_classes if self.fit_intercept else 0))
+
+    @property
+    def df_resid(self):
+        """``nobs`` less the number of free parameters (None when nobs is unknown)."""
+        return None if self.n_obs is None else float(self.n_obs - self.params.size)
+
+    @property
+    def llr(self):
+        """Likelihood-ratio chi-square against the intercept-only model, ``2 (llf - llnull)``."""
+        if self.log_likelihood is None or self.log_likelihood_null is None:
+            return None
+        return 2.0 * (self.log_likelihood - self.log_likelihood_null)
+
+    @property
+    def llr_pvalue(self):
+        """P-value of :attr:`llr` on ``df_model`` degrees of freedom."""
+        llr = self.llr
+        return None if llr is None else float(chi2.sf(llr, self.df_model))
+
+    @property
+    def aic(self):
+        """Akaike's criterion ``-2 llf + 2 q`` (q free parameters)."""
+        if self.log_likelihood is None:
+            return None
+        return -2.0 * self.log_likelihood + 2.0 * self.params.size
+
+    @property
+    def bic(self):
+        """Schwarz's criterion ``-2 llf + q log(nobs)``."""
+        if self.log_likelihood is None or self.n_obs is None:
+            return None
+        return -2.0 * self.log_likelihood + np.log(self.n_obs) * self.params.size
 
     @property
     def zvalues(self):
@@ -134,17 +225,23 @@ class InferenceResult:
         half = -ndtri(alpha / 2) * self.bse
         return np.column_stack([self.params - half, self.params + half])
 
-    def to_frame(self, alpha=0.05):
-        """The table as a pandas DataFrame indexed by (class, feature)."""
+    def to_frame(self, alpha=0.05, rrr=False):
+        """The table as a pandas DataFrame indexed by (class, feature).
+
+        ``rrr=True``: relative-risk ratios (see :meth:`summary`), column "rrr".
+        """
         import pandas as pd
 
         ci = self.conf_int(alpha)
+        est, se = self.params, self.bse
+        if rrr:
+            est, se, ci = np.exp(est), np.exp(est) * se, np.exp(ci)
         lo, hi = _ci_labels(alpha)
         index = pd.MultiIndex.from_tuples(self.index, names=["class", "feature"])
         return pd.DataFrame(
             {
-                "coef": self.params,
-                "std err": self.bse,
+                "rrr" if rrr else "coef": est,
+                "std err": se,
                 "z": self.zvalues,
                 "P>|z|": self.pvalues,
                 lo: ci[:, 0],
@@ -167,6 +264,7 @@ class InferenceResult:
             "log_likelihood_null": self.log_likelihood_null,
             "penalty": self.penalty,
             "n_classes": self.n_classes,
+            "fit_intercept": self.fit_intercept,
         }
         if self.cov_params is not None:
             out["cov_params"] = self.cov_params.copy()
@@ -183,12 +281,18 @@ class InferenceResult:
             classes=d.pop("classes"),
             features=d.pop("features"),
             **{k: d[k] for k in ("cov_type", "reference_class", "n_obs", "log_likelihood",
-                                 "log_likelihood_null", "penalty", "n_classes") if k in d},
+                                 "log_likelihood_null", "penalty", "n_classes", "fit_intercept")
+               if k in d},
         )
 
-    def summary(self, alpha=0.05):
-        """Coefficient table (:class:`InferenceSummary`); ``print`` it for the text."""
-        return InferenceSummary(self, alpha)
+    def summary(self, alpha=0.05, rrr=False):
+        """Coefficient table (:class:`InferenceSummary`); ``print`` it for the text.
+
+        With ``rrr=True`` the rows are relative-risk ratios ``exp(b)`` (Stata's
+        ``mlogit, rrr``): standard error ``exp(b) se`` (delta method), the same
+        z and p-value, and the interval ``exp`` of the coefficient's interval.
+        """
+        return InferenceSummary(self, alpha, rrr=rrr)
 
     def __repr__(self):
         return (

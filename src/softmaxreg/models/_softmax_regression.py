@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
+from ._inference_methods import InferenceMethods
 from ._validation import (
     FloatDType,
     Interval,
@@ -60,7 +61,7 @@ def _make_rng(random_state):
     return np.random.default_rng(random_state)
 
 
-class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     r"""Softmax (multinomial logistic) regression.
 
     Models :math:`P(y = k \mid x) = \operatorname{softmax}(W x + b)_k` and fits
@@ -591,9 +592,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Covariance matrix of the free coefficients (see :meth:`inference`)."""
         return self.inference(cov_type).cov_params
 
-    def summary(self, alpha=0.05, cov_type="nonrobust"):
-        """Coefficient table: estimate, standard error, z, p-value, confidence interval."""
-        return self.inference(cov_type).summary(alpha)
+    def summary(self, alpha=0.05, cov_type="nonrobust", rrr=False):
+        """Coefficient table: estimate, standard error, z, p-value, confidence interval.
+
+        Under a header of model statistics (``llf``, ``llnull``, ``llr``, ...);
+        ``rrr=True`` shows relative-risk ratios ``exp(b)`` (Stata's ``mlogit, rrr``).
+        """
+        return self.inference(cov_type).summary(alpha, rrr=rrr)
 
     # -- internals ---------------------------------------------------------------
 

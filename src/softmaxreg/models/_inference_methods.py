@@ -1,0 +1,36 @@
+"""The statistician's methods of :class:`SoftmaxRegression`, each a thin call into its module.
+
+Kept apart from the estimator so that ``_softmax_regression.py`` only names
+this mixin among its bases: model statistics (statsmodels' names, read off
+:meth:`SoftmaxRegression.inference`), marginal effects (:mod:`._margins`),
+intervals on predicted probabilities (:mod:`._prediction_intervals`), Wald
+and likelihood-ratio tests (:mod:`._hypothesis`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["InferenceMethods"]
+
+
+def _statistic(name, doc):
+    def get(self):
+        return getattr(self.inference(), name)
+
+    get.__name__ = name
+    get.__doc__ = doc
+    return property(get)
+
+
+class InferenceMethods:
+    """Mixin for a fitted softmax model with ``inference(cov_type, groups)``."""
+
+    llf = _statistic("llf", "Log-likelihood of the fit (frequency weights count as repeated rows).")
+    llnull = _statistic("llnull", "Log-likelihood of the intercept-only model (None without one).")
+    llr = _statistic("llr", "Likelihood-ratio chi-square against the intercept-only model.")
+    llr_pvalue = _statistic("llr_pvalue", "P-value of ``llr`` on ``df_model`` degrees of freedom.")
+    prsquared = _statistic("prsquared", "McFadden's pseudo R-squared ``1 - llf / llnull``.")
+    aic = _statistic("aic", "Akaike's information criterion ``-2 llf + 2 q``.")
+    bic = _statistic("bic", "Schwarz's criterion ``-2 llf + q log(nobs)``.")
+    df_model = _statistic("df_model", "Free slope parameters ((K - 1) n_features with a reference).")
+    df_resid = _statistic("df_resid", "``nobs`` less the number of free parameters.")
+    nobs = _statistic("nobs", "Number of observations: the sum of the sample weights.")

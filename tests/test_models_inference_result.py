@@ -1,0 +1,86 @@
+"""Model statistics and the relative-risk-ratio table against statsmodels MNLogit."""
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from softmaxreg import SoftmaxRegression
+from softmaxreg.models import InferenceResult
+
+
+def anes96():
+    data = sm.datasets.anes96.load_pandas().data
+    X = data[["logpopul", "selfLR", "age", "educ", "income"]].to_numpy()
+    return X, data["PID"].to_numpy().astype(int)
+
+
+def generated(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n), rng.poisson(2.0, n)])
+    Z = np.column_stack([np.zeros(n), 0.5 + X @ [1.0, -0.8, 0.3], -0.3 + X @ [-0.5, 0.7, 0.2]])
+    P = np.exp(Z - Z.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    y = (rng.uniform(size=(n, 1)) > np.cumsum(P, axis=1)).sum(axis=1)
+    return X, np.array(["a", "b", "c"])[y]
+
+
+def fit(X, y, reference_class, sample_weight=None):
+    return SoftmaxRegression(penalty=None, reference_class=reference_class, tol=1e-10,
+                             max_iter=200).fit(X, y, sample_weight=sample_weight)
+
+
+STATS = ["llf", "llnull", "llr", "llr_pvalue", "prsquared", "aic", "bic", "df_model", "df_resid"]
+
+
+@pytest.mark.parametrize("data", [anes96, generated])
+def test_statistics_match_statsmodels(data):
+    X, y = data()
+    ref = sm.MNLogit(y, sm.add_constant(X)).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
+    model = fit(X, y, np.unique(y)[0])
+    for name in STATS:
+        assert getattr(model, name) == pytest.approx(getattr(ref, name), rel=1e-8, abs=1e-12), name
+    assert model.nobs == ref.nobs
+    # The statistics do not depend on which class is the reference.
+    other = fit(X, y, np.unique(y)[-1])
+    for name in STATS:
+        assert getattr(other, name) == pytest.approx(getattr(model, name), rel=1e-8), name
+
+
+def test_frequency_weights_are_repeated_rows():
+    X, y = generated(1, 150)
+    w = np.random.default_rng(2).integers(0, 4, size=y.size)
+    weighted = fit(X, y, "a", sample_weight=w)
+    repeated = fit(np.repeat(X, w, axis=0), np.repeat(y, w), "a")
+    assert weighted.nobs == repeated.nobs == w.sum()
+    for name in STATS:
+        assert getattr(weighted, name) == pytest.approx(getattr(repeated, name), rel=1e-7), name
+
+
+def test_summary_shows_statistics_and_relative_risk_ratios():
+    X, y = generated()
+    model = fit(X, y, "a")
+    ref = sm.MNLogit(y, sm.add_constant(X)).fit(disp=0, method="newton", tol=1e-12)
+    text = str(model.summary())
+    for label in ["Log-likelihood:", "LL-Null:", "LR chi2(6):", "LLR p-value:", "AIC:", "BIC:"]:
+        assert label in text
+    assert f"{ref.llf:.4f}" in text and f"{ref.aic:.4f}" in text
+    table = model.summary(rrr=True)
+    frame = table.to_frame()
+    coef = np.asarray(ref.params).T.ravel()
+    bse = np.asarray(ref.bse).T.ravel()
+    ci = np.asarray(ref.conf_int()).reshape(-1, 2)
+    np.testing.assert_allclose(frame["rrr"], np.exp(coef), rtol=1e-7)
+    np.testing.assert_allclose(frame["std err"], np.exp(coef) * bse, rtol=1e-6)
+    np.testing.assert_allclose(frame.iloc[:, 4:].to_numpy(), np.exp(ci), rtol=1e-6)
+    np.testing.assert_allclose(frame["z"], model.summary().to_frame()["z"])
+    assert "rrr" in str(table) and "Relative-risk ratios" in str(table)
+
+
+def test_statistics_without_intercept_and_from_stored_arrays():
+    r = InferenceResult([1.0, 2.0], [0.5, 0.5], classes=["b", "b"], features=["x", "z"],
+                        n_obs=10, log_likelihood=-5.0)
+    assert (r.df_model, r.df_resid, r.aic) == (2.0, 8.0, 14.0)
+    assert r.bic == pytest.approx(10 + 2 * np.log(10))
+    assert r.llnull is None and r.llr is None and r.llr_pvalue is None
+    back = InferenceResult.from_dict(r.to_dict())
+    assert back.fit_intercept is False and back.aic == r.aic
