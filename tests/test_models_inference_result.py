@@ -4,29 +4,8 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from softmaxreg import SoftmaxRegression
+from _inference_data import anes96, fit, generated
 from softmaxreg.models import InferenceResult
-
-
-def anes96():
-    data = sm.datasets.anes96.load_pandas().data
-    X = data[["logpopul", "selfLR", "age", "educ", "income"]].to_numpy()
-    return X, data["PID"].to_numpy().astype(int)
-
-
-def generated(seed=0, n=400):
-    rng = np.random.default_rng(seed)
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n), rng.poisson(2.0, n)])
-    Z = np.column_stack([np.zeros(n), 0.5 + X @ [1.0, -0.8, 0.3], -0.3 + X @ [-0.5, 0.7, 0.2]])
-    P = np.exp(Z - Z.max(1, keepdims=True))
-    P /= P.sum(1, keepdims=True)
-    y = (rng.uniform(size=(n, 1)) > np.cumsum(P, axis=1)).sum(axis=1)
-    return X, np.array(["a", "b", "c"])[y]
-
-
-def fit(X, y, reference_class, sample_weight=None):
-    return SoftmaxRegression(penalty=None, reference_class=reference_class, tol=1e-10,
-                             max_iter=200).fit(X, y, sample_weight=sample_weight)
 
 
 STATS = ["llf", "llnull", "llr", "llr_pvalue", "prsquared", "aic", "bic", "df_model", "df_resid"]

@@ -43,6 +43,13 @@ is :math:`g_i = r_i \otimes \tilde x_i`.
   it so that all three types equal statsmodels; a user who wants the OLS-style
   factor multiplies ``cov_params("HC0")`` by ``n / (n - q)``
   (``n = InferenceResult.n_obs``, ``q = params.size``).
+* ``"cluster"`` (with ``groups``, one label per row): the cluster-robust
+  sandwich :math:`c\, I^{-1} \bigl(\sum_g u_g u_g^\top\bigr) I^{-1}` with
+  :math:`u_g = \sum_{i \in g} s_i g_i` the score of cluster :math:`g` and
+  Stata's small-sample factor :math:`c = \frac{G}{G - 1}
+  \frac{n - 1}{n - q}` (:math:`G` clusters), as statsmodels'
+  ``cov_type="cluster"`` (``use_correction=True``, its default) applies it
+  to ``MNLogit``.
 
 With ``penalty=None`` and a reference class these equal statsmodels
 ``MNLogit`` (tested to 1e-4 relative; in practice ~1e-10).
@@ -86,15 +93,37 @@ from ._inference_result import InferenceResult
 
 __all__ = ["COV_TYPES", "compute_inference"]
 
-COV_TYPES = ("nonrobust", "HC0", "HC1")
+COV_TYPES = ("nonrobust", "HC0", "HC1", "cluster")
 
 
-def _meat(loss, coef, intercept):
-    """sum_i s_i g_i g_i^T in the loss's flat layout (free classes, intercept last)."""
+def _group_codes(groups, n_samples):
+    """Codes ``0..G-1`` of the cluster labels, checked: one per row, at least two clusters."""
+    if groups is None:
+        raise ValueError('cov_type="cluster" needs groups: one cluster label per training row.')
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups must have one label per training row ({n_samples}), got shape {groups.shape}."
+        )
+    if groups.dtype.kind == "f" and not np.all(np.isfinite(groups)):
+        raise ValueError("groups contains NaN or inf; give every row a cluster label.")
+    _, codes = np.unique(groups, return_inverse=True)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    if n_groups < 2:
+        raise ValueError(f'cov_type="cluster" needs at least two clusters, got {n_groups}.')
+    return codes.ravel(), n_groups
+
+
+def _meat(loss, coef, intercept, groups=None):
+    """sum_i s_i g_i g_i^T in the loss's flat layout (free classes, intercept last).
+
+    With ``groups`` (codes ``0..G-1``): ``sum_g u_g u_g^T``, ``u_g = sum_{i in g} s_i g_i``.
+    """
     free = np.array([k for k in range(loss.n_classes) if k != loss.reference_class])
     d = loss.n_features + int(loss.fit_intercept)
     q = free.size * d
     M = np.zeros((q, q))
+    U = None if groups is None else np.zeros((int(groups.max()) + 1, q))
     for rows in _row_chunks(loss.n_samples, q + loss.n_classes):
         Xc = loss.X[rows]
         Xc = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
@@ -105,8 +134,11 @@ def _meat(loss, coef, intercept):
             Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])
         Rres = (softmax(Z, axis=1) - _targets(loss, rows))[:, free]
         G = (Rres[:, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], q)
-        M += G.T @ (loss.sample_weight[rows][:, None] * G)
-    return M
+        if U is None:
+            M += G.T @ (loss.sample_weight[rows][:, None] * G)
+        else:
+            np.add.at(U, groups[rows], loss.sample_weight[rows][:, None] * G)
+    return M if U is None else U.T @ U
 
 
 def _invert(H, null, describe):
@@ -138,6 +170,7 @@ def compute_inference(
     fit_intercept=None,
     penalty=None,
     check=True,
+    groups=None,
 ):
     r"""Coefficients, standard errors, z-tests and covariance of a fitted model.
 
@@ -153,9 +186,10 @@ def compute_inference(
         Fitted coefficients (any reference row is subtracted first).
     intercept : ndarray of shape (n_classes,)
         Fitted intercepts (ignored without an intercept).
-    cov_type : {"nonrobust", "HC0", "HC1"}, default="nonrobust"
+    cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, default="nonrobust"
         Inverse observed information, or the sandwich; "HC1" is statsmodels'
-        ``MNLogit`` "HC1", which equals its "HC0" (see the module docstring).
+        ``MNLogit`` "HC1", which equals its "HC0"; "cluster" the
+        cluster-robust sandwich over ``groups`` (see the module docstring).
     classes : array_like of shape (n_classes,), default=None
         Class labels (codes ``0..K-1`` when None).
     feature_names : array_like of shape (n_features,), default=None
@@ -169,6 +203,8 @@ def compute_inference(
         "l1" and "elasticnet" are refused (pass them so they can be).
     check : bool, default=True
         Run :func:`check_identification` first when there is no penalty.
+    groups : array_like of shape (n_samples,), default=None
+        Cluster label of every training row; required by ``cov_type="cluster"``.
 
     Returns
     -------
@@ -182,6 +218,9 @@ def compute_inference(
     """
     if cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}.")
+    if groups is not None and cov_type != "cluster":
+        raise ValueError(f'groups is used only with cov_type="cluster", not {cov_type!r}.')
+    codes = _group_codes(groups, loss.n_samples) if cov_type == "cluster" else None
     if penalty in ("l1", "elasticnet"):
         raise ValueError(
             f"inference is not defined for penalty={penalty!r}: the L1 term is not "
@@ -250,7 +289,10 @@ def compute_inference(
         cov = bread
     else:
         W_coef, b = loss.unpack(w)
-        cov = bread @ _meat(loss, W_coef, b) @ bread
+        cov = bread @ _meat(loss, W_coef, b, None if codes is None else codes[0]) @ bread
+        if codes is not None:
+            n_groups = codes[1]
+            cov *= n_groups / (n_groups - 1.0) * (S - 1.0) / (S - q)
         cov = 0.5 * (cov + cov.T)
 
     order = _display_order(free.size, loss.n_features, loss.fit_intercept)

@@ -561,21 +561,23 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     # -- statistical inference (delegated to models._inference) ------------------
 
-    def inference(self, cov_type="nonrobust"):
+    def inference(self, cov_type="nonrobust", groups=None):
         """Standard errors, z statistics and covariance of the fitted coefficients.
 
-        Returns the object of :func:`softmaxreg.models._inference.compute_inference`
+        Returns the object of :func:`softmaxreg.models.compute_inference`
         (cached per ``cov_type``); needs a model fitted with ``fit``.
+        ``cov_type="cluster"`` needs ``groups``, one cluster label per training row.
         """
         check_is_fitted(self)
         if getattr(self, "_loss", None) is None:
             raise ValueError(
                 "inference needs the training data of a full fit; call fit (not partial_fit) first."
             )
-        if cov_type not in self._inference_cache:
+        key = cov_type if groups is None else None  # cluster results are not cached
+        if key not in self._inference_cache:
             from ._inference import compute_inference
 
-            self._inference_cache[cov_type] = compute_inference(
+            result = compute_inference(
                 self._loss,
                 self.coef_.astype(np.float64),
                 self.intercept_.astype(np.float64),
@@ -585,20 +587,24 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,
                 penalty=self.penalty,
+                groups=groups,
             )
-        return self._inference_cache[cov_type]
+            if key is None:
+                return result
+            self._inference_cache[key] = result
+        return self._inference_cache[key]
 
-    def cov_params(self, cov_type="nonrobust"):
+    def cov_params(self, cov_type="nonrobust", groups=None):
         """Covariance matrix of the free coefficients (see :meth:`inference`)."""
-        return self.inference(cov_type).cov_params
+        return self.inference(cov_type, groups).cov_params
 
-    def summary(self, alpha=0.05, cov_type="nonrobust", rrr=False):
+    def summary(self, alpha=0.05, cov_type="nonrobust", rrr=False, groups=None):
         """Coefficient table: estimate, standard error, z, p-value, confidence interval.
 
         Under a header of model statistics (``llf``, ``llnull``, ``llr``, ...);
         ``rrr=True`` shows relative-risk ratios ``exp(b)`` (Stata's ``mlogit, rrr``).
         """
-        return self.inference(cov_type).summary(alpha, rrr=rrr)
+        return self.inference(cov_type, groups).summary(alpha, rrr=rrr)
 
     # -- internals ---------------------------------------------------------------
 
