@@ -4,6 +4,7 @@ from ._calibration import TemperatureScaling, VectorScaling, fit_temperature, fi
 from ._covariance import compute_inference
 from ._identification import IdentificationError, check_identification
 from ._inference_result import InferenceResult
+from ._margins import MarginalEffects, marginal_effects
 from ._mlp import MLPClassifier
 from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
@@ -12,6 +13,7 @@ __all__ = [
     "IdentificationError",
     "InferenceResult",
     "MLPClassifier",
+    "MarginalEffects",
     "MultiLabelLogisticRegression",
     "SoftmaxRegression",
     "TemperatureScaling",
@@ -19,5 +21,6 @@ __all__ = [
     "check_identification",
     "compute_inference",
     "fit_temperature",
+    "marginal_effects",
     "fit_vector_scaling",
 ]

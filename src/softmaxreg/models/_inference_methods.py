@@ -34,3 +34,16 @@ class InferenceMethods:
     df_model = _statistic("df_model", "Free slope parameters ((K - 1) n_features with a reference).")
     df_resid = _statistic("df_resid", "``nobs`` less the number of free parameters.")
     nobs = _statistic("nobs", "Number of observations: the sum of the sample weights.")
+
+    def marginal_effects(self, X=None, *, at="overall", method="dydx", dummy=False, count=False,
+                         alpha=0.05, cov_type="nonrobust", groups=None):
+        """Marginal effects dp_k/dx_j with delta-method standard errors.
+
+        See :func:`softmaxreg.models.marginal_effects` (the formulas, ``at``,
+        ``method``, discrete changes); needs ``penalty=None``.  Returns a
+        :class:`~softmaxreg.models.MarginalEffects` that prints as a table.
+        """
+        from ._margins import marginal_effects
+
+        return marginal_effects(self, X, at=at, method=method, dummy=dummy, count=count,
+                                alpha=alpha, cov_type=cov_type, groups=groups)
