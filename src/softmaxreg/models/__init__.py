@@ -6,6 +6,7 @@ from ._identification import IdentificationError, check_identification
 from ._inference_result import InferenceResult
 from ._margins import MarginalEffects, marginal_effects
 from ._mlp import MLPClassifier
+from ._prediction_intervals import ProbabilityInterval, predict_interval
 from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
 
@@ -15,6 +16,7 @@ __all__ = [
     "MLPClassifier",
     "MarginalEffects",
     "MultiLabelLogisticRegression",
+    "ProbabilityInterval",
     "SoftmaxRegression",
     "TemperatureScaling",
     "VectorScaling",
@@ -22,5 +24,6 @@ __all__ = [
     "compute_inference",
     "fit_temperature",
     "marginal_effects",
+    "predict_interval",
     "fit_vector_scaling",
 ]

@@ -47,3 +47,14 @@ class InferenceMethods:
 
         return marginal_effects(self, X, at=at, method=method, dummy=dummy, count=count,
                                 alpha=alpha, cov_type=cov_type, groups=groups)
+
+    def predict_interval(self, X, alpha=0.05, cov_type="nonrobust", groups=None):
+        """Predicted probabilities with delta-method intervals on the logit scale.
+
+        See :func:`softmaxreg.models.predict_interval`; returns
+        ``(proba, lower, upper, se_logit)``, each (n_samples, n_classes), the
+        bounds inside (0, 1).  Needs ``penalty=None``.
+        """
+        from ._prediction_intervals import predict_interval
+
+        return predict_interval(self, X, alpha=alpha, cov_type=cov_type, groups=groups)
