@@ -2,6 +2,7 @@
 
 from ._calibration import TemperatureScaling, VectorScaling, fit_temperature, fit_vector_scaling
 from ._covariance import compute_inference
+from ._hypothesis import ChiSquareTest, lr_test, wald_test
 from ._identification import IdentificationError, check_identification
 from ._inference_result import InferenceResult
 from ._margins import MarginalEffects, marginal_effects
@@ -11,6 +12,7 @@ from ._multilabel import MultiLabelLogisticRegression
 from ._softmax_regression import SoftmaxRegression
 
 __all__ = [
+    "ChiSquareTest",
     "IdentificationError",
     "InferenceResult",
     "MLPClassifier",
@@ -25,5 +27,7 @@ __all__ = [
     "fit_temperature",
     "marginal_effects",
     "predict_interval",
+    "wald_test",
     "fit_vector_scaling",
+    "lr_test",
 ]

@@ -58,3 +58,26 @@ class InferenceMethods:
         from ._prediction_intervals import predict_interval
 
         return predict_interval(self, X, alpha=alpha, cov_type=cov_type, groups=groups)
+
+    def wald_test(self, hypothesis, cov_type="nonrobust", groups=None):
+        """Wald chi-square test of linear restrictions on the coefficients.
+
+        ``hypothesis``: a string over feature and class names (``"x1 = 0"``,
+        ``"[b]x1 = [c]x1, [b]x2 = 0"``), a matrix ``R`` over the rows of
+        ``summary()`` (``q = 0``) or a tuple ``(R, q)``; see
+        :func:`softmaxreg.models.wald_test`.  Returns a
+        :class:`~softmaxreg.models.ChiSquareTest` (statistic, df, pvalue).
+        """
+        from ._hypothesis import wald_test
+
+        return wald_test(self, hypothesis, cov_type=cov_type, groups=groups)
+
+    def lr_test(self, restricted_model):
+        """Likelihood-ratio test of a nested fit on the same rows against this one.
+
+        See :func:`softmaxreg.models.lr_test`; returns a
+        :class:`~softmaxreg.models.ChiSquareTest`.
+        """
+        from ._hypothesis import lr_test
+
+        return lr_test(self, restricted_model)
