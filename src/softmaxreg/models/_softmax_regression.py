@@ -273,6 +273,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._check_params()
+        self.__dict__.pop("formula_", None)  # a formula's spec belongs to the fit that set it
         X, y = self._validate_Xy(X, y, reset=True)
         classes, codes = encode_labels(y)
         if classes.size < 2:
@@ -824,6 +825,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     def _validated(self, X):
         """X checked for shape and dtype; its finiteness is :meth:`_checked_logits`'s."""
         check_is_fitted(self)
+        if getattr(self, "formula_", None) is not None:  # set by softmaxreg.formula.fit
+            X = self.formula_.transform(X)
         X = validate_data(
             self,
             X,
