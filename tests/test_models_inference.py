@@ -7,10 +7,10 @@ import pytest
 import scipy.sparse as sp
 import statsmodels.api as sm
 
-import softmaxreg.models._inference as inference
+import softmaxreg.models._identification as identification
 from softmaxreg.functional import softmax
 from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.models._inference import (
+from softmaxreg.models import (
     IdentificationError,
     InferenceResult,
     check_identification,
@@ -266,11 +266,11 @@ def test_quasi_separation_is_detected():
 def test_no_separation_on_overlapping_data_and_large_problem_subset(monkeypatch):
     X, y = make_data(0, 300, 3, 3)
     check_identification(LinearSoftmaxLoss(X, y, reference_class=0))  # overlapping classes
-    monkeypatch.setattr(inference, "_LP_BUDGET", 3000)  # subset of 187 rows settles it
+    monkeypatch.setattr(identification, "_LP_BUDGET", 3000)  # subset of 187 rows settles it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_identification(LinearSoftmaxLoss(X, y, reference_class=0))
-    monkeypatch.setattr(inference, "_LP_BUDGET", 40)  # 2 rows: separable, question left open
+    monkeypatch.setattr(identification, "_LP_BUDGET", 40)  # 2 rows: separable, question left open
     with pytest.warns(UserWarning, match="separation check left open"):
         check_identification(LinearSoftmaxLoss(X, y, reference_class=0))
     check_identification(LinearSoftmaxLoss(X, y, reference_class=0), separation=True)

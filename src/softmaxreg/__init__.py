@@ -16,13 +16,14 @@ array([0, 1])
 from . import functional, metrics, nn, solvers
 from .loss import LinearSigmoidLoss, LinearSoftmaxLoss
 from .models import (
+    IdentificationError,
+    InferenceResult,
     MLPClassifier,
     MultiLabelLogisticRegression,
     SoftmaxRegression,
     TemperatureScaling,
     VectorScaling,
 )
-from .models._inference import IdentificationError, InferenceResult
 
 __version__ = "0.1.0"
 

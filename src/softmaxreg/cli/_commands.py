@@ -410,6 +410,10 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
         _say(args, f"softmaxreg: {note}")
     Z = pre.transform(data.X, repr(data.name))
     estimator = build_estimator(args, n_samples=Z.shape[0])
+    if getattr(args, "reference_class", None) is not None:
+        from ._inference import reference_label
+
+        estimator.set_params(reference_class=reference_label(args.reference_class, data.y))
     label = label or (estimator.solver if args.model == "softmax" else "mlp")
     _say(args, f"softmaxreg: training {type(estimator).__name__} ({label}) on "
                f"{Z.shape[0]:,} samples x {Z.shape[1]:,} features, {np.unique(data.y).size} classes")
@@ -449,6 +453,10 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
 
 
 def cmd_train(args) -> int:
+    if getattr(args, "formula", None):
+        from ._inference import cmd_train_formula
+
+        return cmd_train_formula(args)
     out_path = args.output
     _check_output_dir(out_path)
     data = load_data(args.data, args.target, format=args.format, max_rows=args.max_rows)
@@ -600,9 +608,16 @@ def cmd_summary(args) -> int:
         _out("calibration: " + (f"temperature T = {cal['temperature']:.6g}" if cal["method"] == "temperature"
                                 else "vector scaling"))
     rec = meta.get("inference")
+    if getattr(args, "rrr", False) and rec is None:
+        raise ValueError("--rrr needs the standard errors stored at training (penalty none or l2)")
     if rec is not None:
         frame = _record_to_frame(rec)
-        _out("coefficients with standard errors, z statistics, p-values and 95% intervals")
+        if getattr(args, "rrr", False):
+            from ._inference import rrr_frame
+
+            frame = rrr_frame(frame)
+        _out("coefficients with standard errors, z statistics, p-values and 95% intervals"
+             + (" as relative-risk ratios exp(coef)" if getattr(args, "rrr", False) else ""))
         _out(format_table(frame.values.tolist(), list(frame.columns)))
         return 0
     if hasattr(est, "coefs_"):  # a network: its layers instead of a coefficient table

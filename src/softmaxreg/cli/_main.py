@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 
-from . import _commands
+from . import _commands, _inference
 
 __all__ = ["main", "build_parser"]
 
@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (splits, sgd)")
     p.add_argument("--no-inference", action="store_true",
                    help="skip computing standard errors for 'summary'")
+    p.add_argument("--reference-class", metavar="LABEL",
+                   help="class whose coefficients are fixed at zero (needed for standard "
+                        "errors with --penalty none)")
+    p.add_argument("--formula", metavar="'Y ~ TERMS'",
+                   help="fit the design of a formula (formulaic, e.g. 'y ~ x1 + np.log(x2) + C(g)')")
     _common(p)
     p.set_defaults(func=_commands.cmd_train)
 
@@ -171,8 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--max-rows", type=_positive_int, metavar="N",
                    help="without standard errors: the N largest coefficients per class")
+    p.add_argument("--rrr", action="store_true",
+                   help="relative-risk ratios exp(coef) with exponentiated intervals (Stata's rrr)")
     _common(p)
     p.set_defaults(func=_commands.cmd_summary)
+
+    _inference.add_margins_parser(sub, _common, _data_options)
 
     p = sub.add_parser("report", help="write a self-contained HTML report",
                        description="One HTML file (no network needed to view it): training curves, "

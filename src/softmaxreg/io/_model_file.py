@@ -337,6 +337,8 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
                 ) from None
     attributes, skipped = {}, []
     for key, value in _fitted_attributes(estimator).items():
+        if key == "formula_":  # stored as plain JSON under "formula" below
+            continue
         try:
             attributes[key] = enc.encode(value, key)
         except TypeError:
@@ -362,6 +364,8 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
         "data": enc.encode(dict(data_info or {}), "data"),
         "training": enc.encode(dict(metadata or {}), "training"),
     }
+    if getattr(estimator, "formula_", None) is not None:
+        meta["formula"] = estimator.formula_.to_dict()
     buffers = {}
     for key, arr in enc.arrays.items():
         buf = io.BytesIO()
@@ -491,6 +495,13 @@ def load_model(path) -> ModelBundle:
         if not (key.endswith("_") and key.isidentifier() and not key.startswith("_")):
             raise _refuse(path, f"invalid attribute name {key!r}")
         setattr(estimator, key, value)
+    if meta.get("formula") is not None:
+        from softmaxreg.formula import FormulaSpec
+
+        try:
+            estimator.formula_ = FormulaSpec.from_dict(meta["formula"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _refuse(path, f"its formula record is invalid ({exc})") from None
     try:
         preprocessor = Preprocessor.from_dict(pre) if pre is not None else None
     except ValueError as exc:

@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 
+from ._inference_methods import InferenceMethods
 from ._validation import (
     FloatDType,
     Interval,
@@ -53,7 +54,7 @@ def _make_rng(random_state):
     return np.random.default_rng(random_state)
 
 
-class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     r"""Softmax (multinomial logistic) regression.
 
     Models :math:`P(y = k \mid x) = \operatorname{softmax}(W x + b)_k` and fits
@@ -265,6 +266,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight):
         self._check_params()
+        self.__dict__.pop("formula_", None)  # a formula's spec belongs to the fit that set it
         X, y = self._validate_Xy(X, y, reset=True)
         classes, codes = encode_labels(y)
         if classes.size < 2:
@@ -553,21 +555,23 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # -- statistical inference (delegated to models._inference) ------------------
 
-    def inference(self, cov_type="nonrobust"):
+    def inference(self, cov_type="nonrobust", groups=None):
         """Standard errors, z statistics and covariance of the fitted coefficients.
 
-        Returns the object of :func:`softmaxreg.models._inference.compute_inference`
+        Returns the object of :func:`softmaxreg.models.compute_inference`
         (cached per ``cov_type``); needs a model fitted with ``fit``.
+        ``cov_type="cluster"`` needs ``groups``, one cluster label per training row.
         """
         check_is_fitted(self)
         if getattr(self, "_loss", None) is None:
             raise ValueError(
                 "inference needs the training data of a full fit; call fit (not partial_fit) first."
             )
-        if cov_type not in self._inference_cache:
+        key = cov_type if groups is None else None  # cluster results are not cached
+        if key not in self._inference_cache:
             from ._inference import compute_inference
 
-            self._inference_cache[cov_type] = compute_inference(
+            result = compute_inference(
                 self._loss,
                 self.coef_.astype(np.float64),
                 self.intercept_.astype(np.float64),
@@ -577,16 +581,24 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,
                 penalty=self.penalty,
+                groups=groups,
             )
-        return self._inference_cache[cov_type]
+            if key is None:
+                return result
+            self._inference_cache[key] = result
+        return self._inference_cache[key]
 
-    def cov_params(self, cov_type="nonrobust"):
+    def cov_params(self, cov_type="nonrobust", groups=None):
         """Covariance matrix of the free coefficients (see :meth:`inference`)."""
-        return self.inference(cov_type).cov_params
+        return self.inference(cov_type, groups).cov_params
 
-    def summary(self, alpha=0.05, cov_type="nonrobust"):
-        """Coefficient table: estimate, standard error, z, p-value, confidence interval."""
-        return self.inference(cov_type).summary(alpha)
+    def summary(self, alpha=0.05, cov_type="nonrobust", rrr=False, groups=None):
+        """Coefficient table: estimate, standard error, z, p-value, confidence interval.
+
+        Under a header of model statistics (``llf``, ``llnull``, ``llr``, ...);
+        ``rrr=True`` shows relative-risk ratios ``exp(b)`` (Stata's ``mlogit, rrr``).
+        """
+        return self.inference(cov_type, groups).summary(alpha, rrr=rrr)
 
     # -- internals ---------------------------------------------------------------
 
@@ -806,6 +818,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _validated(self, X):
         """X checked for shape and dtype; its finiteness is :meth:`_checked_logits`'s."""
         check_is_fitted(self)
+        if getattr(self, "formula_", None) is not None:  # set by softmaxreg.formula.fit
+            X = self.formula_.transform(X)
         X = validate_data(
             self,
             X,
