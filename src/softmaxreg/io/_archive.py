@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -20,15 +21,11 @@ __all__ = ["ArchiveError", "check_member_size", "read_member", "read_npy_member"
 _DEFLATE_MAX_RATIO = 1032
 _MAX_NPY_HEADER = 10000  # numpy's own default limit for a header
 
-#: What the zipfile, zlib and numpy readers raise on damaged input (besides ValueError).
+#: What the zipfile, zlib and numpy readers raise on damaged input (besides ValueError);
+#: zlib.error is not an OSError, and a flipped flag bit can ask for encryption (RuntimeError).
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError,
-              RuntimeError, OverflowError, MemoryError, KeyError, IndexError, UnicodeDecodeError)
-try:  # zlib.error is not an OSError
-    import zlib
-
-    ZIP_ERRORS = ZIP_ERRORS + (zlib.error,)
-except ImportError:  # pragma: no cover
-    pass
+              RuntimeError, OverflowError, MemoryError, KeyError, IndexError, UnicodeDecodeError,
+              zlib.error)
 
 
 class ArchiveError(ValueError):
