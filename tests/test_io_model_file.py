@@ -1,5 +1,6 @@
 """Model files: exact round trips, refusal of damaged or foreign files, atomic writes."""
 
+import hashlib
 import io
 import json
 import os
@@ -68,7 +69,13 @@ def test_layout_is_documented_json_and_npy(tmp_path, bundle):
         assert meta["estimator"]["attributes"]["coef_"] == {"__array__": "coef_"}
         coef = np.load(io.BytesIO(zf.read("arrays/coef_.npy")), allow_pickle=False)
         np.testing.assert_array_equal(coef, bundle.estimator.coef_)
-        assert all(n == "meta.json" or (n.startswith("arrays/") and n.endswith(".npy")) for n in zf.namelist())
+        names = zf.namelist()
+        assert all(n in ("meta.json", "SHA256SUMS") or (n.startswith("arrays/") and n.endswith(".npy"))
+                   for n in names)
+        # format 2: SHA256SUMS lists every other member in sha256sum's layout
+        sums = dict(line.split("  ")[::-1] for line in zf.read("SHA256SUMS").decode().splitlines())
+        assert sorted(sums) == sorted(n for n in names if n != "SHA256SUMS")
+        assert all(sums[n] == hashlib.sha256(zf.read(n)).hexdigest() for n in sums)
     assert oct(os.stat(path).st_mode & 0o777) != "0o600"  # not left with mkstemp's private mode
 
 
@@ -96,8 +103,10 @@ def test_mlp_round_trip(tmp_path):
     np.testing.assert_array_equal(back.predict_proba(X), model.predict_proba(X))
 
 
-def _rewrite(path, out, edit_meta=None, drop=None, replace=None):
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+def _rewrite(path, out, edit_meta=None, drop=None, replace=None, resum=True):
+    """A copy of a model file with edits; ``resum``: its SHA256SUMS rewritten to match, as a forger would."""
+    blobs = {}
+    with zipfile.ZipFile(path) as src:
         for item in src.namelist():
             if item == drop:
                 continue
@@ -108,6 +117,13 @@ def _rewrite(path, out, edit_meta=None, drop=None, replace=None):
                 blob = json.dumps(meta).encode()
             if replace and item in replace:
                 blob = replace[item]
+            blobs[item] = blob
+    if resum and "SHA256SUMS" in blobs:
+        old = dict(line.split("  ")[::-1] for line in blobs["SHA256SUMS"].decode().splitlines())
+        new = {n: hashlib.sha256(blobs[n]).hexdigest() for n in ("meta.json",) if n in blobs}
+        blobs["SHA256SUMS"] = "".join(f"{new.get(n, d)}  {n}\n" for n, d in old.items()).encode()
+    with zipfile.ZipFile(out, "w") as dst:
+        for item, blob in blobs.items():
             dst.writestr(item, blob)
 
 
@@ -210,3 +226,24 @@ def test_save_refuses_unfitted_and_unknown(tmp_path, bundle):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_model(tmp_path / "no" / "dir.srm", bundle)
     assert _model_file.ESTIMATOR_KINDS["SoftmaxRegression"][1] == "SoftmaxRegression"
+
+
+def test_format_1_files_still_load_and_format_2_checks_meta(tmp_path, saved, data):
+    frame, _ = data
+    _rewrite(saved, tmp_path / "v1.srm", drop="SHA256SUMS", edit_meta=lambda m: m.update(format_version=1))
+    old = load_model(tmp_path / "v1.srm")
+    np.testing.assert_array_equal(old.predict_proba(frame), load_model(saved).predict_proba(frame))
+    _rewrite(saved, tmp_path / "nosums.srm", drop="SHA256SUMS")
+    with pytest.raises(ValueError, match="SHA256SUMS member is missing"):
+        load_model(tmp_path / "nosums.srm")
+    _rewrite(saved, tmp_path / "edited.srm", resum=False,
+             edit_meta=lambda m: m["calibration"]["__dict__"].update(temperature=0.5))
+    with pytest.raises(ValueError, match="meta.json fails its checksum"):
+        load_model(tmp_path / "edited.srm")
+    _rewrite(saved, tmp_path / "badcal.srm", edit_meta=lambda m: m["calibration"]["__dict__"].update(temperature=-1.0))
+    with pytest.raises(ValueError, match="temperature is not a positive number"):
+        load_model(tmp_path / "badcal.srm")
+    _rewrite(saved, tmp_path / "badpre.srm",
+             edit_meta=lambda m: m["preprocessing"].update(mean=[0.0]))
+    with pytest.raises(ValueError, match="malformed preprocessing record"):
+        load_model(tmp_path / "badpre.srm")

@@ -14,6 +14,7 @@ import traceback
 import warnings
 
 from . import _commands, _inference
+from ._export import add_export_parser
 
 __all__ = ["main", "build_parser"]
 
@@ -29,6 +30,7 @@ examples:
   softmaxreg calibrate model.srm validation.csv
   softmaxreg predict model.srm new.csv -o predictions.csv --proba
   softmaxreg report model.srm test.csv -o report.html
+  softmaxreg export model.srm -o model.onnx
   softmaxreg demo
 """
 
@@ -192,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.html", metavar="HTML")
     _common(p)
     p.set_defaults(func=_commands.cmd_report)
+
+    add_export_parser(sub, _common)
 
     p = sub.add_parser("demo", help="Fashion-MNIST end to end",
                        description="Train on Fashion-MNIST with the notes' minibatch-SGD recipe and "

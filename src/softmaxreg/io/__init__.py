@@ -5,7 +5,9 @@
 * :class:`Preprocessor` one-hot encodes, imputes and standardizes, and is
   stored with the model;
 * :func:`save_model` / :func:`load_model` write and read the pickle-free
-  model file format documented in ``docs/model-file.md``.
+  model file format documented in ``docs/model-file.md``;
+* :func:`to_onnx` / :func:`save_onnx` export a model (with its preprocessing
+  and calibration) as an ONNX graph (``docs/onnx.md``).
 """
 
 from ._datasets import (
@@ -21,6 +23,7 @@ from ._datasets import (
 )
 from ._idx import read_idx, write_idx
 from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, atomic_write, load_model, save_model
+from ._onnx import ONNX_OPSET, save_onnx, to_onnx
 from ._preprocess import Preprocessor
 from ._tabular import (
     Dataset,
@@ -38,6 +41,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "ONNX_OPSET",
     "Dataset",
     "ModelBundle",
     "Preprocessor",
@@ -57,7 +61,9 @@ __all__ = [
     "read_npz",
     "read_parquet",
     "save_model",
+    "save_onnx",
     "stratified_split",
+    "to_onnx",
     "write_idx",
     "write_libsvm",
 ]

@@ -19,8 +19,10 @@ code      element type
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -38,18 +40,47 @@ _DTYPE_TO_CODE = {dt.newbyteorder("="): code for code, dt in _CODE_TO_DTYPE.item
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    opener = gzip.open if head == _GZIP_MAGIC else open
-    try:
-        with opener(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as exc:  # truncated or corrupt gzip stream
+_GZIP_MAX_RATIO = 1032  # deflate cannot expand data by more than this
+
+
+def _fail(name: str, what: str) -> ValueError:
+    return ValueError(f"{name!r} is not a readable IDX file ({what}); delete it and download it again")
+
+
+def _read_payload(name: str):
+    """(shape, dtype, data bytes) with the header checked before the data is read."""
+    with open(name, "rb") as raw:
+        gz = raw.read(2) == _GZIP_MAGIC
+    size = os.path.getsize(name)
+    with (gzip.open if gz else open)(name, "rb") as fh:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0:
+            raise ValueError(f"{name!r} is not an IDX file (bad magic number)")
+        code, ndim = head[2], head[3]
+        if code not in _CODE_TO_DTYPE:
+            raise ValueError(f"{name!r}: unknown IDX element type code 0x{code:02X}")
+        dims = fh.read(4 * ndim)
+        if ndim == 0 or len(dims) < 4 * ndim:
+            raise ValueError(f"{name!r}: truncated IDX header")
+        shape = struct.unpack(f">{ndim}I", dims)
+        dtype = _CODE_TO_DTYPE[code]
+        offset = 4 + 4 * ndim
+        expected = math.prod(shape) * dtype.itemsize
+        # Refuse a header that claims more than the file can hold before reading (or allocating) it.
+        room = (size * _GZIP_MAX_RATIO + 1024) if gz else size - offset
+        if expected > room or (not gz and expected != room):
+            holds = f"a gzip file of {size} bytes cannot hold that many" if gz else f"the file holds {room}"
+            raise ValueError(
+                f"{name!r}: header announces shape {shape} ({expected} bytes) but {holds}; "
+                "the file is truncated or corrupt, download it again"
+            )
+        data = fh.read(expected + 1)
+    if len(data) != expected:
         raise ValueError(
-            f"{os.fspath(path)!r} is not a readable IDX file ({exc}); "
-            "delete it and download it again"
-        ) from None
+            f"{name!r}: header announces shape {shape} ({expected} bytes) but "
+            f"the file holds {len(data)} bytes; the file is truncated or corrupt, download it again"
+        )
+    return shape, dtype, data
 
 
 def read_idx(path: str | os.PathLike, max_rows: int | None = None) -> np.ndarray:
@@ -72,7 +103,10 @@ def read_idx(path: str | os.PathLike, max_rows: int | None = None) -> np.ndarray
     Raises
     ------
     ValueError
-        If the magic number, the type code or the size does not match.
+        If the magic number, the type code or the size does not match, or
+        the (gzip) stream is corrupt; the header's size is checked against
+        the file's before the data is read, so a damaged header cannot make
+        it allocate more than the file could hold.
 
     Examples
     --------
@@ -85,27 +119,17 @@ def read_idx(path: str | os.PathLike, max_rows: int | None = None) -> np.ndarray
     array([[1, 2, 3]], dtype=uint8)
     """
     name = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{name!r} is not an IDX file (bad magic number)")
-    code, ndim = data[2], data[3]
-    if code not in _CODE_TO_DTYPE:
-        raise ValueError(f"{name!r}: unknown IDX element type code 0x{code:02X}")
-    if ndim == 0 or len(data) < 4 + 4 * ndim:
-        raise ValueError(f"{name!r}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    dtype = _CODE_TO_DTYPE[code]
-    offset = 4 + 4 * ndim
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - offset != expected:
-        raise ValueError(
-            f"{name!r}: header announces shape {shape} ({expected} bytes) but "
-            f"the file holds {len(data) - offset} bytes; the file is truncated "
-            "or corrupt, download it again"
-        )
+    if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) < 0):
+        raise ValueError(f"max_rows must be a non-negative integer, got {max_rows!r}")
+    try:
+        shape, dtype, data = _read_payload(name)
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip stream
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise _fail(name, str(exc)) from None
     rows = shape[0] if max_rows is None else min(int(max_rows), shape[0])
-    count = rows * int(np.prod(shape[1:], dtype=np.int64))
-    out = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    count = rows * math.prod(shape[1:])
+    out = np.frombuffer(data, dtype=dtype, count=count)
     return out.reshape((rows,) + tuple(shape[1:])).astype(dtype.newbyteorder("="))
 
 

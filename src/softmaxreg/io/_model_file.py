@@ -10,6 +10,14 @@ Layout (see ``docs/model-file.md`` for the full specification)::
       arrays/<name>.npy    one NumPy array per fitted array, read with
                            ``allow_pickle=False``; meta.json records each
                            array's dtype, shape and SHA-256
+      SHA256SUMS           (format 2) the SHA-256 of meta.json and of every
+                           array member, in the layout of ``sha256sum``
+
+Reading trusts nothing in the file: every member's size is checked against
+what its compressed bytes can hold, and every array's header against its
+record, before anything of that size is allocated; every byte that is used
+is covered by a checksum, so a file loads exactly as it was saved or is
+refused with a :class:`ValueError` naming the file and the fault.
 
 Loading builds an estimator only from a fixed table of known classes
 (:data:`ESTIMATOR_KINDS`) with plain JSON values and arrays, so a model file
@@ -30,11 +38,11 @@ import math
 import os
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._archive import ZIP_ERRORS, ArchiveError, read_member, read_npy_member
 from ._preprocess import Preprocessor
 
 __all__ = [
@@ -47,7 +55,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "softmaxreg-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_SUMS = "SHA256SUMS"  # format 2: SHA-256 of meta.json and every array member, in sha256sum's layout
 #: Estimator classes a model file may name: kind -> (module, class).
 ESTIMATOR_KINDS = {
     "SoftmaxRegression": ("softmaxreg.models._softmax_regression", "SoftmaxRegression"),
@@ -376,20 +385,57 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
               "sha256": hashlib.sha256(buffers[key]).hexdigest()}
         for key, arr in enc.arrays.items()
     }
-    text = json.dumps(meta, indent=1, allow_nan=False, ensure_ascii=False)
+    text = json.dumps(meta, indent=1, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    sums = "".join(f"{hashlib.sha256(blob).hexdigest()}  {name}\n" for name, blob in
+                   [("meta.json", text)] + [(f"arrays/{k}.npy", b) for k, b in buffers.items()])
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("meta.json", text)
             for key, blob in buffers.items():
                 zf.writestr(f"arrays/{key}.npy", blob)
+            zf.writestr(_SUMS, sums)
 
     atomic_write(path, write)
 
 
 # ----------------------------------------------------------------- reading
+class _Refusal(ValueError):
+    """A refusal already worded for the user (not re-wrapped)."""
+
+
 def _refuse(path: str, what: str) -> ValueError:
-    return ValueError(f"cannot load model {path!r}: {what}")
+    return _Refusal(f"cannot load model {path!r}: {what}")
+
+
+def _sha256sums(text: str) -> dict[str, str]:
+    """``{member: hex digest}`` from a SHA256SUMS member (``<hex>  <name>`` per line)."""
+    sums = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not name:
+            raise ValueError(f"malformed line in SHA256SUMS: {line[:80]!r}")
+        sums[name] = digest
+    return sums
+
+
+def _array_spec(key, spec) -> tuple[np.dtype, tuple[int, ...], str]:
+    """A meta.json array record checked for types: (dtype, shape, sha256)."""
+    if not isinstance(key, str) or not isinstance(spec, dict):
+        raise ValueError(f"the record of array {key!r} is malformed")
+    shape, digest = spec.get("shape"), spec.get("sha256")
+    try:
+        dtype = np.dtype(spec.get("dtype"))
+    except (TypeError, ValueError, SyntaxError):
+        raise ValueError(f"array {key!r} has an unknown dtype {str(spec.get('dtype'))[:40]!r}") from None
+    if dtype.kind not in _ALLOWED_KINDS or dtype.str != spec.get("dtype"):
+        raise ValueError(f"array {key!r} has a dtype that model files do not hold ({dtype})")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                            for n in shape)):
+        raise ValueError(f"array {key!r} has an invalid shape {str(shape)[:40]}")
+    if not isinstance(digest, str):
+        raise ValueError(f"array {key!r} has no checksum")
+    return dtype, tuple(shape), digest
 
 
 def _read_archive(path: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -402,48 +448,69 @@ def _read_archive(path: str) -> tuple[dict, dict[str, np.ndarray]]:
                             "truncated, corrupt, or a different kind of file)")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if "meta.json" not in names:
+            infos = {info.filename: info for info in zf.infolist()}
+            if "meta.json" not in infos:
                 raise _refuse(path, "it is a ZIP archive but not a softmaxreg model (no meta.json)")
-            info = zf.getinfo("meta.json")
-            if info.file_size > _MAX_META_BYTES:
-                raise _refuse(path, "its meta.json is implausibly large")
             try:
-                meta = json.loads(zf.read("meta.json").decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise _refuse(path, f"its meta.json is not valid JSON ({exc})") from None
+                text = read_member(zf, infos["meta.json"], _MAX_META_BYTES)
+            except ArchiveError as exc:
+                raise _refuse(path, str(exc)) from None
+            try:
+                meta = json.loads(text.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise _refuse(path, f"its meta.json is not valid JSON ({type(exc).__name__})") from None
             if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
                 raise _refuse(path, "it is a ZIP archive but not a softmaxreg model "
                                     "(meta.json has a different format name)")
             version = meta.get("format_version")
-            if not isinstance(version, int) or version < 1:
-                raise _refuse(path, f"unknown format version {version!r}")
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise _refuse(path, f"unknown format version {str(version)[:40]}")
             if version > FORMAT_VERSION:
                 raise _refuse(
                     path,
-                    f"it was written by a newer softmaxreg ({meta.get('softmaxreg_version', '?')}, "
+                    f"it was written by a newer softmaxreg ({str(meta.get('softmaxreg_version', '?'))[:40]}, "
                     f"model format {version}); this softmaxreg ({_version()}) reads format "
                     f"{FORMAT_VERSION} and older; upgrade softmaxreg",
                 )
-            arrays = {}
-            for key, spec in (meta.get("arrays") or {}).items():
-                member = f"arrays/{key}.npy"
-                if member not in names:
-                    raise _refuse(path, f"array {key!r} is missing; the file is incomplete")
-                blob = zf.read(member)
-                if hashlib.sha256(blob).hexdigest() != spec.get("sha256"):
-                    raise _refuse(path, f"array {key!r} fails its checksum; the file is corrupt")
+            sums = None
+            if _SUMS in infos:
                 try:
-                    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+                    sums = _sha256sums(read_member(zf, infos[_SUMS], 2**20).decode("utf-8"))
+                except (ArchiveError, ValueError) as exc:
+                    raise _refuse(path, f"its {_SUMS} is unreadable ({exc})") from None
+            elif version >= 2:
+                raise _refuse(path, f"its {_SUMS} member is missing; the file is incomplete")
+            if sums is not None and sums.get("meta.json") != hashlib.sha256(text).hexdigest():
+                raise _refuse(path, "meta.json fails its checksum; the file is corrupt or was edited")
+            specs = meta.get("arrays") or {}
+            if not isinstance(specs, dict):
+                raise _refuse(path, "its list of arrays is malformed")
+            arrays = {}
+            for key, spec in specs.items():
+                try:
+                    dtype, shape, digest = _array_spec(key, spec)
                 except ValueError as exc:
-                    raise _refuse(path, f"array {key!r} is unreadable ({exc})") from None
-                if arr.dtype.str != spec.get("dtype") or list(arr.shape) != spec.get("shape"):
-                    raise _refuse(path, f"array {key!r} does not match its description")
-                arrays[key] = arr
-    except zipfile.BadZipFile as exc:
-        raise _refuse(path, f"the archive is corrupt or truncated ({exc})") from None
-    except (EOFError, OSError, zlib.error) as exc:
-        raise _refuse(path, f"the archive is corrupt or truncated ({exc})") from None
+                    raise _refuse(path, str(exc)) from None
+                member = f"arrays/{key}.npy"
+                if member not in infos:
+                    raise _refuse(path, f"array {key!r} is missing; the file is incomplete")
+
+                def expect(got_shape, got_dtype, blob, key=key, member=member):
+                    if got_dtype.str != dtype.str or tuple(got_shape) != shape:
+                        raise _refuse(path, f"array {key!r} does not match its description")
+                    blob_digest = hashlib.sha256(blob).hexdigest()
+                    if blob_digest != digest or (sums is not None and sums.get(member) != blob_digest):
+                        raise _refuse(path, f"array {key!r} fails its checksum; the file is corrupt")
+
+                try:
+                    arrays[key], _ = read_npy_member(zf, infos[member], expect)
+                except ArchiveError as exc:
+                    raise _refuse(path, f"array {key!r}: {exc}") from None
+    except _Refusal:
+        raise
+    except (ValueError, *ZIP_ERRORS) as exc:
+        raise _refuse(path, f"the archive is corrupt or truncated ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
     return meta, arrays
 
 
@@ -458,6 +525,21 @@ def _estimator_class(kind: str):
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
         raise ValueError(f"the model is a {kind}, which is unavailable in this installation") from None
+
+
+def _calibration_problem(cal, n_classes: int) -> str | None:
+    if not isinstance(cal, dict) or cal.get("method") not in ("temperature", "vector"):
+        return "unknown calibration record"
+    if cal["method"] == "temperature":
+        t = cal.get("temperature")
+        ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+        return None if ok else "the calibration temperature is not a positive number"
+    for key in ("scale", "shift"):
+        v = cal.get(key)
+        if not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape == (n_classes,)
+                and np.isfinite(v).all()):
+            return f"the vector calibration's {key} is not {n_classes} finite numbers"
+    return None
 
 
 def load_model(path) -> ModelBundle:
@@ -487,9 +569,15 @@ def load_model(path) -> ModelBundle:
         raise _refuse(path, f"its metadata is incomplete ({exc!r})") from None
     except ValueError as exc:
         raise _refuse(path, str(exc)) from None
+    except RecursionError:
+        raise _refuse(path, "its metadata is nested too deeply") from None
+    if not isinstance(data_info, dict) or not isinstance(training, dict):
+        raise _refuse(path, "its data or training record is not a mapping")
+    if "classes_" not in attributes:
+        raise _refuse(path, "the stored estimator has no classes_; it was not fitted")
     try:
         estimator = cls(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise _refuse(path, f"its parameters do not fit this softmaxreg's {cls.__name__} ({exc})") from None
     for key, value in attributes.items():
         if not (key.endswith("_") and key.isidentifier() and not key.startswith("_")):
@@ -504,11 +592,12 @@ def load_model(path) -> ModelBundle:
             raise _refuse(path, f"its formula record is invalid ({exc})") from None
     try:
         preprocessor = Preprocessor.from_dict(pre) if pre is not None else None
-    except ValueError as exc:
-        raise _refuse(path, str(exc)) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _refuse(path, f"malformed preprocessing record ({exc})") from None
     if calibration is not None:
-        if not isinstance(calibration, dict) or calibration.get("method") not in ("temperature", "vector"):
-            raise _refuse(path, "unknown calibration record")
+        problem = _calibration_problem(calibration, len(getattr(estimator, "classes_", ())))
+        if problem:
+            raise _refuse(path, problem)
     return ModelBundle(estimator=estimator, preprocessor=preprocessor, calibration=calibration,
                        metadata=training, data_info=data_info, path=path)
 

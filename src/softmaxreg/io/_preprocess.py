@@ -348,23 +348,40 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, state: dict) -> "Preprocessor":
-        """Rebuild a fitted preprocessor from :meth:`to_dict`'s output."""
+        """Rebuild a fitted preprocessor from :meth:`to_dict`'s output (checked for consistency)."""
         try:
             self = cls(standardize=bool(state["standardize"]), impute=bool(state["impute"]))
             self.kind_ = state["kind"]
             if self.kind_ not in ("frame", "array", "sparse"):
-                raise ValueError(f"unknown input kind {self.kind_!r}")
+                raise ValueError(f"unknown input kind {str(self.kind_)[:40]!r}")
             self.columns_ = [dict(c) for c in state["columns"]]
+            width = 0
             for c in self.columns_:
                 if c["type"] not in ("numeric", "categorical"):
-                    raise ValueError(f"unknown column type {c['type']!r}")
+                    raise ValueError(f"unknown column type {str(c['type'])[:40]!r}")
+                if not isinstance(c["name"], str):
+                    raise ValueError("a column name is not a string")
+                fill = c.get("fill")
+                if c["type"] == "numeric":
+                    width += 1
+                    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))):
+                        raise ValueError(f"column {c['name']!r} has a non-numeric fill value")
+                else:
+                    cats = c["categories"]
+                    if not (isinstance(cats, list) and cats and all(isinstance(v, str) for v in cats)):
+                        raise ValueError(f"column {c['name']!r} has no list of categories")
+                    if fill is not None and fill not in cats:
+                        raise ValueError(f"column {c['name']!r} fills with a value that is no category")
+                    width += len(cats)
             self.feature_names_in_ = [c["name"] for c in self.columns_]
-            self.feature_names_out_ = list(state["feature_names_out"])
+            self.feature_names_out_ = [str(v) for v in state["feature_names_out"]]
             self.mean_ = np.asarray(state["mean"], dtype=np.float64)
             self.scale_ = np.asarray(state["scale"], dtype=np.float64)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed preprocessing record ({exc!r})") from None
-        if not (len(self.mean_) == len(self.scale_) == len(self.feature_names_out_)):
+        if not (self.mean_.shape == self.scale_.shape == (len(self.feature_names_out_),) == (width,)):
             raise ValueError("malformed preprocessing record (lengths differ)")
+        if not (np.isfinite(self.mean_).all() and np.isfinite(self.scale_).all() and (self.scale_ > 0).all()):
+            raise ValueError("malformed preprocessing record (non-finite mean or non-positive scale)")
         self.notes_ = []
         return self

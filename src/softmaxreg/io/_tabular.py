@@ -12,12 +12,17 @@ Problems with the input raise :class:`ValueError` (or
 
 from __future__ import annotations
 
+import lzma
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from ._archive import ZIP_ERRORS, ArchiveError, read_npy_member
 
 __all__ = [
     "Dataset",
@@ -191,9 +196,15 @@ def read_csv(path, target=None, *, sep=None, require_target=True) -> Dataset:
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name!r} is empty; give a file with a header row and data") from None
     except pd.errors.ParserError as exc:
-        raise ValueError(f"{name!r} is not valid CSV ({str(exc).strip()})") from None
+        raise ValueError(f"{name!r} is not valid CSV ({str(exc).strip()[:200]})") from None
     except UnicodeDecodeError:
         raise ValueError(f"{name!r} is not a UTF-8 text file; is it really CSV?") from None
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, ValueError,
+            MemoryError, OverflowError) as exc:  # damaged compression, or pandas giving up
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{name!r} is not a readable CSV file ({type(exc).__name__}: "
+                         f"{str(exc).strip()[:200]})") from None
     return _finish_frame(frame, name, target, require_target)
 
 
@@ -208,6 +219,7 @@ def read_parquet(path, target=None, *, require_target=True) -> Dataset:
 
 
 _NPZ_X = ("X", "x", "data", "features")
+_MAX_LIBSVM_INDEX = 2**31 - 2  # feature indices fit the int32 indices of scipy's CSR matrices
 _NPZ_Y = ("y", "target", "labels", "label")
 
 
@@ -224,18 +236,24 @@ def read_npz(path, target=None, *, require_target=True) -> Dataset:
         if fh.read(4) != b"PK\x03\x04":
             raise ValueError(f"{name!r} is not a readable .npz archive (not a ZIP file); "
                              "write it with numpy.savez")
+    arrays = {}
     try:
-        with np.load(name, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except ValueError as exc:
+        with zipfile.ZipFile(name) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    arrays[info.filename[:-4]] = read_npy_member(zf, info)[0]
+    except ArchiveError as exc:
         if "pickle" in str(exc):
             raise ValueError(
                 f"{name!r} holds object arrays, which need pickle to load and are "
                 "refused; save plain numeric or string arrays"
             ) from None
         raise ValueError(f"{name!r} is not a readable .npz archive ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{name!r} is not a readable .npz archive ({exc})") from None
+    except (ValueError, *ZIP_ERRORS) as exc:
+        raise ValueError(f"{name!r} is not a readable .npz archive ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None
+    if not arrays:
+        raise ValueError(f"{name!r} holds no arrays; write it with numpy.savez")
     xkey = next((k for k in _NPZ_X if k in arrays and arrays[k].ndim == 2), None)
     if xkey is not None:
         X = arrays[xkey]
@@ -252,13 +270,13 @@ def read_npz(path, target=None, *, require_target=True) -> Dataset:
         if X.shape[0] == 0:
             raise ValueError(f"{name!r} holds no rows")
         fn = arrays.get("feature_names")
-        names = [str(s) for s in fn] if fn is not None and len(fn) == X.shape[1] else [
+        names = [str(s) for s in fn] if fn is not None and fn.ndim == 1 and len(fn) == X.shape[1] else [
             f"x{j}" for j in range(X.shape[1])
         ]
         if X.dtype.kind not in "biuf":
             raise ValueError(f"{name!r}: {xkey!r} has dtype {X.dtype}; it must be numeric")
         return Dataset(X=X, y=y, feature_names=names, name=name, target=ykey)
-    columns = {k: v for k, v in arrays.items() if v.ndim == 1}
+    columns = {k: v for k, v in arrays.items() if v.ndim == 1 and v.dtype.kind in "biufUSc"}
     if not columns or len({v.shape[0] for v in columns.values()}) != 1:
         raise ValueError(
             f"{name!r}: store a 2-D array 'X' with labels 'y', or 1-D columns of equal length"
@@ -301,21 +319,30 @@ def read_libsvm(path, n_features: int | None = None, *, zero_based: bool | str =
                     continue
                 tokens = line.split()
                 try:
-                    labels.append(float(tokens[0]))
+                    label = float(tokens[0])
                     for tok in tokens[1:]:
                         key, _, val = tok.partition(":")
                         if key == "qid":
                             continue
-                        indices.append(int(key))
-                        values.append(float(val))
+                        index, value = int(key), float(val)
+                        if not (0 <= index <= _MAX_LIBSVM_INDEX and np.isfinite(value)):
+                            raise ValueError
+                        indices.append(index)
+                        values.append(value)
+                    if not np.isfinite(label):
+                        raise ValueError
+                    labels.append(label)
                 except ValueError:
                     raise ValueError(
-                        f"{name!r} line {lineno}: expected 'label index:value ...', "
-                        f"got {line[:60]!r}; is this a LibSVM file?"
+                        f"{name!r} line {lineno}: expected 'label index:value ...' with finite "
+                        f"numbers and indices from 0 to {_MAX_LIBSVM_INDEX}, got {line[:60]!r}; "
+                        "is this a LibSVM file?"
                     ) from None
                 indptr.append(len(indices))
     except UnicodeDecodeError:
         raise ValueError(f"{name!r} is not a text file; is it really LibSVM?") from None
+    if n_features is not None and (isinstance(n_features, bool) or int(n_features) < 0):
+        raise ValueError(f"n_features must be a non-negative integer, got {n_features!r}")
     if not labels:
         raise ValueError(f"{name!r} holds no data lines")
     idx = np.asarray(indices, dtype=np.int64)
