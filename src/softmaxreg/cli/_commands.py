@@ -199,14 +199,15 @@ def _hidden_sizes(args) -> tuple[int, ...]:
                 if v < 1:
                     raise ValueError(f"--hidden widths must be positive, got {v}")
                 sizes.append(v)
-    return tuple(sizes) or (256,)
+    return tuple(sizes) or (100,)
 
 
 def build_estimator(args, callback=None, n_samples=None):
     """The estimator the ``train`` options describe.
 
-    ``--C`` means the same for both models: the MLP's per-sample weight decay
-    is ``1 / (C * n_samples)``, softmax regression's objective scaled per sample.
+    ``--C`` means the same for both models: the MLP's ``alpha`` is
+    ``batch_size / (C * n_samples)``, so that its per-sample penalty (scikit-learn
+    scales ``alpha`` by the batch) equals softmax regression's ``1 / (2 C n)``.
     """
     if args.model == "mlp":
         try:
@@ -215,26 +216,30 @@ def build_estimator(args, callback=None, n_samples=None):
             raise ValueError("--model mlp is not available in this installation") from None
         if args.C is not None and n_samples is None:
             raise ValueError("--C for --model mlp needs the number of training samples")
+        if args.solver not in ("auto", "adam", "sgd"):
+            raise ValueError(f"--model mlp trains with --solver adam (the default) or sgd, not {args.solver}")
+        batch = args.batch_size or (min(200, n_samples) if n_samples else None)
         wanted = {
             "hidden_layer_sizes": _hidden_sizes(args),
-            "max_epochs": args.epochs or args.max_iter,
+            "solver": "adam" if args.solver == "auto" else args.solver,
+            "max_iter": args.epochs or args.max_iter,
             "batch_size": args.batch_size,
-            "learning_rate": args.lr,
+            "learning_rate_init": args.lr,
             "momentum": getattr(args, "momentum", None),
             "dtype": args.dtype,
-            "alpha": 1.0 / (args.C * n_samples) if args.C is not None else None,
+            "alpha": batch / (args.C * n_samples) if args.C is not None else None,
             "random_state": args.seed,
             "callback": callback,
-            # None already means "run every epoch" for the MLP
             "tol": None if args.tol is _NO_TOL else args.tol,
         }
-        params = MLPClassifier().get_params()
-        kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
+        kwargs = {k: v for k, v in wanted.items() if v is not None or k == "tol" and args.tol is _NO_TOL}
         return MLPClassifier(**kwargs)
     from ..models._softmax_regression import SoftmaxRegression
 
     if args.hidden:
         raise ValueError("--hidden only applies to --model mlp")
+    if args.solver == "adam":
+        raise ValueError("--solver adam is for --model mlp")
     kwargs = {
         "penalty": None if args.penalty == "none" else args.penalty,
         "C": 1.0 if args.C is None else args.C,
@@ -295,7 +300,7 @@ def _describe(estimator) -> str:
     name = type(estimator).__name__
     if hasattr(estimator, "hidden_layer_sizes"):
         hidden = ", ".join(map(str, estimator.hidden_layer_sizes))
-        return f"{name} (hidden layers {hidden}, {estimator.activation}, {estimator.optimizer})"
+        return f"{name} (hidden layers {hidden}, {estimator.activation}, {estimator.solver})"
     solver = getattr(estimator, "solver_", None) or getattr(estimator, "solver", "")
     penalty = getattr(estimator, "penalty", None)
     reg = f", {penalty} penalty, C = {estimator.C:g}" if penalty else ", no penalty"
@@ -304,7 +309,7 @@ def _describe(estimator) -> str:
 
 def _fit_with_progress(estimator, Z, y, args, label):
     is_epochs = _epoch_based(estimator)
-    total = getattr(estimator, "max_iter", getattr(estimator, "max_epochs", None))
+    total = getattr(estimator, "max_iter", None)
     progress = TrainingProgress(
         total=total, unit="epoch" if is_epochs else "it", label=label,
         enabled=None if not args.quiet else False, verbose=0 if args.quiet else args.verbose,
@@ -607,7 +612,7 @@ def cmd_summary(args) -> int:
         return 0
     if hasattr(est, "coefs_"):  # a network: its layers instead of a coefficient table
         rows = []
-        sizes = [est.coefs_[0].shape[1]] + [w.shape[0] for w in est.coefs_]
+        sizes = [est.coefs_[0].shape[0]] + [w.shape[1] for w in est.coefs_]  # (fan_in, fan_out)
         for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
             kind = "output" if i == len(est.coefs_) - 1 else f"hidden {i + 1}"
             rows.append([kind, f"{sizes[i]} -> {sizes[i + 1]}", int(w.size + b.size),

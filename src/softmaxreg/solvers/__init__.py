@@ -4,8 +4,9 @@ from ._lbfgs import lbfgs
 from ._newton_cg import newton_cg, newton_refine
 from ._proximal import proximal, soft_threshold
 from ._result import OptimizeResult
+from ._schedules import SCHEDULE_NAMES, get_schedule
 from ._sgd import sgd
 
 __all__ = [
-    "OptimizeResult", "lbfgs", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
+    "OptimizeResult", "SCHEDULE_NAMES", "get_schedule", "lbfgs", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
 ]
