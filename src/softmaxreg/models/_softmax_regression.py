@@ -100,10 +100,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         :func:`softmaxreg.solvers.sgd`; proximal steps for an L1 term).
     max_iter : int, default=100
         Iterations, or epochs for "sgd".
+    n_iter_no_change : int, default=5
+        Epochs without an improvement of ``tol`` that stop "sgd" (see ``tol``).
     tol : float, default=1e-4
         Stopping tolerance: max-abs gradient of the per-sample objective for
         "lbfgs" and "newton-cg", of the gradient mapping for "proximal", and
         the epoch improvement of the objective for "sgd" (None: run all epochs).
+        For "sgd" the rule is scikit-learn's ``SGDClassifier``'s: training stops
+        once ``n_iter_no_change`` consecutive epochs end with the per-sample
+        objective above ``best - tol``, ``best`` the lowest objective so far.
         With ``penalty=None`` (maximum likelihood) a converged "lbfgs" or
         "newton-cg" fit of at most 1000 coefficients is then finished by exact
         Newton steps (:func:`softmaxreg.solvers.newton_refine`, as statsmodels
@@ -197,6 +202,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "solver": Options(*_SOLVERS),
         "max_iter": Interval(1, None, integer=True),
         "tol": Interval(0, None, none_ok=True),
+        "n_iter_no_change": Interval(1, None, integer=True),
         "batch_size": Interval(1, None, integer=True),
         "learning_rate": (Interval(0, None, open_low=True), Options(callable_ok=True)),
         "learning_rate_schedule": Options(*SCHEDULE_NAMES, callable_ok=True),
@@ -219,6 +225,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         solver="auto",
         max_iter=100,
         tol=1e-4,
+        n_iter_no_change=5,
         batch_size=256,
         learning_rate=0.1,
         learning_rate_schedule="constant",
@@ -238,6 +245,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
@@ -711,6 +719,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             objective=self._objective(loss, l1),
             objectives=self._objectives(loss, l1),
             tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             # Without a reader per epoch the history is scored after the run, all epochs in one pass.
             callback=on_iteration if (self.callback is not None or self.verbose) else None,
             l1=self._l1_weights(loss, l1),
