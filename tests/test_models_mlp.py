@@ -522,3 +522,13 @@ def test_invscaling_and_adaptive_rates():
     # the rate drops fivefold every time the rule fires, and training stops below 1e-6
     assert clf.converged_
     assert sorted(set(rates), reverse=True) == pytest.approx([1e-4, 2e-5, 4e-6, 8e-7])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_in_float32_out(dtype):
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, tol=None, random_state=0)
+    clf.fit(X.astype(dtype), y)
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        for Xin in (X.astype(np.float32), X):
+            assert getattr(clf, method)(Xin).dtype == dtype, method

@@ -701,3 +701,20 @@ def test_sgd_stopping_is_scikit_learns_rule_on_wine():
     assert model.history_[-1] <= 1.02 * optimum
     with pytest.raises(ValueError, match="n_iter_no_change"):
         SoftmaxRegression(solver="sgd", n_iter_no_change=0).fit(X, y)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_in_float32_out(dtype, n_classes):
+    """A float32 model returns float32 scores and probabilities (scikit-learn's rule)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5)).astype(dtype)
+    y = np.arange(120) % n_classes
+    model = SoftmaxRegression().fit(X, y)
+    ref = SoftmaxRegression().fit(X.astype(np.float64), y) if dtype == np.float32 else model
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        for Xin in (X, X.astype(np.float64)):
+            out = getattr(model, method)(Xin)
+            assert out.dtype == dtype, method
+        np.testing.assert_allclose(out, getattr(ref, method)(X.astype(np.float64)),
+                                   rtol=1e-4, atol=1e-5)

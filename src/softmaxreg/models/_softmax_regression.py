@@ -521,19 +521,20 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- prediction ------------------------------------------------------------
 
     def decision_function(self, X):
-        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), float64.
+        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), in ``coef_``'s dtype.
 
-        The product runs in the dtype of ``X``; the result is widened to float64
-        (as are the probabilities), so ``predict_log_proba`` keeps tiny
-        log-distances from one that float32 would round away.
+        Float32 in, float32 out, as scikit-learn: a float32 model returns
+        float32 logits, probabilities and log-probabilities (the softmax and
+        log-softmax are computed in float64 and rounded once at the end); a
+        float64 model returns float64.
 
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
         Z = self._logits(X)
         if Z.shape[1] == 2:
-            return Z[:, 1] - Z[:, 0]
-        return Z
+            Z = Z[:, 1] - Z[:, 0]
+        return Z.astype(self.coef_.dtype, copy=False)
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
@@ -558,13 +559,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """
         X = self._validated(X)
         P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
-        if P is not None:
-            return P
-        return softmax(self._checked_logits(X), axis=1)
+        if P is None:
+            P = softmax(self._checked_logits(X), axis=1)
+        return P.astype(self.coef_.dtype, copy=False)
 
     def predict_log_proba(self, X):
-        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
-        return log_softmax(self._logits(X), axis=1)
+        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype."""
+        return log_softmax(self._logits(X), axis=1).astype(self.coef_.dtype, copy=False)
 
     # -- statistical inference (delegated to models._inference) ------------------
 
