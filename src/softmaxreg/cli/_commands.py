@@ -32,6 +32,7 @@ from ..io import (
 )
 from ..io._model_file import _atomic_write
 from ..report import evaluate_model
+from ._options import estimator_options, pop_sample_weight, summary_frame
 from ._progress import TrainingProgress, format_duration
 from ._tables import format_matrix as _format_matrix
 from ._tables import format_table as _format_table
@@ -307,7 +308,7 @@ def _describe(estimator) -> str:
     return f"{name} ({solver}{reg})"
 
 
-def _fit_with_progress(estimator, Z, y, args, label):
+def _fit_with_progress(estimator, Z, y, args, label, sample_weight=None):
     is_epochs = _epoch_based(estimator)
     total = getattr(estimator, "max_iter", None)
     progress = TrainingProgress(
@@ -321,7 +322,7 @@ def _fit_with_progress(estimator, Z, y, args, label):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            estimator.fit(Z, y)
+            estimator.fit(Z, y, sample_weight=sample_weight)
         finally:
             progress.close()  # end the bar's line before anything else is printed
             if "callback" in estimator.get_params():
@@ -332,7 +333,7 @@ def _fit_with_progress(estimator, Z, y, args, label):
     return seconds, progress.records
 
 
-def _inference_record(estimator, args) -> dict | None:
+def _inference_record(estimator, args, cov_type="nonrobust") -> dict | None:
     """Standard errors etc. of a softmax model, computed while the training
     data is at hand (a loaded model no longer has it)."""
     if not hasattr(estimator, "inference") or args.no_inference:
@@ -343,7 +344,7 @@ def _inference_record(estimator, args) -> dict | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = estimator.summary(alpha=0.05)
+            table = estimator.summary(alpha=0.05, cov_type=cov_type)
     except Exception as exc:  # inference is a bonus; training succeeded
         _say(args, f"softmaxreg: note: no standard errors ({str(exc).splitlines()[0]})", level=1)
         return None
@@ -408,16 +409,22 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
     """Fit the estimator the options describe on ``data``; returns the bundle
     and the metrics on train (and test) data."""
     _check_labels(data.y, data)
+    weight_column = getattr(args, "sample_weight", None)
+    sample_weight = pop_sample_weight(data, weight_column)
+    if (weight_column is not None and test_data is not None and isinstance(test_data.X, pd.DataFrame)
+            and weight_column in test_data.X.columns):
+        pop_sample_weight(test_data, weight_column)  # evaluated unweighted, as the features
     pre = Preprocessor(standardize=args.standardize, impute=args.impute).fit(
         data.X, data.feature_names, name=repr(data.name))
     for note in pre.notes_:
         _say(args, f"softmaxreg: {note}")
     Z = pre.transform(data.X, repr(data.name))
     estimator = build_estimator(args, n_samples=Z.shape[0])
+    estimator.set_params(**estimator_options(args, data.y))
     label = label or (estimator.solver if args.model == "softmax" else "mlp")
     _say(args, f"softmaxreg: training {type(estimator).__name__} ({label}) on "
                f"{Z.shape[0]:,} samples x {Z.shape[1]:,} features, {np.unique(data.y).size} classes")
-    seconds, records = _fit_with_progress(estimator, Z, data.y, args, label)
+    seconds, records = _fit_with_progress(estimator, Z, data.y, args, label, sample_weight)
     bundle = ModelBundle(estimator=estimator, preprocessor=pre, data_info=_data_info(data))
     results = {"train": evaluate_model(bundle, Z, data.y)}
     if test_data is not None:
@@ -448,6 +455,9 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
         inf = _inference_record(estimator, args)
         if inf is not None:
             meta["inference"] = inf
+            robust = _inference_record(estimator, args, cov_type="HC0")
+            if robust is not None:
+                meta["inference_HC0"] = robust
     bundle.metadata = meta
     return bundle, results
 
@@ -604,10 +614,16 @@ def cmd_summary(args) -> int:
         cal = bundle.calibration
         _out("calibration: " + (f"temperature T = {cal['temperature']:.6g}" if cal["method"] == "temperature"
                                 else "vector scaling"))
-    rec = meta.get("inference")
+    cov_type = getattr(args, "cov_type", "nonrobust")
+    alpha, by_size = getattr(args, "alpha", 0.05), getattr(args, "sort", False)
+    rec = meta.get("inference" if cov_type == "nonrobust" else f"inference_{cov_type}")
+    if rec is None and cov_type != "nonrobust" and meta.get("inference") is not None:
+        raise ValueError(f"this model file stores no {cov_type} standard errors; train it again "
+                         "with this version to have them")
     if rec is not None:
-        frame = _record_to_frame(rec)
-        _out("coefficients with standard errors, z statistics, p-values and 95% intervals")
+        frame = summary_frame(_record_to_frame(rec), alpha=alpha, sort=by_size)
+        _out(f"coefficients with standard errors ({cov_type}), z statistics, p-values and "
+             f"{100 * (1 - alpha):g}% intervals")
         _out(format_table(frame.values.tolist(), list(frame.columns)))
         return 0
     if hasattr(est, "coefs_"):  # a network: its layers instead of a coefficient table
@@ -632,7 +648,8 @@ def cmd_summary(args) -> int:
     rows = []
     for k, c in enumerate(bundle.classes_):
         rows.append([str(c), "(intercept)", float(est.intercept_[k])])
-        for j in np.argsort(-np.abs(est.coef_[k]))[: limit]:
+        order = np.argsort(-np.abs(est.coef_[k]), kind="stable") if by_size else np.arange(est.coef_.shape[1])
+        for j in order[: limit]:
             rows.append([str(c), names[j] if j < len(names) else f"x{j}", float(est.coef_[k, j])])
     _out(format_table(rows, ["class", "feature", "coef"]))
     return 0

@@ -14,6 +14,7 @@ import traceback
 import warnings
 
 from . import _commands
+from ._options import add_summary_options, add_train_options
 
 __all__ = ["main", "build_parser"]
 
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (splits, sgd)")
     p.add_argument("--no-inference", action="store_true",
                    help="skip computing standard errors for 'summary'")
+    add_train_options(p)
     _common(p)
     p.set_defaults(func=_commands.cmd_train)
 
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Coefficients with standard errors, z, p-values and 95% intervals.")
     p.add_argument("model")
     p.add_argument("--max-rows", type=_positive_int, metavar="N",
-                   help="without standard errors: the N largest coefficients per class")
+                   help="without standard errors: the first N coefficients per class (largest with --sort)")
+    add_summary_options(p)
     _common(p)
     p.set_defaults(func=_commands.cmd_summary)
 
