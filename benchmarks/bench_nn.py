@@ -138,6 +138,10 @@ def run(epochs=200, max_rows=None, seed=0, threads=None, verbose=True):
     X, y, Xte, yte = load_fashion_mnist(max_rows)
     if threads is not None:
         torch.set_num_threads(threads)
+        # Numba's worker threads, idle or not, starve PyTorch's on a small machine otherwise
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     threads = torch.get_num_threads()
     with threadpool_limits(limits=threads, user_api="blas"):
         # untimed warm-up of both: one-off costs (Numba loading its cached kernels,
