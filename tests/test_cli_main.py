@@ -171,14 +171,24 @@ def test_mlp_option(tmp_path, files, capsys):
 
 
 def test_mlp_options_mean_what_they_mean_for_softmax(tmp_path, capsys):
-    # --C is scikit-learn's C for both models: the MLP's per-sample decay is 1 / (C n)
+    # --C is scikit-learn's C for both models: the MLP's per-sample decay is 1 / (C n), which is
+    # alpha = batch_size / (C n) in scikit-learn's batch-scaled alpha
     code, out, err = run(capsys, "train", "iris:train", "--model", "mlp", "--hidden", "8", "--C", "2",
                          "--momentum", "0.9", "--dtype", "float32", "--epochs", "2", "-o", tmp_path / "m.srm")
     assert code == 0, err
     n_train = load_builtin("iris:train").X.shape[0]
     est = load_model(tmp_path / "m.srm").estimator
-    assert est.alpha == pytest.approx(1.0 / (2.0 * n_train))
+    assert est.alpha == pytest.approx(min(200, n_train) / (2.0 * n_train))
     assert est.momentum == 0.9 and est.dtype == "float32" and est.n_iter_ == 2
+    assert est.solver == "adam" and est.max_iter == 2
+    code, out, err = run(capsys, "train", "iris:train", "--model", "mlp", "--solver", "sgd", "--lr", "0.05",
+                         "--batch-size", "16", "--epochs", "2", "-o", tmp_path / "m2.srm")
+    assert code == 0, err
+    est = load_model(tmp_path / "m2.srm").estimator
+    assert (est.solver, est.learning_rate_init, est.batch_size) == ("sgd", 0.05, 16)
+    code, out, err = run(capsys, "train", "iris:train", "--model", "mlp", "--solver", "lbfgs",
+                         "-o", tmp_path / "m3.srm")
+    assert code != 0 and "adam" in err
     code, out, err = run(capsys, "train", "iris:train", "--solver", "sgd", "--momentum", "0.5",
                          "--epochs", "2", "-o", tmp_path / "s.srm")
     assert code == 0, err
@@ -258,8 +268,9 @@ def test_progress_bar_draws_only_on_terminals():
         bar({"iteration": i, "objective": 1.0 / i, "elapsed": 0.5 * i})
     bar.close()
     text = tty.getvalue()
-    assert text.count("\r") == 4 and text.endswith("\n")
-    assert "3/10 epoch" in text and "loss 0.3333" in text and "acc 0.5000" in text and "2.0 epoch/s" in text
+    # rich's bar, redrawn in place on one line, which is ended (the cursor shown again) at close
+    assert text.replace("\x1b[?25h", "").endswith("\n") and "━" in text and "sgd" in text
+    assert text.count("\n") == 1 and "\r" in text and "3/10 epoch" in text and "loss 0.3333" in text and "acc 0.5000" in text and "2.0 epoch/s" in text
     pipe = io.StringIO()
     quiet = TrainingProgress(total=10, stream=pipe)
     quiet({"iteration": 1, "objective": 1.0, "elapsed": 0.1})

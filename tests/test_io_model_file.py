@@ -96,7 +96,7 @@ def test_mlp_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(80, 5))
     y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
-    model = mlp.MLPClassifier(hidden_layer_sizes=(7, 4), max_epochs=3, random_state=0).fit(X, y)
+    model = mlp.MLPClassifier(hidden_layer_sizes=(7, 4), max_iter=3, tol=None, random_state=0).fit(X, y)
     save_model(tmp_path / "mlp.srm", model)
     back = load_model(tmp_path / "mlp.srm").estimator
     assert type(back).__name__ == "MLPClassifier" and len(back.coefs_) == 3

@@ -145,3 +145,20 @@ def test_binary_margin_is_expanded():
     cal = TemperatureScaling(Margin()).fit(X, [1, 1, 1, 0])
     assert cal.temperature_ == pytest.approx(2 / np.log(3), rel=1e-12)
     np.testing.assert_allclose(cal.predict_proba(X[:1]), [[0.25, 0.75]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", ["temperature", "vector"])
+def test_float32_in_float32_out(dtype, make):
+    from softmaxreg.models import SoftmaxRegression, TemperatureScaling, VectorScaling
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4)).astype(dtype)
+    y = np.arange(90) % 3
+    model = SoftmaxRegression().fit(X, y)
+    cal = (TemperatureScaling(model) if make == "temperature" else VectorScaling(model)).fit(X, y)
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        out = getattr(cal, method)(X.astype(np.float64))
+        assert out.dtype == dtype, method
+    np.testing.assert_allclose(np.exp(cal.predict_log_proba(X)), cal.predict_proba(X),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -119,3 +119,15 @@ def test_bad_targets(data, make_y, match):
     with pytest.raises(ValueError, match=match):
         model.fit(X, make_y(Y))
     np.testing.assert_array_equal(model.coef_, coef)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_in_float32_out(dtype):
+    from softmaxreg.models import MultiLabelLogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4)).astype(dtype)
+    Y = (X[:, :2] + 0.5 * rng.normal(size=(80, 2)) > 0).astype(int)
+    model = MultiLabelLogisticRegression().fit(X, Y)
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        assert getattr(model, method)(X).dtype == dtype, method

@@ -669,3 +669,52 @@ def test_any_dense_layout_fits_as_its_c_ordered_copy(monkeypatch, solver, layout
     np.testing.assert_array_equal(model.intercept_, reference.intercept_)
     if solver != "sgd":
         assert seen and all(seen)
+
+
+def _sklearn_sgd_stop(history, tol, patience):
+    """The epoch (1-based) at which scikit-learn's SGDClassifier rule stops on ``history``."""
+    best, count = np.inf, 0
+    for epoch, f in enumerate(history, start=1):
+        count = count + 1 if f > best - tol else 0
+        best = min(best, f)
+        if count >= patience:
+            return epoch
+    return None
+
+
+def test_sgd_stopping_is_scikit_learns_rule_on_wine():
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    optimum = SoftmaxRegression(solver="lbfgs", tol=1e-10, max_iter=10000).fit(X, y).history_[-1]
+    stops = []
+    for patience, tol in ((5, 1e-4), (20, 1e-4), (5, 1e-6)):
+        model = SoftmaxRegression(solver="sgd", max_iter=2000, tol=tol,
+                                  n_iter_no_change=patience).fit(X, y)
+        assert model.converged_
+        assert model.n_iter_ == _sklearn_sgd_stop(model.history_, tol, patience)
+        stops.append(model.n_iter_)
+    assert stops[0] < stops[1] < stops[2] < 2000
+    # a tolerance of the size of the late epochs' gains lands within 2% of the optimum
+    assert model.history_[-1] <= 1.02 * optimum
+    with pytest.raises(ValueError, match="n_iter_no_change"):
+        SoftmaxRegression(solver="sgd", n_iter_no_change=0).fit(X, y)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_in_float32_out(dtype, n_classes):
+    """A float32 model returns float32 scores and probabilities (scikit-learn's rule)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5)).astype(dtype)
+    y = np.arange(120) % n_classes
+    model = SoftmaxRegression().fit(X, y)
+    ref = SoftmaxRegression().fit(X.astype(np.float64), y) if dtype == np.float32 else model
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        for Xin in (X, X.astype(np.float64)):
+            out = getattr(model, method)(Xin)
+            assert out.dtype == dtype, method
+        np.testing.assert_allclose(out, getattr(ref, method)(X.astype(np.float64)),
+                                   rtol=1e-4, atol=1e-5)

@@ -33,6 +33,7 @@ from ..io import (
 from ..io import atomic_write
 from ..metrics import sorted_labels
 from ..report import evaluate_model
+from ._options import estimator_options, pop_sample_weight, summary_frame
 from ._progress import TrainingProgress, format_duration
 from ._tables import format_matrix as _format_matrix
 from ._tables import format_table as _format_table
@@ -200,14 +201,15 @@ def _hidden_sizes(args) -> tuple[int, ...]:
                 if v < 1:
                     raise ValueError(f"--hidden widths must be positive, got {v}")
                 sizes.append(v)
-    return tuple(sizes) or (256,)
+    return tuple(sizes) or (100,)
 
 
 def build_estimator(args, callback=None, n_samples=None):
     """The estimator the ``train`` options describe.
 
-    ``--C`` means the same for both models: the MLP's per-sample weight decay
-    is ``1 / (C * n_samples)``, softmax regression's objective scaled per sample.
+    ``--C`` means the same for both models: the MLP's ``alpha`` is
+    ``batch_size / (C * n_samples)``, so that its per-sample penalty (scikit-learn
+    scales ``alpha`` by the batch) equals softmax regression's ``1 / (2 C n)``.
     """
     if args.model == "mlp":
         try:
@@ -216,26 +218,30 @@ def build_estimator(args, callback=None, n_samples=None):
             raise ValueError("--model mlp is not available in this installation") from None
         if args.C is not None and n_samples is None:
             raise ValueError("--C for --model mlp needs the number of training samples")
+        if args.solver not in ("auto", "adam", "sgd"):
+            raise ValueError(f"--model mlp trains with --solver adam (the default) or sgd, not {args.solver}")
+        batch = args.batch_size or (min(200, n_samples) if n_samples else None)
         wanted = {
             "hidden_layer_sizes": _hidden_sizes(args),
-            "max_epochs": args.epochs or args.max_iter,
+            "solver": "adam" if args.solver == "auto" else args.solver,
+            "max_iter": args.epochs or args.max_iter,
             "batch_size": args.batch_size,
-            "learning_rate": args.lr,
+            "learning_rate_init": args.lr,
             "momentum": getattr(args, "momentum", None),
             "dtype": args.dtype,
-            "alpha": 1.0 / (args.C * n_samples) if args.C is not None else None,
+            "alpha": batch / (args.C * n_samples) if args.C is not None else None,
             "random_state": args.seed,
             "callback": callback,
-            # None already means "run every epoch" for the MLP
             "tol": None if args.tol is _NO_TOL else args.tol,
         }
-        params = MLPClassifier().get_params()
-        kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
+        kwargs = {k: v for k, v in wanted.items() if v is not None or k == "tol" and args.tol is _NO_TOL}
         return MLPClassifier(**kwargs)
     from ..models import SoftmaxRegression
 
     if args.hidden:
         raise ValueError("--hidden only applies to --model mlp")
+    if args.solver == "adam":
+        raise ValueError("--solver adam is for --model mlp")
     kwargs = {
         "penalty": None if args.penalty == "none" else args.penalty,
         "C": 1.0 if args.C is None else args.C,
@@ -296,16 +302,16 @@ def _describe(estimator) -> str:
     name = type(estimator).__name__
     if hasattr(estimator, "hidden_layer_sizes"):
         hidden = ", ".join(map(str, estimator.hidden_layer_sizes))
-        return f"{name} (hidden layers {hidden}, {estimator.activation}, {estimator.optimizer})"
+        return f"{name} (hidden layers {hidden}, {estimator.activation}, {estimator.solver})"
     solver = getattr(estimator, "solver_", None) or getattr(estimator, "solver", "")
     penalty = getattr(estimator, "penalty", None)
     reg = f", {penalty} penalty, C = {estimator.C:g}" if penalty else ", no penalty"
     return f"{name} ({solver}{reg})"
 
 
-def _fit_with_progress(estimator, Z, y, args, label):
+def _fit_with_progress(estimator, Z, y, args, label, sample_weight=None):
     is_epochs = _epoch_based(estimator)
-    total = getattr(estimator, "max_iter", getattr(estimator, "max_epochs", None))
+    total = getattr(estimator, "max_iter", None)
     progress = TrainingProgress(
         total=total, unit="epoch" if is_epochs else "it", label=label,
         enabled=None if not args.quiet else False, verbose=0 if args.quiet else args.verbose,
@@ -317,7 +323,7 @@ def _fit_with_progress(estimator, Z, y, args, label):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            estimator.fit(Z, y)
+            estimator.fit(Z, y, sample_weight=sample_weight)
         finally:
             progress.close()  # end the bar's line before anything else is printed
             if "callback" in estimator.get_params():
@@ -328,7 +334,7 @@ def _fit_with_progress(estimator, Z, y, args, label):
     return seconds, progress.records
 
 
-def _inference_record(estimator, args) -> dict | None:
+def _inference_record(estimator, args, cov_type="nonrobust") -> dict | None:
     """Standard errors etc. of a softmax model, computed while the training
     data is at hand (a loaded model no longer has it)."""
     if not hasattr(estimator, "inference") or args.no_inference:
@@ -339,7 +345,7 @@ def _inference_record(estimator, args) -> dict | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = estimator.summary(alpha=0.05)
+            table = estimator.summary(alpha=0.05, cov_type=cov_type)
     except Exception as exc:  # inference is a bonus; training succeeded
         _say(args, f"softmaxreg: note: no standard errors ({str(exc).splitlines()[0]})", level=1)
         return None
@@ -404,20 +410,22 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
     """Fit the estimator the options describe on ``data``; returns the bundle
     and the metrics on train (and test) data."""
     _check_labels(data.y, data)
+    weight_column = getattr(args, "sample_weight", None)
+    sample_weight = pop_sample_weight(data, weight_column)
+    if (weight_column is not None and test_data is not None and isinstance(test_data.X, pd.DataFrame)
+            and weight_column in test_data.X.columns):
+        pop_sample_weight(test_data, weight_column)  # evaluated unweighted, as the features
     pre = Preprocessor(standardize=args.standardize, impute=args.impute).fit(
         data.X, data.feature_names, name=repr(data.name))
     for note in pre.notes_:
         _say(args, f"softmaxreg: {note}")
     Z = pre.transform(data.X, repr(data.name))
     estimator = build_estimator(args, n_samples=Z.shape[0])
-    if getattr(args, "reference_class", None) is not None:
-        from ._inference import reference_label
-
-        estimator.set_params(reference_class=reference_label(args.reference_class, data.y))
+    estimator.set_params(**estimator_options(args, data.y))
     label = label or (estimator.solver if args.model == "softmax" else "mlp")
     _say(args, f"softmaxreg: training {type(estimator).__name__} ({label}) on "
                f"{Z.shape[0]:,} samples x {Z.shape[1]:,} features, {np.unique(data.y).size} classes")
-    seconds, records = _fit_with_progress(estimator, Z, data.y, args, label)
+    seconds, records = _fit_with_progress(estimator, Z, data.y, args, label, sample_weight)
     bundle = ModelBundle(estimator=estimator, preprocessor=pre, data_info=_data_info(data))
     results = {"train": evaluate_model(bundle, Z, data.y)}
     if test_data is not None:
@@ -448,6 +456,9 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
         inf = _inference_record(estimator, args)
         if inf is not None:
             meta["inference"] = inf
+            robust = _inference_record(estimator, args, cov_type="HC0")
+            if robust is not None:
+                meta["inference_HC0"] = robust
     bundle.metadata = meta
     return bundle, results
 
@@ -607,22 +618,28 @@ def cmd_summary(args) -> int:
         cal = bundle.calibration
         _out("calibration: " + (f"temperature T = {cal['temperature']:.6g}" if cal["method"] == "temperature"
                                 else "vector scaling"))
-    rec = meta.get("inference")
-    if getattr(args, "rrr", False) and rec is None:
+    cov_type = getattr(args, "cov_type", "nonrobust")
+    alpha, by_size = getattr(args, "alpha", 0.05), getattr(args, "sort", False)
+    rrr = getattr(args, "rrr", False)
+    rec = meta.get("inference" if cov_type == "nonrobust" else f"inference_{cov_type}")
+    if rec is None and cov_type != "nonrobust" and meta.get("inference") is not None:
+        raise ValueError(f"this model file stores no {cov_type} standard errors; train it again "
+                         "with this version to have them")
+    if rrr and rec is None:
         raise ValueError("--rrr needs the standard errors stored at training (penalty none or l2)")
     if rec is not None:
-        frame = _record_to_frame(rec)
-        if getattr(args, "rrr", False):
+        frame = summary_frame(_record_to_frame(rec), alpha=alpha, sort=by_size)
+        if rrr:
             from ._inference import rrr_frame
 
             frame = rrr_frame(frame)
-        _out("coefficients with standard errors, z statistics, p-values and 95% intervals"
-             + (" as relative-risk ratios exp(coef)" if getattr(args, "rrr", False) else ""))
+        _out(f"coefficients with standard errors ({cov_type}), z statistics, p-values and "
+             f"{100 * (1 - alpha):g}% intervals" + (" as relative-risk ratios exp(coef)" if rrr else ""))
         _out(format_table(frame.values.tolist(), list(frame.columns)))
         return 0
     if hasattr(est, "coefs_"):  # a network: its layers instead of a coefficient table
         rows = []
-        sizes = [est.coefs_[0].shape[1]] + [w.shape[0] for w in est.coefs_]
+        sizes = [est.coefs_[0].shape[0]] + [w.shape[1] for w in est.coefs_]  # (fan_in, fan_out)
         for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
             kind = "output" if i == len(est.coefs_) - 1 else f"hidden {i + 1}"
             rows.append([kind, f"{sizes[i]} -> {sizes[i + 1]}", int(w.size + b.size),
@@ -642,7 +659,8 @@ def cmd_summary(args) -> int:
     rows = []
     for k, c in enumerate(bundle.classes_):
         rows.append([str(c), "(intercept)", float(est.intercept_[k])])
-        for j in np.argsort(-np.abs(est.coef_[k]))[: limit]:
+        order = np.argsort(-np.abs(est.coef_[k]), kind="stable") if by_size else np.arange(est.coef_.shape[1])
+        for j in order[: limit]:
             rows.append([str(c), names[j] if j < len(names) else f"x{j}", float(est.coef_[k, j])])
     _out(format_table(rows, ["class", "feature", "coef"]))
     return 0

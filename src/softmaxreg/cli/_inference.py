@@ -23,6 +23,7 @@ import numpy as np
 
 from ..io import ModelBundle, load_data, load_model, save_model
 from ..report import evaluate_model
+from ._options import estimator_options, pop_sample_weight
 
 __all__ = ["add_margins_parser", "cmd_margins", "cmd_train_formula", "rrr_frame"]
 
@@ -50,16 +51,6 @@ def add_margins_parser(sub, common, data_options):
     common(p)
     p.set_defaults(func=cmd_margins)
     return p
-
-
-def reference_label(text, y):
-    """The label of ``y`` that ``--reference-class TEXT`` names (labels may be numbers)."""
-    labels = np.unique(np.asarray(y))
-    for label in labels.tolist():
-        if str(label) == text:
-            return label
-    raise ValueError(f"--reference-class {text!r} is not a class of the data "
-                     f"({', '.join(map(str, labels.tolist()[:12]))}).")
 
 
 def _refit_on(est, X, y):
@@ -138,15 +129,19 @@ def cmd_train_formula(args) -> int:
         raise ValueError(f"--target {args.target!r} differs from the formula's {response!r}.")
     _check_output_dir(args.output)
     data = load_data(args.data, response, format=args.format, max_rows=args.max_rows)
-    frame = data.X.assign(**{response: data.y}) if hasattr(data.X, "assign") else None
-    if frame is None:
+    if not hasattr(data.X, "assign"):
         raise ValueError(f"--formula needs a table with named columns; {data.name!r} has none.")
+    sample_weight = pop_sample_weight(data, getattr(args, "sample_weight", None))
+    frame = data.X.assign(**{response: data.y})
     params = build_estimator(args).get_params()
     params.pop("fit_intercept", None)
-    if getattr(args, "reference_class", None) is not None:
-        params["reference_class"] = reference_label(args.reference_class, data.y)
+    options = estimator_options(args, data.y)
+    if "fit_intercept" in options:
+        raise ValueError("--formula sets the intercept: write 'y ~ x - 1' to fit none; "
+                         "drop --fit-intercept/--no-fit-intercept.")
+    params.update(options)
     _say(args, f"softmaxreg: fitting {args.formula!r} on {data.name} ({len(frame):,} rows)")
-    estimator = fit(args.formula, frame, **params)
+    estimator = fit(args.formula, frame, sample_weight=sample_weight, **params)
     bundle = ModelBundle(estimator=estimator, preprocessor=None, data_info=_data_info(data))
     rows, y, _ = design(args.formula, frame)  # the rows the fit kept
     results = {"train": evaluate_model(bundle, rows, y)}

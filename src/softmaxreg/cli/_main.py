@@ -15,6 +15,7 @@ import warnings
 
 from . import _commands, _inference
 from ._export import add_export_parser
+from ._options import add_summary_options, add_train_options
 
 __all__ = ["main", "build_parser"]
 
@@ -113,19 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=["softmax", "mlp"], default="softmax",
                    help="softmax regression (default) or a multilayer perceptron")
     p.add_argument("--hidden", action="append", metavar="N[,N...]",
-                   help="hidden layer widths for --model mlp (default 256)")
-    p.add_argument("--solver", choices=["auto", "lbfgs", "newton-cg", "sgd", "proximal"], default="auto",
-                   help="optimizer (default: newton-cg for L2, proximal for L1)")
+                   help="hidden layer widths for --model mlp (default 100)")
+    p.add_argument("--solver", choices=["auto", "lbfgs", "newton-cg", "sgd", "proximal", "adam"], default="auto",
+                   help="optimizer (default: newton-cg for L2, proximal for L1; adam for --model mlp)")
     p.add_argument("--penalty", choices=["l2", "l1", "elasticnet", "none"], default="l2")
     p.add_argument("--C", type=_positive_float, metavar="C", help="inverse regularization strength (default 1)")
     p.add_argument("--l1-ratio", type=float, metavar="R", help="elastic-net mixing in [0, 1]")
-    p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs for --solver sgd")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs for --solver sgd and --model mlp")
     p.add_argument("--max-iter", type=_positive_int, metavar="N", help="iteration limit")
     p.add_argument("--tol", type=_positive_float, metavar="TOL", help="stopping tolerance")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="minibatch size for sgd (default 256)")
-    p.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate for sgd (default 0.1)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="minibatch size for sgd (default 256) and the MLP (default min(200, n))")
+    p.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate for sgd (default 0.1) and the MLP's initial rate (default 0.001)")
     p.add_argument("--momentum", type=_fraction, metavar="MU",
-                   help="momentum for sgd and the MLP, in [0, 1) (default 0)")
+                   help="momentum for sgd (default 0) and the MLP's sgd (default 0.9), in [0, 1)")
     p.add_argument("--dtype", choices=["float32", "float64"], help="compute precision")
     p.add_argument("--standardize", action="store_true",
                    help="scale numeric columns to zero mean, unit variance (stored with the model)")
@@ -134,9 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (splits, sgd)")
     p.add_argument("--no-inference", action="store_true",
                    help="skip computing standard errors for 'summary'")
-    p.add_argument("--reference-class", metavar="LABEL",
-                   help="class whose coefficients are fixed at zero (needed for standard "
-                        "errors with --penalty none)")
+    add_train_options(p)
     p.add_argument("--formula", metavar="'Y ~ TERMS'",
                    help="fit the design of a formula (formulaic, e.g. 'y ~ x1 + np.log(x2) + C(g)')")
     _common(p)
@@ -177,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Coefficients with standard errors, z, p-values and 95% intervals.")
     p.add_argument("model")
     p.add_argument("--max-rows", type=_positive_int, metavar="N",
-                   help="without standard errors: the N largest coefficients per class")
+                   help="without standard errors: the first N coefficients per class (largest with --sort)")
+    add_summary_options(p)
     p.add_argument("--rrr", action="store_true",
                    help="relative-risk ratios exp(coef) with exponentiated intervals (Stata's rrr)")
     _common(p)

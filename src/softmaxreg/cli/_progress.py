@@ -1,4 +1,4 @@
-"""A progress bar for training, drawn on stderr only when it is a terminal.
+"""A progress bar for training, drawn by ``rich`` on stderr only when it is a terminal.
 
 The estimators call ``callback(info)`` after every iteration (full-batch
 solvers) or epoch (SGD) with at least ``iteration``, ``objective`` and
@@ -7,9 +7,9 @@ line, at most ten times a second, showing the count (against the maximum),
 the per-sample objective, the training accuracy when it can be computed, the
 elapsed time and the rate::
 
-    lbfgs  ██████████░░░░░░░░░░  212/1000 it  loss 0.4212  acc 0.8561  0:07  29.8 it/s
+    lbfgs ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 212/1000 it  loss 0.4212  acc 0.8561  0:07  29.8 it/s
 
-Without a terminal (a pipe, a CI log) or with ``--quiet`` it draws nothing;
+The bar fills the terminal's width, in colour. Without a terminal (a pipe, a CI log) or with ``--quiet`` it draws nothing;
 with ``-v`` it prints one plain line per iteration instead, which also suits
 logs. It records every call, so the training curve can be stored with the
 model even when nothing is drawn.
@@ -21,6 +21,8 @@ import sys
 import time
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
 __all__ = ["TrainingProgress", "format_duration"]
 
@@ -80,10 +82,23 @@ class TrainingProgress:
         self.accuracy = accuracy
         self.records: list[dict] = []
         self._last_draw = 0.0
-        self._width = 0
         self._start = time.perf_counter()
-        ascii_only = not _encodable("█░", self.stream)
-        self._full, self._empty = ("#", "-") if ascii_only else ("█", "░")
+        self._bar = None
+        self._task = None
+
+    def _progress(self):
+        """The rich display, started on the first draw."""
+        if self._bar is None:
+            console = Console(file=self.stream, force_terminal=True, highlight=False)
+            columns = [TextColumn("{task.description}")] if self.label else []
+            if self.total:
+                columns.append(BarColumn(bar_width=None))
+            columns.append(TextColumn("{task.fields[stats]}"))
+            self._bar = Progress(*columns, console=console, auto_refresh=False, transient=False,
+                                 expand=True)
+            self._task = self._bar.add_task(self.label, total=self.total or None, stats="")
+            self._bar.start()
+        return self._bar
 
     def __call__(self, info: dict) -> bool:
         rec = {
@@ -107,12 +122,9 @@ class TrainingProgress:
         return False
 
     def _text(self, rec: dict, bar: bool) -> str:
+        """The counts, loss, accuracy, time and rate (with the label when no bar is drawn)."""
         it, el = rec["iteration"], rec["elapsed"]
-        parts = [self.label] if self.label else []
-        if bar and self.total:
-            width = 20
-            filled = int(round(width * min(1.0, it / self.total)))
-            parts.append(self._full * filled + self._empty * (width - filled))
+        parts = [self.label] if self.label and not bar else []
         count = f"{it}/{self.total}" if self.total else f"{it}"
         parts.append(f"{count} {self.unit}")
         parts.append(f"loss {rec['objective']:.4f}")
@@ -125,25 +137,15 @@ class TrainingProgress:
         return "  ".join(parts)
 
     def _draw(self, rec: dict) -> None:
-        text = self._text(rec, bar=True)
-        pad = max(0, self._width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._width = len(text)
+        bar = self._progress()
+        completed = min(rec["iteration"], self.total) if self.total else rec["iteration"]
+        bar.update(self._task, completed=completed, stats=self._text(rec, bar=True))
+        bar.refresh()
 
     def close(self) -> None:
         """Draw the final state and end the line (when drawing at all)."""
         if self.enabled and self.records:
             self._draw(self.records[-1])
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-
-def _encodable(text: str, stream) -> bool:
-    enc = getattr(stream, "encoding", None) or "ascii"
-    try:
-        text.encode(enc)
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

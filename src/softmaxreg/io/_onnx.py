@@ -150,10 +150,10 @@ def _linear_logits(g: _Graph, x: str, est) -> str:
 
 
 def _mlp_layers(est) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """The fitted layers ``(weight of shape (out, in), bias)`` and the hidden activation's name.
+    """The fitted layers ``(weight of shape (in, out), bias)`` and the hidden activation's name.
 
     The one place that reads the MLP's fitted attributes: ``coefs_[i]`` of
-    shape (out_features, in_features), ``intercepts_[i]``, ``activation``.
+    shape (fan_in, fan_out) as in scikit-learn, ``intercepts_[i]``, ``activation``.
     """
     layers = [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
               for w, b in zip(est.coefs_, est.intercepts_)]
@@ -166,7 +166,7 @@ def _mlp_logits(g: _Graph, x: str, est) -> str:
         raise ValueError(f"cannot export an MLP with activation {activation!r}; "
                          f"known: {', '.join(_MLP_ACTIVATIONS)}")
     for i, (w, b) in enumerate(layers):
-        x = g.op("Gemm", x, g.const(w, f"weight{i}"), g.const(b, f"bias{i}"), transB=1)
+        x = g.op("Gemm", x, g.const(w, f"weight{i}"), g.const(b, f"bias{i}"))
         if i < len(layers) - 1 and _MLP_ACTIVATIONS[activation] is not None:
             x = g.op(_MLP_ACTIVATIONS[activation], x)
     return x

@@ -188,14 +188,21 @@ def fit_vector_scaling(logits, labels, sample_weight=None, *, l2: float = 0.0,
 
 
 def calibration_logits(estimator, X) -> np.ndarray:
-    """Scores whose softmax is the estimator's predict_proba."""
+    """Scores whose softmax is the estimator's predict_proba, in float64."""
+    return _logits_and_dtype(estimator, X)[0]
+
+
+def _logits_and_dtype(estimator, X):
+    """The float64 scores and the dtype the estimator gave them in (float32 in, float32 out)."""
     if hasattr(estimator, "decision_function"):
-        z = np.asarray(estimator.decision_function(X), dtype=np.float64)
+        raw = np.asarray(estimator.decision_function(X))
     else:  # log-probabilities are logits up to a per-row constant
-        z = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
+        raw = np.asarray(estimator.predict_log_proba(X))
+    dtype = np.float32 if raw.dtype == np.float32 else np.float64
+    z = raw.astype(np.float64, copy=False)
     if z.ndim == 1:  # binary margin z: softmax([0, z]) = (1 - sigmoid(z), sigmoid(z))
         z = np.column_stack([np.zeros_like(z), z])
-    return z
+    return z, dtype
 
 
 class _PrefitCalibrator:
@@ -236,12 +243,14 @@ class _PrefitCalibrator:
         return z, self._encode(y)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Calibrated class probabilities, shape (n_samples, n_classes)."""
-        return softmax(self.decision_function(X))
+        """Calibrated class probabilities, shape (n_samples, n_classes), in the estimator's dtype."""
+        z = self.decision_function(X)  # float32 in, float32 out; the softmax runs in float64
+        return softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Calibrated log-probabilities (computed by log_softmax, never log of softmax)."""
-        return log_softmax(self.decision_function(X))
+        z = self.decision_function(X)
+        return log_softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:
         """The class with the largest calibrated score."""
@@ -292,7 +301,8 @@ class TemperatureScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Scaled logits ``z / T``, shape (n_samples, n_classes)."""
-        return calibration_logits(self.estimator, X) / self.temperature_
+        z, dtype = _logits_and_dtype(self.estimator, X)
+        return (z / self.temperature_).astype(dtype, copy=False)
 
 
 class VectorScaling(_PrefitCalibrator):
@@ -327,4 +337,5 @@ class VectorScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``w * z + b``, shape (n_samples, n_classes)."""
-        return calibration_logits(self.estimator, X) * self.scale_ + self.shift_
+        z, dtype = _logits_and_dtype(self.estimator, X)
+        return (z * self.scale_ + self.shift_).astype(dtype, copy=False)

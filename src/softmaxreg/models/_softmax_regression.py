@@ -94,10 +94,15 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         :func:`softmaxreg.solvers.sgd`; proximal steps for an L1 term).
     max_iter : int, default=100
         Iterations, or epochs for "sgd".
+    n_iter_no_change : int, default=5
+        Epochs without an improvement of ``tol`` that stop "sgd" (see ``tol``).
     tol : float, default=1e-4
         Stopping tolerance: max-abs gradient of the per-sample objective for
         "lbfgs" and "newton-cg", of the gradient mapping for "proximal", and
         the epoch improvement of the objective for "sgd" (None: run all epochs).
+        For "sgd" the rule is scikit-learn's ``SGDClassifier``'s: training stops
+        once ``n_iter_no_change`` consecutive epochs end with the per-sample
+        objective above ``best - tol``, ``best`` the lowest objective so far.
         With ``penalty=None`` (maximum likelihood) a converged "lbfgs" or
         "newton-cg" fit of at most 1000 coefficients is then finished by exact
         Newton steps (:func:`softmaxreg.solvers.newton_refine`, as statsmodels
@@ -191,6 +196,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         "solver": Options(*_SOLVERS),
         "max_iter": Interval(1, None, integer=True),
         "tol": Interval(0, None, none_ok=True),
+        "n_iter_no_change": Interval(1, None, integer=True),
         "batch_size": Interval(1, None, integer=True),
         "learning_rate": (Interval(0, None, open_low=True), Options(callable_ok=True)),
         "learning_rate_schedule": Options(*SCHEDULE_NAMES, callable_ok=True),
@@ -213,6 +219,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         solver="auto",
         max_iter=100,
         tol=1e-4,
+        n_iter_no_change=5,
         batch_size=256,
         learning_rate=0.1,
         learning_rate_schedule="constant",
@@ -232,6 +239,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
@@ -508,19 +516,20 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     # -- prediction ------------------------------------------------------------
 
     def decision_function(self, X):
-        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), float64.
+        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), in ``coef_``'s dtype.
 
-        The product runs in the dtype of ``X``; the result is widened to float64
-        (as are the probabilities), so ``predict_log_proba`` keeps tiny
-        log-distances from one that float32 would round away.
+        Float32 in, float32 out, as scikit-learn: a float32 model returns
+        float32 logits, probabilities and log-probabilities (the softmax and
+        log-softmax are computed in float64 and rounded once at the end); a
+        float64 model returns float64.
 
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
         Z = self._logits(X)
         if Z.shape[1] == 2:
-            return Z[:, 1] - Z[:, 0]
-        return Z
+            Z = Z[:, 1] - Z[:, 0]
+        return Z.astype(self.coef_.dtype, copy=False)
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
@@ -545,13 +554,13 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         """
         X = self._validated(X)
         P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
-        if P is not None:
-            return P
-        return softmax(self._checked_logits(X), axis=1)
+        if P is None:
+            P = softmax(self._checked_logits(X), axis=1)
+        return P.astype(self.coef_.dtype, copy=False)
 
     def predict_log_proba(self, X):
-        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
-        return log_softmax(self._logits(X), axis=1)
+        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype."""
+        return log_softmax(self._logits(X), axis=1).astype(self.coef_.dtype, copy=False)
 
     # -- statistical inference (delegated to models._inference) ------------------
 
@@ -716,6 +725,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             objective=self._objective(loss, l1),
             objectives=self._objectives(loss, l1),
             tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             # Without a reader per epoch the history is scored after the run, all epochs in one pass.
             callback=on_iteration if (self.callback is not None or self.verbose) else None,
             l1=self._l1_weights(loss, l1),

@@ -12,6 +12,8 @@ name                  distribution of each weight
 ====================  ======================================================
 ``"he_normal"``       :math:`N(0, 2 / \\text{fan\\_in})`  (He et al. 2015, for ReLU)
 ``"glorot_normal"``   :math:`N(0, 2 / (\\text{fan\\_in} + \\text{fan\\_out}))` (Glorot & Bengio 2010, tanh/sigmoid)
+``"glorot_uniform"``  :math:`U(-b, b)`, :math:`b = \\sqrt{6 / (\\text{fan\\_in} + \\text{fan\\_out})}`
+                      (scikit-learn's MLP init; ``glorot_uniform(..., factor=2)`` is its logistic one)
 ``"torch"``           :math:`U(-1/\\sqrt{\\text{fan\\_in}}, 1/\\sqrt{\\text{fan\\_in}})`, PyTorch's
                       ``nn.Linear`` default (``kaiming_uniform_(a=sqrt(5))``)
 ``normal(std)``       :math:`N(0, \\text{std}^2)`; the softmax-regression recipe uses ``std=0.01``
@@ -24,7 +26,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["he_normal", "glorot_normal", "torch_uniform", "normal", "zeros", "get_initializer"]
+__all__ = ["he_normal", "glorot_normal", "glorot_uniform", "torch_uniform", "normal", "zeros", "get_initializer"]
 
 
 def _fans(shape):
@@ -62,6 +64,23 @@ def glorot_normal(rng, shape, dtype=np.float64):
     fan_in, fan_out = _fans(shape)
     std = math.sqrt(2.0 / (fan_in + fan_out))
     return rng.normal(0.0, std, size=shape).astype(dtype, copy=False)
+
+
+def glorot_uniform(rng, shape, dtype=np.float64, factor=6.0):
+    """Glorot (Xavier) uniform init: U(-b, b) with b = sqrt(factor / (fan_in + fan_out)).
+
+    ``factor=6`` is Glorot & Bengio's and scikit-learn's MLP init (its
+    logistic layers use ``factor=2``); the variance is ``b**2 / 3``.
+
+    Examples
+    --------
+    >>> w = glorot_uniform(np.random.default_rng(0), (100, 50))
+    >>> bool(np.abs(w).max() <= np.sqrt(6 / 150)), round(float(w.std()), 2), round(float(np.sqrt(2 / 150)), 2)
+    (True, 0.12, 0.12)
+    """
+    fan_in, fan_out = _fans(shape)
+    bound = math.sqrt(float(factor) / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, size=shape).astype(dtype, copy=False)
 
 
 def torch_uniform(rng, shape, dtype=np.float64, fan_in=None):
@@ -117,13 +136,14 @@ def zeros(rng, shape, dtype=np.float64):
 _NAMED = {
     "he_normal": he_normal,
     "glorot_normal": glorot_normal,
+    "glorot_uniform": glorot_uniform,
     "torch": torch_uniform,
     "zeros": zeros,
 }
 
 
 def get_initializer(init):
-    """Resolve a name in ``{"he_normal", "glorot_normal", "torch", "zeros"}`` or a callable.
+    """Resolve a name in ``{"he_normal", "glorot_normal", "glorot_uniform", "torch", "zeros"}`` or a callable.
 
     Examples
     --------
