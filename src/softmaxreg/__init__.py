@@ -18,9 +18,11 @@ from .loss import LinearSigmoidLoss, LinearSoftmaxLoss
 from .models import (
     MLPClassifier,
     MultiLabelLogisticRegression,
+    SkipGram,
     SoftmaxRegression,
     TemperatureScaling,
     VectorScaling,
+    WordNotInVocabularyError,
 )
 from .models._inference import IdentificationError, InferenceResult
 
@@ -35,6 +37,8 @@ __all__ = [
     "LinearSigmoidLoss",
     "SoftmaxRegression",
     "MultiLabelLogisticRegression",
+    "SkipGram",
+    "WordNotInVocabularyError",
     "MLPClassifier",
     "TemperatureScaling",
     "VectorScaling",

@@ -5,9 +5,12 @@
 * :class:`Preprocessor` one-hot encodes, imputes and standardizes, and is
   stored with the model;
 * :func:`save_model` / :func:`load_model` write and read the pickle-free
-  model file format documented in ``docs/model-file.md``.
+  model file format documented in ``docs/model-file.md``;
+* :class:`LineSentences` reads a text corpus (one sentence per line) for
+  :class:`softmaxreg.SkipGram`.
 """
 
+from ._corpus import LineSentences
 from ._datasets import (
     BUILTIN_DATASETS,
     FASHION_MNIST_CLASSES,
@@ -39,6 +42,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Dataset",
+    "LineSentences",
     "ModelBundle",
     "Preprocessor",
     "dataset_locations",
