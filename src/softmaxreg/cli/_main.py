@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 
-from . import _commands
+from . import _commands, _skipgram
 
 __all__ = ["main", "build_parser"]
 
@@ -30,6 +30,7 @@ examples:
   softmaxreg predict model.srm new.csv -o predictions.csv --proba
   softmaxreg report model.srm test.csv -o report.html
   softmaxreg demo
+  softmaxreg skipgram corpus.txt --vector-size 100 --window 5 --epochs 5 -o vectors.txt
 """
 
 
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the built-in data sets and where they are")
     _common(p)
     p.set_defaults(func=_commands.cmd_datasets)
+
+    _skipgram.add_parser(sub, _common, _positive_int, _positive_float)
     return parser
 
 
