@@ -44,6 +44,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 
+from softmaxreg.functional import linear_cross_entropy, linear_cross_entropy_grad
+
 from ._validation import Interval, Options, RandomStateLike, check_params
 
 __all__ = ["SkipGram", "WordNotInVocabularyError"]
@@ -65,24 +67,6 @@ class WordNotInVocabularyError(KeyError, ValueError):
 
     def __str__(self):  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-def _linear_ce_grad(x, weight, labels):
-    """Summed cross-entropy of softmax(x @ weight.T) and its gradients in x and weight."""
-    logits = x @ weight.T
-    m = logits.max(axis=1, keepdims=True)
-    e = np.exp(logits - m)
-    s = e.sum(axis=1, keepdims=True)
-    rows = np.arange(labels.size)
-    loss = float((np.log(s[:, 0]) + m[:, 0] - logits[rows, labels]).sum())
-    g = e / s
-    g[rows, labels] -= 1
-    return loss, g @ weight, g.T @ x
-
-
-def _linear_ce(x, weight, labels):
-    """Summed cross-entropy of softmax(x @ weight.T)."""
-    return _linear_ce_grad(x, weight, labels)[0]
 
 
 class SkipGram(BaseEstimator):
@@ -297,10 +281,11 @@ class SkipGram(BaseEstimator):
             loss_sum, n_pairs, lr = 0.0, 0, self.alpha
             for centers, contexts, clock in self._pair_batches(sentences, keep, rng, done):
                 lr = self.alpha - (self.alpha - self.min_alpha) * min(1.0, clock / total)
-                loss, grad_x, grad_w = _linear_ce_grad(self.vectors_[centers], self.output_vectors_, contexts)
+                loss, grad_x, grad_w, _ = linear_cross_entropy_grad(
+                    self.vectors_[centers], self.output_vectors_, contexts, reduction="sum")
                 self.output_vectors_ -= np.asarray(lr * grad_w, dtype=self.output_vectors_.dtype)
                 np.add.at(self.vectors_, centers, (-lr * grad_x).astype(self.vectors_.dtype, copy=False))
-                loss_sum += loss
+                loss_sum += float(loss)
                 n_pairs += centers.size
             done += int(self.word_counts_.sum())
             elapsed = time.perf_counter() - start
@@ -404,7 +389,7 @@ class SkipGram(BaseEstimator):
             ci, oi = _pairs(sid, self.window, None)
             for s in range(0, ci.size, _SCORE_ROWS):
                 c, o = ids[ci[s:s + _SCORE_ROWS]], ids[oi[s:s + _SCORE_ROWS]]
-                total += _linear_ce(self.vectors_[c], self.output_vectors_, o)
+                total += float(linear_cross_entropy(self.vectors_[c], self.output_vectors_, o, reduction="sum"))
             n_pairs += ci.size
         if n_pairs == 0:
             raise ValueError("sentences holds no (center, context) pair of vocabulary words to score; "
