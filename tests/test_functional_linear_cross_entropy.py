@@ -15,7 +15,9 @@ from softmaxreg.functional import (
     cross_entropy_grad,
     linear_cross_entropy,
     linear_cross_entropy_grad,
+    linear_logsumexp,
     linear_topk,
+    logsumexp,
     softmax,
 )
 
@@ -180,6 +182,26 @@ def test_topk_matches_torch(block_size):
     assert pk.dtype == np.float32
     np.testing.assert_allclose(pk.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(np.take_along_axis(softmax(X @ WEIGHT.T), full, axis=1), pk, rtol=1e-5)
+
+
+@pytest.mark.parametrize("block_size", [None, (4, 5), (3, 1)])
+def test_logsumexp_matches_the_materialized_one(block_size):
+    b = MASKED.copy()
+    x = X.copy()
+    x[4] = np.nan
+    want = logsumexp(x @ WEIGHT.T + b, axis=1)
+    got = linear_logsumexp(x, WEIGHT, b, block_size=block_size)
+    np.testing.assert_allclose(got, want, rtol=1e-14, equal_nan=True)
+    assert linear_logsumexp(X, WEIGHT, np.full(K, -np.inf), block_size=block_size)[0] == -np.inf
+
+
+def test_float32_rows_with_float64_weight_compute_in_float64(one_torch_thread):
+    got = linear_cross_entropy_grad(X.astype(np.float32), WEIGHT, LABELS, BIAS, reduction="sum", block_size=(8, 7))
+    assert got[0].dtype == np.float64
+    x32 = X.astype(np.float32).astype(np.float64)
+    ref = _torch(x32, WEIGHT, LABELS, BIAS, "sum", {})
+    for g, r in zip(got, ref):
+        _close(g, r, 1e-12)
 
 
 def test_topk_ties_give_distinct_classes_of_equal_probability():

@@ -7,7 +7,7 @@ numerics contract (special values, accuracy).
 """
 
 from ._cross_entropy import binary_cross_entropy, cross_entropy, cross_entropy_grad, distillation_loss
-from ._linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_grad, linear_topk
+from ._linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_grad, linear_logsumexp, linear_topk
 from ._memory import ResultCacheInfo, empty_result_cache, result_cache, result_cache_info, set_result_cache
 from ._softmax import (
     log_sigmoid,
@@ -35,6 +35,7 @@ __all__ = [
     "distillation_loss",
     "linear_cross_entropy",
     "linear_cross_entropy_grad",
+    "linear_logsumexp",
     "linear_topk",
     "set_result_cache",
     "result_cache",

@@ -48,9 +48,9 @@ from scipy.linalg import blas
 
 from ._array import quiet_fp
 from ._cross_entropy import cross_entropy, cross_entropy_grad
-from ._softmax import softmax
+from ._softmax import logsumexp, softmax
 
-__all__ = ["linear_cross_entropy", "linear_cross_entropy_grad", "linear_topk"]
+__all__ = ["linear_cross_entropy", "linear_cross_entropy_grad", "linear_logsumexp", "linear_topk"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 # Logits held at once; a few tens of MB keeps the GEMMs efficient and far below n x K.
@@ -115,7 +115,8 @@ class _Problem:
         self.dtype = np.dtype(np.float64) if dtype.kind != "f" or dtype.itemsize > 8 else np.dtype(dtype)
         if self.dtype.itemsize < 4:
             self.dtype = np.dtype(np.float32)
-        self.x = np.ascontiguousarray(x, dtype=self.dtype)
+        # x is cast block by block (float32 data with float64 weights is not copied whole).
+        self.x = x if x.dtype.kind == "f" and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=self.dtype)
         self.w = np.ascontiguousarray(weight, dtype=self.dtype)
         if bias is not None:
             bias = np.asarray(bias)
@@ -184,9 +185,13 @@ class _Problem:
         rows = max(1, min(n, _SWEEP_ROWS))
         return rows, max(1, min(k, _BLOCK_BYTES // (rows * item)))
 
+    def xrows(self, rows):
+        """``x[rows]`` in the compute dtype."""
+        return np.asarray(self.x[rows], dtype=self.dtype)
+
     def logits(self, out, rows, c0, c1):
         """``x[rows] @ weight[c0:c1].T + bias[c0:c1]`` into ``out``."""
-        np.matmul(self.x[rows], self.w[c0:c1].T, out=out)
+        np.matmul(self.xrows(rows), self.w[c0:c1].T, out=out)
         if self.b is not None:
             out += self.b[c0:c1]
         return out
@@ -296,6 +301,7 @@ def _run(pb, grad):
         gw = np.zeros((k, d), pb.dtype)
         gb = np.zeros(k, pb.dtype)
         smooth = np.zeros(n, pb.dtype)  # s_i eps/K for counted rows: the rank-one part of G
+        sx = np.zeros(d, pb.dtype)  # smooth @ x
     buf = np.empty(pb.rows * pb.classes, pb.dtype)
     specials = []
     for r0 in range(0, n, pb.rows):
@@ -316,7 +322,9 @@ def _run(pb, grad):
         if pb.eps > 0.0:
             s = np.ones(r, pb.dtype) if pb.sw is None else pb.sw[rows]
             smooth[rows] = np.where(use, s * (pb.eps / k), 0.0)
-        xb = pb.x[rows]
+        xb = pb.xrows(rows)
+        if pb.eps > 0.0:
+            sx += smooth[rows] @ xb
         for c0 in range(0, k, pb.classes):
             c1 = min(k, c0 + pb.classes)
             z = _block(buf, r, c1 - c0)
@@ -340,7 +348,7 @@ def _run(pb, grad):
         if pb.eps > 0.0:
             wvec = np.ones(k, pb.dtype) if pb.cw is None else pb.cw
             _acc_outer(gx, smooth, wvec @ pb.w, -1.0)
-            _acc_outer(gw, wvec, smooth @ pb.x, -1.0)
+            _acc_outer(gw, wvec, sx, -1.0)
             gb -= wvec * smooth.sum()
     for i in specials:
         li, g = pb.fallback_row(i)
@@ -349,7 +357,7 @@ def _run(pb, grad):
         if grad:
             g = (s * g).astype(pb.dtype)
             gx[i] += g @ pb.w
-            _acc_at_b(gw, g[None, :], pb.x[i : i + 1])
+            _acc_at_b(gw, g[None, :], pb.xrows(slice(i, i + 1)))
             gb += g
     if not grad:
         return loss, counted
@@ -507,6 +515,47 @@ def linear_cross_entropy_grad(
                 g *= scale
     out = pb.out_dtype
     return value, gx.astype(out, copy=False), gw.astype(out, copy=False), (None if bias is None else gb.astype(out, copy=False))
+
+
+def linear_logsumexp(x: Any, weight: Any, bias: Any = None, *, block_size: tuple[int, int] | None = None) -> Any:
+    r"""``logsumexp(x @ weight.T + bias, axis=1)`` by the online sweep, in bounded memory.
+
+    .. math::
+
+        \operatorname{lse}(z_i) = m_i + \operatorname{log1p}(r_i), \qquad
+        m_i = \max_k z_{ik}, \quad r_i = \sum_{k \ne k^*} e^{z_{ik} - m_i},
+
+    with :math:`m_i` and :math:`r_i` updated block by block of classes (docs/math.md).
+    Same parameters as :func:`linear_cross_entropy`, without labels.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxreg.functional import linear_logsumexp
+    >>> w = np.log([[1.0], [2.0], [5.0]])
+    >>> linear_logsumexp(np.ones((1, 1)), w, block_size=(1, 2))  # log(1 + 2 + 5)
+    array([2.07944154])
+    """
+    pb = _Problem(x, weight, None, bias, reduction="mean", ignore_index=None, label_smoothing=0.0,
+                  class_weight=None, sample_weight=None, block_size=block_size, need_labels=False)
+    out = np.empty(pb.n, pb.dtype)
+    buf = np.empty(pb.rows * pb.classes, pb.dtype)
+    with quiet_fp():
+        for r0 in range(0, pb.n, pb.rows):
+            rows = slice(r0, min(pb.n, r0 + pb.rows))
+            st = _Rows(pb, rows, False)
+            for c0 in range(0, pb.k, pb.classes):
+                c1 = min(pb.k, c0 + pb.classes)
+                st.absorb(pb.logits(_block(buf, rows.stop - r0, c1 - c0), rows, c0, c1), c0, c1, True)
+            out[rows] = st.m + np.log1p(st.rest)
+            for j in np.flatnonzero(st.special):
+                i = r0 + j
+                out[i] = logsumexp(pb.logits(np.empty((1, pb.k), pb.dtype), slice(i, i + 1), 0, pb.k)[0])
+    return out.astype(pb.out_dtype, copy=False)
 
 
 _NO_CLASS = np.iinfo(np.intp).max  # sorts after every real class among equal logits
