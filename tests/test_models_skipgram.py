@@ -206,6 +206,12 @@ def test_bad_parameters(params, message):
         SkipGram(**params).fit(CORPUS)
 
 
+def test_divergence_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="training diverged.*lower alpha"):
+        SkipGram(vector_size=4, window=4, epochs=5, batch_size=10_000, alpha=1e6, min_alpha=1e6,
+                 sample=0, random_state=0).fit(CORPUS * 10)
+
+
 def test_not_fitted_and_unwritable_words(tmp_path):
     with pytest.raises(NotFittedError):
         SkipGram().most_similar("cat")

@@ -164,8 +164,9 @@ class SkipGram(BaseEstimator):
     Raises
     ------
     ValueError
-        Bad parameters (from the constraints table), an empty corpus, or no
-        word left after ``min_count``.
+        Bad parameters (from the constraints table), an empty corpus, no
+        word left after ``min_count``, or a diverging run (a non-finite
+        loss: the step ``alpha`` times a batch's summed gradient is too large).
     TypeError
         A one-shot iterator as the corpus (it must be iterable once per
         epoch, as gensim requires), or a sentence that is not a list of str.
@@ -285,6 +286,11 @@ class SkipGram(BaseEstimator):
                     self.vectors_[centers], self.output_vectors_, contexts, reduction="sum")
                 self.output_vectors_ -= np.asarray(lr * grad_w, dtype=self.output_vectors_.dtype)
                 np.add.at(self.vectors_, centers, (-lr * grad_x).astype(self.vectors_.dtype, copy=False))
+                if not np.isfinite(loss):
+                    raise ValueError(
+                        f"training diverged in epoch {epoch + 1} (the loss of a batch is {float(loss)}); "
+                        f"lower alpha ({self.alpha}) or batch_size ({self.batch_size}): each step moves the "
+                        "vectors by alpha times the batch's summed gradient.")
                 loss_sum += float(loss)
                 n_pairs += centers.size
             done += int(self.word_counts_.sum())
