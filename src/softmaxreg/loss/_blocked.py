@@ -31,10 +31,12 @@ import numpy as np
 
 from softmaxreg.functional import linear_cross_entropy, linear_cross_entropy_grad, linear_logsumexp, linear_topk
 
-__all__ = ["blocked_pass", "blocked_minibatch_gradient", "BLOCKED_MIN_LOGITS"]
+__all__ = ["blocked_pass", "blocked_minibatch_gradient", "BLOCKED_MIN_LOGITS", "BLOCKED_MIN_BATCH_LOGITS"]
 
-# A loss whose n_samples x n_classes float64 logits would pass this many entries (256 MiB) takes these passes.
+# A loss whose n_samples x n_classes float64 logits would pass this many entries (256 MiB) takes these passes,
 BLOCKED_MIN_LOGITS = 1 << 25
+# and a minibatch whose batch_size x n_classes logits would pass this many (32 MiB) takes the blocked gradient.
+BLOCKED_MIN_BATCH_LOGITS = 1 << 22
 _BLOCK_BYTES = 8 * 2**20
 
 

@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 
 from softmaxreg.functional import logsumexp
 
-from ._blocked import BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
+from ._blocked import BLOCKED_MIN_BATCH_LOGITS, BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
 
 __all__ = ["LinearSoftmaxLoss"]
 
@@ -575,7 +575,7 @@ class LinearSoftmaxLoss:
         sample weight of the rows predicted right (arg-max logit equals the label)
         and by the total weight of the rows: a free running training accuracy.
         """
-        if self.blocked:
+        if self.blocked or np.size(rows) * self.n_classes > BLOCKED_MIN_BATCH_LOGITS:
             return blocked_minibatch_gradient(self, w, rows, counts)
         coef, intercept = self._unpack64(w)
         rows = np.asarray(rows)
@@ -611,6 +611,7 @@ class LinearSoftmaxLoss:
         if (
             fused is None
             or self.blocked
+            or batch_size * self.n_classes > BLOCKED_MIN_BATCH_LOGITS
             or not fused.worthwhile(self.X)
             or self.reference_class is not None
             or np.ndim(self.y) != 1

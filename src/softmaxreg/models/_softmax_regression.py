@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
+from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
 from ._validation import (
     FloatDType,
     Interval,
@@ -512,8 +513,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # -- prediction ------------------------------------------------------------
 
-    def decision_function(self, X):
+    def decision_function(self, X, *, allow_large=False):
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), float64.
+
+        An output of more than 2**25 entries (many classes) is built only with
+        ``allow_large=True``; ``predict`` and ``predict_topk`` never build it.
 
         The product runs in the dtype of ``X``; the result is widened to float64
         (as are the probabilities), so ``predict_log_proba`` keeps tiny
@@ -522,7 +526,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
-        Z = self._logits(X)
+        Z = self._logits(X, allow_large, "decision_function")
         if Z.shape[1] == 2:
             return Z[:, 1] - Z[:, 0]
         return Z
@@ -530,6 +534,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
         X = self._validated(X)
+        if is_large(X.shape[0], self.classes_.size):  # an online argmax over blocks of classes
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return self.classes_[topk_codes(X, self.coef_, self._intercept_or_zero(), 1)[0][:, 0]]
         codes = fused_predict(X, self.coef_, self._intercept_or_zero(), "labels")
         if codes is None:
             codes = np.argmax(self._checked_logits(X), axis=1)
@@ -541,22 +548,48 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, allow_large=False):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes).
 
         Large dense inputs take one fused pass (logits and softmax per row block,
         nothing of shape (n_samples, n_classes) but the output); the result is
-        the reference path's to rounding.
+        the reference path's to rounding. An output of more than 2**25 entries
+        (many classes) is built only with ``allow_large=True``, in row chunks;
+        :meth:`predict_topk` gives the most probable classes in bounded memory.
         """
         X = self._validated(X)
+        check_output_size(X.shape[0], self.classes_.size, "predict_proba", allow_large)
+        if is_large(X.shape[0], self.classes_.size):
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return rowwise(X, self.coef_, self._intercept_or_zero(), "proba")
         P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
         if P is not None:
             return P
         return softmax(self._checked_logits(X), axis=1)
 
-    def predict_log_proba(self, X):
-        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
-        return log_softmax(self._logits(X), axis=1)
+    def predict_log_proba(self, X, *, allow_large=False):
+        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes).
+
+        ``allow_large`` as in :meth:`predict_proba`."""
+        return log_softmax(self._logits(X, allow_large, "predict_log_proba"), axis=1)
+
+    def predict_topk(self, X, k):
+        """The ``k`` most probable classes per row and their probabilities, in bounded memory.
+
+        An online top-k over blocks of classes
+        (:func:`~softmaxreg.functional.linear_topk`): no array of shape
+        (n_samples, n_classes) is built, so it serves vocabularies of any size.
+
+        Returns
+        -------
+        classes : ndarray of shape (n_samples, k)
+            Labels from ``classes_``, most probable first.
+        probabilities : ndarray of shape (n_samples, k)
+        """
+        X = self._validated(X)
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        codes, proba = topk_codes(X, self.coef_, self._intercept_or_zero(), k)
+        return self.classes_[codes], proba
 
     # -- statistical inference (delegated to models._inference) ------------------
 
@@ -792,8 +825,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         check_label_targets(y)
         return X, y
 
-    def _logits(self, X):
+    def _logits(self, X, allow_large=True, what="decision_function"):
         X = self._validated(X)
+        check_output_size(X.shape[0], self.classes_.size, what, allow_large)
+        if is_large(X.shape[0], self.classes_.size):
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return rowwise(X, self.coef_, self._intercept_or_zero(), "logits")
         Z = fused_predict(X, self.coef_, self._intercept_or_zero(), "logits")
         return Z if Z is not None else self._checked_logits(X)
 
