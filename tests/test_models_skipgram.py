@@ -80,6 +80,24 @@ def test_steps_equal_torch_autograd_of_the_full_softmax():
     assert [h["pairs"] for h in m.history_] == [len(pairs)] * 2
 
 
+def test_adam_steps_equal_torch_adam_on_the_mean_loss():
+    d, lr, window = 3, 0.01, 2
+    m = SkipGram(vector_size=d, window=window, epochs=3, batch_size=10_000, alpha=lr, min_alpha=lr, sample=0,
+                 optimizer="adam", shrink_windows=False, dtype="float64", random_state=0).fit(CORPUS)
+    pairs = _pairs(CORPUS, m.vocabulary_, window)
+    rng = np.random.default_rng(0)
+    V = torch.tensor((rng.random((len(m.index_to_key_), d)) - 0.5) / d, requires_grad=True)
+    W = torch.zeros(V.shape, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([V, W], lr=lr)
+    centers, contexts = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(V[centers] @ W.T, contexts).backward()
+        opt.step()
+    np.testing.assert_allclose(m.vectors_, V.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.output_vectors_, W.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
 def test_log_likelihood_equals_materialized_full_softmax():
     m = SkipGram(vector_size=5, window=2, epochs=4, batch_size=4, alpha=0.2, random_state=1).fit(CORPUS)
     held_out = [["the", "cat", "unknownword", "sat"], ["dog", "on", "a", "mat"], ["fell"]]
@@ -199,6 +217,7 @@ def test_unknown_word_is_a_key_error_and_a_value_error():
     ({"sample": -1e-3}, "sample must be"),
     ({"alpha": float("inf")}, "alpha must be finite"),
     ({"dtype": "float16"}, "dtype must be one of"),
+    ({"optimizer": "adagrad"}, "optimizer must be one of"),
     ({"random_state": -1}, "random_state must be"),
 ])
 def test_bad_parameters(params, message):
