@@ -319,6 +319,7 @@ def _run(pb, grad):
         if not grad:
             continue
         use = st.use
+        live = use & (factor > 0)  # rows with a gradient (a zero sample or class weight has none)
         if pb.eps > 0.0:
             s = np.ones(r, pb.dtype) if pb.sw is None else pb.sw[rows]
             smooth[rows] = np.where(use, s * (pb.eps / k), 0.0)
@@ -328,20 +329,28 @@ def _run(pb, grad):
         for c0 in range(0, k, pb.classes):
             c1 = min(k, c0 + pb.classes)
             z = _block(buf, r, c1 - c0)
-            if not one_pass:  # recompute the block's logits, shifted by the row's final maximum
-                pb.logits(z, rows, c0, c1)
-                z -= np.where(use, st.m, 0.0).astype(pb.dtype)[:, None]
-                with quiet_fp():
-                    np.exp(z, out=z)
-            z *= factor[:, None]
-            if not np.all(use):
-                z[~use] = 0.0
-            idx, col, coef = _label_term(pb, rows, use, c0, c1)
-            z[idx, col] -= coef
             if one_pass:
+                # z holds exp(z - m); G = diag(factor) (z - C / factor): the row scaling goes onto the
+                # (r, d) products and x instead of a pass over the block.
+                if not np.all(live):
+                    z[~live] = 0.0
+                idx, col, coef = _label_term(pb, rows, live, c0, c1)
+                z[idx, col] -= coef / factor[idx]
                 np.matmul(z, pb.w, out=gx[rows])
-            else:
-                _acc_ab(gx[rows], z, pb.w[c0:c1])
+                gx[rows] *= factor[:, None]
+                _acc_at_b(gw[c0:c1], z, xb * factor[:, None])
+                gb[c0:c1] += factor @ z
+                continue
+            # Recompute the block's logits; exp(z - m + log factor) is G's softmax part at once.
+            pb.logits(z, rows, c0, c1)
+            with quiet_fp():
+                z -= np.where(live, st.m - np.log(np.where(live, factor, 1.0)), 0.0).astype(pb.dtype)[:, None]
+                np.exp(z, out=z)
+            if not np.all(live):
+                z[~live] = 0.0
+            idx, col, coef = _label_term(pb, rows, live, c0, c1)
+            z[idx, col] -= coef
+            _acc_ab(gx[rows], z, pb.w[c0:c1])
             _acc_at_b(gw[c0:c1], z, xb)
             gb[c0:c1] += z.sum(axis=0)
     if grad:
