@@ -18,6 +18,8 @@ from ._progress import TrainingProgress, format_duration
 
 __all__ = ["add_parser", "cmd_skipgram"]
 
+_DEFAULT_ALPHA = {"sgd": 0.025, "adam": 0.003}
+
 
 def add_parser(sub, common, positive_int, positive_float) -> None:
     """Register the ``skipgram`` sub-command on ``sub`` (argparse's sub-parsers)."""
@@ -37,8 +39,11 @@ def add_parser(sub, common, positive_int, positive_float) -> None:
     p.add_argument("--epochs", type=positive_int, default=5, metavar="N", help="passes over the corpus (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                    help="(center, context) pairs per step (default 256)")
-    p.add_argument("--alpha", type=positive_float, default=0.025, metavar="RATE",
-                   help="initial learning rate, decaying linearly to --min-alpha (default 0.025)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="SGD on the batch's summed loss as gensim (default), or Adam on its mean")
+    p.add_argument("--alpha", type=positive_float, metavar="RATE",
+                   help="initial learning rate, decaying linearly to --min-alpha (default 0.025 for sgd, "
+                        "0.003 for adam)")
     p.add_argument("--min-alpha", type=float, default=0.0001, metavar="RATE", help="final learning rate")
     p.add_argument("--sample", type=float, default=0.001, metavar="S",
                    help="frequent-word subsampling threshold, 0 for none (default 0.001)")
@@ -60,7 +65,8 @@ def cmd_skipgram(args) -> int:
     )
     model = SkipGram(
         vector_size=args.vector_size, window=args.window, min_count=args.min_count, epochs=args.epochs,
-        batch_size=args.batch_size, alpha=args.alpha, min_alpha=args.min_alpha, sample=args.sample,
+        batch_size=args.batch_size, optimizer=args.optimizer,
+        alpha=args.alpha if args.alpha is not None else _DEFAULT_ALPHA[args.optimizer], min_alpha=args.min_alpha, sample=args.sample,
         random_state=args.seed, callback=progress,
     )
     start = time.perf_counter()
