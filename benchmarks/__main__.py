@@ -30,6 +30,8 @@ BENCHES = [
     ("bench_nn", "nn: MLP training vs PyTorch (benchmarks/bench_nn.py)", {}),
     ("bench_skipgram", "skip-gram on the Lee corpus: exact full softmax vs gensim (benchmarks/bench_skipgram.py)",
      {"epochs": 1}),
+    ("bench_vocab", "linear cross-entropy over a vocabulary: bounded memory vs PyTorch's naive pass and the GEMM rate "
+     "(benchmarks/bench_vocab.py)", {"repeat": 1}),
 ]
 
 _CHILD = """
