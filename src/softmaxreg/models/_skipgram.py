@@ -299,6 +299,11 @@ class SkipGram(BaseEstimator):
                 lr = self.alpha - (self.alpha - self.min_alpha) * min(1.0, clock / total)
                 loss, grad_x, grad_w, _ = linear_cross_entropy_grad(
                     self.vectors_[centers], self.output_vectors_, contexts, reduction=reduction)
+                if not np.isfinite(loss):
+                    raise ValueError(
+                        f"training diverged in epoch {epoch + 1} (the loss of a batch is {float(loss)}); "
+                        f"lower alpha ({self.alpha}) or batch_size ({self.batch_size}): each step moves the "
+                        "vectors by alpha times the batch's summed gradient.")
                 if adam is None:
                     self.output_vectors_ -= np.asarray(lr * grad_w, dtype=self.output_vectors_.dtype)
                     np.add.at(self.vectors_, centers, (-lr * grad_x).astype(self.vectors_.dtype, copy=False))
@@ -308,11 +313,6 @@ class SkipGram(BaseEstimator):
                     grad_out[:] = grad_w
                     adam.set_lr(lr)
                     adam.step()
-                if not np.isfinite(loss):
-                    raise ValueError(
-                        f"training diverged in epoch {epoch + 1} (the loss of a batch is {float(loss)}); "
-                        f"lower alpha ({self.alpha}) or batch_size ({self.batch_size}): each step moves the "
-                        "vectors by alpha times the batch's summed gradient.")
                 loss_sum += float(loss) * (centers.size if reduction == "mean" else 1)
                 n_pairs += centers.size
             done += int(self.word_counts_.sum())
