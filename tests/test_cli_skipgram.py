@@ -43,12 +43,12 @@ def test_min_count_and_lowercase(tmp_path, capsys):
     assert KeyedVectors.load_word2vec_format(str(out)).index_to_key == ["the", "cat"]
 
 
-def test_adam_option(corpus, tmp_path):
+def test_sgd_option(corpus, tmp_path):
     out = tmp_path / "v.txt"
-    assert main(["skipgram", str(corpus), "--optimizer", "adam", "--epochs", "2", "--vector-size", "3",
+    assert main(["skipgram", str(corpus), "--optimizer", "sgd", "--epochs", "2", "--vector-size", "3",
                  "--seed", "1", "-q", "-o", str(out)]) == 0
     sentences = [line.split() for line in TEXT.splitlines() if line.strip()]
-    model = SkipGram(vector_size=3, epochs=2, optimizer="adam", alpha=0.003, random_state=1).fit(sentences)
+    model = SkipGram(vector_size=3, epochs=2, optimizer="sgd", alpha=0.025, random_state=1).fit(sentences)
     np.testing.assert_array_equal(KeyedVectors.load_word2vec_format(str(out)).vectors, model.vectors_)
 
 

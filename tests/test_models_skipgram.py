@@ -56,7 +56,7 @@ def test_steps_equal_torch_autograd_of_the_full_softmax():
     """Two full-batch steps (one per epoch) from the documented initialization, against torch."""
     d, lr, window = 3, 0.3, 2
     m = SkipGram(vector_size=d, window=window, epochs=2, batch_size=10_000, alpha=lr, min_alpha=lr, sample=0,
-                 shrink_windows=False, dtype="float64", random_state=0).fit(CORPUS)
+                 optimizer="sgd", shrink_windows=False, dtype="float64", random_state=0).fit(CORPUS)
     n_words = len(m.index_to_key_)
     pairs = _pairs(CORPUS, m.vocabulary_, window)
     rng = np.random.default_rng(0)
@@ -111,7 +111,8 @@ def test_log_likelihood_equals_materialized_full_softmax():
 
 def test_training_raises_the_likelihood_and_groups_words():
     corpus = [["cat", "purrs", "meows"], ["dog", "barks", "growls"]] * 30
-    m = SkipGram(vector_size=10, window=2, epochs=30, batch_size=16, alpha=0.1, sample=0, random_state=0).fit(corpus)
+    m = SkipGram(vector_size=10, window=2, epochs=30, batch_size=16, alpha=0.1, sample=0, optimizer="sgd",
+                 random_state=0).fit(corpus)
     assert m.log_likelihood(corpus) > -np.log(len(m.index_to_key_)) + 0.5
     assert m.history_[-1]["objective"] < m.history_[0]["objective"]
     assert m.similarity("purrs", "meows") > m.similarity("purrs", "barks")
@@ -214,6 +215,7 @@ def test_unknown_word_is_a_key_error_and_a_value_error():
     ({"epochs": True}, "epochs must be"),
     ({"alpha": 0.0}, "alpha must be a real number > 0"),
     ({"alpha": 0.01, "min_alpha": 0.1}, "min_alpha .* must not exceed alpha"),
+    ({"min_alpha": 0.01}, r"min_alpha \(0.01\) must not exceed alpha \(0.003\)"),
     ({"sample": -1e-3}, "sample must be"),
     ({"alpha": float("inf")}, "alpha must be finite"),
     ({"dtype": "float16"}, "dtype must be one of"),
@@ -228,7 +230,7 @@ def test_bad_parameters(params, message):
 def test_divergence_is_an_error_not_nan():
     with pytest.raises(ValueError, match="training diverged.*lower alpha"):
         SkipGram(vector_size=4, window=4, epochs=5, batch_size=10_000, alpha=1e6, min_alpha=1e6,
-                 sample=0, random_state=0).fit(CORPUS * 10)
+                 sample=0, optimizer="sgd", random_state=0).fit(CORPUS * 10)
 
 
 def test_not_fitted_and_unwritable_words(tmp_path):

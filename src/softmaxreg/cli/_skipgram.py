@@ -18,7 +18,6 @@ from ._progress import TrainingProgress, format_duration
 
 __all__ = ["add_parser", "cmd_skipgram"]
 
-_DEFAULT_ALPHA = {"sgd": 0.025, "adam": 0.003}
 
 
 def add_parser(sub, common, positive_int, positive_float) -> None:
@@ -39,8 +38,8 @@ def add_parser(sub, common, positive_int, positive_float) -> None:
     p.add_argument("--epochs", type=positive_int, default=5, metavar="N", help="passes over the corpus (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                    help="(center, context) pairs per step (default 256)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
-                   help="SGD on the batch's summed loss as gensim (default), or Adam on its mean")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                   help="Adam on the batch's mean loss (default), or SGD on its summed loss as gensim")
     p.add_argument("--alpha", type=positive_float, metavar="RATE",
                    help="initial learning rate, decaying linearly to --min-alpha (default 0.025 for sgd, "
                         "0.003 for adam)")
@@ -66,7 +65,7 @@ def cmd_skipgram(args) -> int:
     model = SkipGram(
         vector_size=args.vector_size, window=args.window, min_count=args.min_count, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer,
-        alpha=args.alpha if args.alpha is not None else _DEFAULT_ALPHA[args.optimizer], min_alpha=args.min_alpha, sample=args.sample,
+        alpha=args.alpha, min_alpha=args.min_alpha, sample=args.sample,
         random_state=args.seed, callback=progress,
     )
     start = time.perf_counter()

@@ -51,6 +51,7 @@ from ._validation import Interval, Options, RandomStateLike, check_params
 
 __all__ = ["SkipGram", "WordNotInVocabularyError"]
 
+_DEFAULT_ALPHA = {"adam": 0.003, "sgd": 0.025}  # the optimizer's initial learning rate when alpha is None
 _MAX_CHUNK_WORDS = 10000  # words read before their pairs are drawn (gensim's MAX_WORDS_IN_BATCH)
 _SCORE_ROWS = 4096  # pairs scored per call in log_likelihood
 
@@ -86,17 +87,21 @@ class SkipGram(BaseEstimator):
 
     Optimization: minibatches of ``batch_size`` consecutive pairs, the
     learning rate decaying linearly from ``alpha`` to ``min_alpha`` over the
-    training words, as gensim does. ``optimizer="sgd"`` (the default) steps
-    on the summed (not averaged) loss of the batch, so that ``alpha`` means
-    what it means in gensim (the step per pair) and gensim's defaults carry
-    over; ``optimizer="adam"`` uses :class:`softmaxreg.nn.Adam` on the
-    batch's mean loss, with ``alpha`` as Adam's learning rate (0.003 suits
-    it). On the Lee corpus (benchmarks/results.md) both reach the same
-    held-out likelihood in 5 epochs, and Adam scored higher on wordsim353 and
-    SimLex-999, but on the few pairs of those lists whose words the small
-    corpus holds (one seed); SGD stays the default because its steps and
-    parameters are gensim's, which makes the two directly comparable, and
-    because Adam's moments make every step touch all ``V`` input vectors.
+    training words, as gensim does. ``optimizer="adam"`` (the default) uses
+    :class:`softmaxreg.nn.Adam` on the batch's mean loss, with ``alpha``
+    (0.003) as its step size; ``optimizer="sgd"`` steps on the summed (not
+    averaged) loss of the batch, so that ``alpha`` (0.025) is gensim's step
+    per pair and gensim's update is reproduced. Adam is the default because
+    it gave the better word similarity on the Lee corpus: wordsim353
+    Spearman 0.13 to 0.26 over three seeds, against -0.14 to -0.21 for SGD
+    (and -0.14 to -0.23 for gensim's own negative sampling), with the same
+    held-out likelihood (benchmarks/results.md). The reason is the scale of
+    the steps: the input vectors start near zero and each gets a gradient
+    only when its word is a center, so on a small corpus SGD's steps leave
+    most of them close to their random start, while Adam's per-coordinate
+    normalization moves rare and frequent words alike. Its moments make every
+    step update all ``V`` input vectors, which costs little next to the
+    :math:`6 V d` flops per pair of the softmax.
 
     Initialization and random stream
     --------------------------------
@@ -121,14 +126,14 @@ class SkipGram(BaseEstimator):
         (center, context) pairs per SGD step. Every step updates all ``V``
         output vectors, so larger batches use the matrix products better but
         take fewer steps per epoch.
-    alpha : float, default=0.025
-        Initial learning rate: per pair for "sgd" (gensim's ``alpha``),
-        Adam's step size for "adam".
+    alpha : float or None, default=None
+        Initial learning rate: Adam's step size for "adam" (None: 0.003), the
+        step per pair for "sgd" (None: 0.025, gensim's ``alpha``).
     min_alpha : float, default=0.0001
         Final learning rate, at the end of the last epoch; must be <= alpha.
-    optimizer : {"sgd", "adam"}, default="sgd"
-        Plain SGD on the batch's summed loss (gensim's update), or Adam on
-        its mean loss (betas 0.9, 0.999).
+    optimizer : {"adam", "sgd"}, default="adam"
+        Adam on the batch's mean loss (betas 0.9, 0.999), or plain SGD on its
+        summed loss (gensim's update).
     sample : float, default=0.001
         Frequent-word subsampling threshold, gensim's formula: a word making
         a fraction ``f`` of the in-vocabulary words is kept with probability
@@ -197,9 +202,9 @@ class SkipGram(BaseEstimator):
         "min_count": Interval(1, None, integer=True),
         "epochs": Interval(1, None, integer=True),
         "batch_size": Interval(1, None, integer=True),
-        "alpha": Interval(0, None, open_low=True),
+        "alpha": Interval(0, None, open_low=True, none_ok=True),
         "min_alpha": Interval(0, None),
-        "optimizer": Options("sgd", "adam"),
+        "optimizer": Options("adam", "sgd"),
         "sample": Interval(0, None),
         "shrink_windows": Options(True, False),
         "dtype": Options("float32", "float64"),
@@ -207,8 +212,8 @@ class SkipGram(BaseEstimator):
         "callback": Options(None, callable_ok=True),
     }
 
-    def __init__(self, vector_size=100, window=5, min_count=1, epochs=5, batch_size=256, alpha=0.025,
-                 min_alpha=0.0001, optimizer="sgd", sample=0.001, shrink_windows=True, dtype="float32", random_state=None,
+    def __init__(self, vector_size=100, window=5, min_count=1, epochs=5, batch_size=256, alpha=None,
+                 min_alpha=0.0001, optimizer="adam", sample=0.001, shrink_windows=True, dtype="float32", random_state=None,
                  callback=None):
         self.vector_size = vector_size
         self.window = window
@@ -228,14 +233,16 @@ class SkipGram(BaseEstimator):
 
     def _check_params(self):
         check_params(self, self._parameter_constraints)
-        if self.min_alpha > self.alpha:
+        alpha = _DEFAULT_ALPHA[self.optimizer] if self.alpha is None else self.alpha
+        for name, value in (("alpha", alpha), ("min_alpha", self.min_alpha), ("sample", self.sample)):
+            if not np.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}.")
+        if self.min_alpha > alpha:
             raise ValueError(
-                f"min_alpha ({self.min_alpha}) must not exceed alpha ({self.alpha}); the learning rate "
+                f"min_alpha ({self.min_alpha}) must not exceed alpha ({alpha}); the learning rate "
                 "decays from alpha to min_alpha."
             )
-        for name in ("alpha", "min_alpha", "sample"):
-            if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}.")
+        return alpha
 
     def fit(self, sentences, y=None):
         """Build the vocabulary from ``sentences`` and train the vectors.
@@ -255,7 +262,7 @@ class SkipGram(BaseEstimator):
         -------
         self
         """
-        self._check_params()
+        alpha = self._check_params()
         _check_reiterable(sentences)
         counts, n_tokens = _count_words(sentences)
         if n_tokens == 0:
@@ -279,10 +286,10 @@ class SkipGram(BaseEstimator):
         self.corpus_word_count_ = n_tokens
         self.vectors_ = ((rng.random((n_words, d)) - 0.5) / d).astype(dtype)
         self.output_vectors_ = np.zeros((n_words, d), dtype=dtype)
-        self._train(sentences, rng)
+        self._train(sentences, rng, alpha)
         return self
 
-    def _train(self, sentences, rng):
+    def _train(self, sentences, rng, alpha):
         keep = _keep_probabilities(self.word_counts_, self.sample)
         total = self.epochs * int(self.word_counts_.sum())  # in-vocabulary words: the decay's clock
         self.history_, self.n_epochs_ = [], 0
@@ -291,19 +298,19 @@ class SkipGram(BaseEstimator):
         adam, reduction = None, "sum"
         if self.optimizer == "adam":
             grad_v, grad_out = np.zeros_like(self.vectors_), np.zeros_like(self.output_vectors_)
-            adam = Adam([(self.vectors_, grad_v), (self.output_vectors_, grad_out)], lr=self.alpha)
+            adam = Adam([(self.vectors_, grad_v), (self.output_vectors_, grad_out)], lr=alpha)
             reduction = "mean"
         for epoch in range(self.epochs):
-            loss_sum, n_pairs, lr = 0.0, 0, self.alpha
+            loss_sum, n_pairs, lr = 0.0, 0, alpha
             for centers, contexts, clock in self._pair_batches(sentences, keep, rng, done):
-                lr = self.alpha - (self.alpha - self.min_alpha) * min(1.0, clock / total)
+                lr = alpha - (alpha - self.min_alpha) * min(1.0, clock / total)
                 loss, grad_x, grad_w, _ = linear_cross_entropy_grad(
                     self.vectors_[centers], self.output_vectors_, contexts, reduction=reduction)
                 if not np.isfinite(loss):
                     raise ValueError(
                         f"training diverged in epoch {epoch + 1} (the loss of a batch is {float(loss)}); "
-                        f"lower alpha ({self.alpha}) or batch_size ({self.batch_size}): each step moves the "
-                        "vectors by alpha times the batch's summed gradient.")
+                        f"lower alpha ({alpha}) or, for optimizer='sgd', batch_size ({self.batch_size}): "
+                        "an SGD step moves the vectors by alpha times the batch's summed gradient.")
                 if adam is None:
                     self.output_vectors_ -= np.asarray(lr * grad_w, dtype=self.output_vectors_.dtype)
                     np.add.at(self.vectors_, centers, (-lr * grad_x).astype(self.vectors_.dtype, copy=False))
