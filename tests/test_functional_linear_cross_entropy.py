@@ -150,6 +150,18 @@ def test_nonfinite_rows_follow_cross_entropy(block_size):
     assert loss == 0.0 and not gx.any() and not gw.any() and not gb.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [0.01, 3.0, 30.0, 3000.0])
+@pytest.mark.parametrize("block_size", [None, (8, 7)])
+def test_logits_of_any_scale_match_torch(dtype, scale, block_size, one_torch_thread):
+    """Small and large logits (row maxima near 0 and far from it, both dtypes) give torch's loss and gradients."""
+    x, w, b = (X * scale).astype(dtype), WEIGHT.astype(dtype), (BIAS * scale).astype(dtype)
+    ref = _torch(x, w, LABELS, b, "mean", {"label_smoothing": 0.1})
+    got = linear_cross_entropy_grad(x, w, LABELS, b, label_smoothing=0.1, block_size=block_size)
+    for g, r in zip(got, ref):
+        _close(g, r, TOL[dtype])
+
+
 def test_all_rows_ignored_gives_zero():
     labels = np.full(N, -1)
     loss, gx, gw, gb = linear_cross_entropy_grad(X, WEIGHT, labels, BIAS, ignore_index=-1)

@@ -58,6 +58,8 @@ _BLOCK_BYTES = 16 * 2**20
 # Fewest rows per block worth a one-pass block; below it, classes are blocked too.
 _MIN_ROWS = 64
 _SWEEP_ROWS = 512
+# Row maxima within +-this take exp without the shift (e^16 is far from overflow in float32).
+_UNSHIFTED_MAX = 16.0
 
 
 def _gemm(dtype):
@@ -247,9 +249,21 @@ class _Rows:
         a, mb = _row_max(z)
         self.special |= ~(mb < np.inf)  # +inf or NaN
         ok = np.isfinite(mb)
-        shift = np.where(ok, mb, 0.0).astype(pb.dtype)
-        z -= shift[:, None]
-        rb = _exp_rest(z, a)
+        self.scale = None
+        if np.all(ok) and mb.size and float(np.max(np.abs(mb))) <= _UNSHIFTED_MAX:
+            # Maxima this close to 0 cannot overflow exp: take exp(z) without the shift's pass over the
+            # block; z then holds exp(z - m) scaled by e^m per row, and the rest is divided by e^m.
+            ar = np.arange(z.shape[0])
+            np.exp(z, out=z)
+            em = z[ar, a]
+            z[ar, a] = 0.0
+            rb = z.sum(axis=1) / em
+            z[ar, a] = em
+            self.scale = em
+        else:
+            shift = np.where(ok, mb, 0.0).astype(pb.dtype)
+            z -= shift[:, None]
+            rb = _exp_rest(z, a)
         if not np.all(ok):
             z[~ok] = 0.0
             rb[~ok] = 0.0
@@ -332,14 +346,15 @@ def _run(pb, grad):
             if one_pass:
                 # z holds exp(z - m); G = diag(factor) (z - C / factor): the row scaling goes onto the
                 # (r, d) products and x instead of a pass over the block.
+                fac = factor if st.scale is None else factor / st.scale
                 if not np.all(live):
                     z[~live] = 0.0
                 idx, col, coef = _label_term(pb, rows, live, c0, c1)
-                z[idx, col] -= coef / factor[idx]
+                z[idx, col] -= coef / fac[idx]
                 np.matmul(z, pb.w, out=gx[rows])
-                gx[rows] *= factor[:, None]
-                _acc_at_b(gw[c0:c1], z, xb * factor[:, None])
-                gb[c0:c1] += factor @ z
+                gx[rows] *= fac[:, None]
+                _acc_at_b(gw[c0:c1], z, xb * fac[:, None])
+                gb[c0:c1] += fac @ z
                 continue
             # Recompute the block's logits; exp(z - m + log factor) is G's softmax part at once.
             pb.logits(z, rows, c0, c1)
