@@ -28,6 +28,10 @@ BENCHES = [
     ("bench_sgd", "4. the notes' SGD recipe vs a PyTorch CPU loop", {"repeat": 1}),
     ("bench_predict", "5. predict_proba on 10^6 rows vs the memory floor", {"repeat": 3}),
     ("bench_nn", "nn: MLP training vs PyTorch (benchmarks/bench_nn.py)", {}),
+    ("bench_skipgram", "skip-gram on the Lee corpus: exact full softmax vs gensim (benchmarks/bench_skipgram.py)",
+     {"epochs": 1}),
+    ("bench_vocab", "linear cross-entropy over a vocabulary: bounded memory vs PyTorch's naive pass and the GEMM rate "
+     "(benchmarks/bench_vocab.py)", {"repeat": 1}),
 ]
 
 _CHILD = """

@@ -20,9 +20,11 @@ from .models import (
     InferenceResult,
     MLPClassifier,
     MultiLabelLogisticRegression,
+    SkipGram,
     SoftmaxRegression,
     TemperatureScaling,
     VectorScaling,
+    WordNotInVocabularyError,
 )
 
 __version__ = "0.1.0"
@@ -36,6 +38,8 @@ __all__ = [
     "LinearSigmoidLoss",
     "SoftmaxRegression",
     "MultiLabelLogisticRegression",
+    "SkipGram",
+    "WordNotInVocabularyError",
     "MLPClassifier",
     "TemperatureScaling",
     "VectorScaling",

@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 
-from . import _commands, _inference
+from . import _commands, _inference, _skipgram
 from ._export import add_export_parser
 from ._options import add_summary_options, add_train_options
 
@@ -33,6 +33,7 @@ examples:
   softmaxreg report model.srm test.csv -o report.html
   softmaxreg export model.srm -o model.onnx
   softmaxreg demo
+  softmaxreg skipgram corpus.txt --vector-size 100 --window 5 --epochs 5 -o vectors.txt
 """
 
 
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the built-in data sets and where they are")
     _common(p)
     p.set_defaults(func=_commands.cmd_datasets)
+
+    _skipgram.add_parser(sub, _common, _positive_int, _positive_float)
     return parser
 
 

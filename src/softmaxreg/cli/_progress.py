@@ -106,6 +106,8 @@ class TrainingProgress:
             "objective": float(info.get("objective", np.nan)),
             "elapsed": float(info.get("elapsed", time.perf_counter() - self._start)),
         }
+        if "words_per_second" in info:  # word-vector training reports its rate in words
+            rec["words_per_second"] = float(info["words_per_second"])
         now = time.perf_counter()
         due = now - self._last_draw >= self._min_interval
         if self.accuracy is not None and (self.verbose or (self.enabled and due)):
@@ -131,7 +133,9 @@ class TrainingProgress:
         if "accuracy" in rec:
             parts.append(f"acc {rec['accuracy']:.4f}")
         parts.append(format_duration(el))
-        if el > 0:
+        if "words_per_second" in rec:
+            parts.append(f"{rec['words_per_second']:,.0f} words/s")
+        elif el > 0:
             rate = it / el
             parts.append(f"{rate:.1f} {self.unit}/s" if rate >= 1 else f"{el / max(it, 1):.1f} s/{self.unit}")
         return "  ".join(parts)

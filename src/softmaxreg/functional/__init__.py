@@ -7,6 +7,7 @@ numerics contract (special values, accuracy).
 """
 
 from ._cross_entropy import binary_cross_entropy, cross_entropy, cross_entropy_grad, distillation_loss
+from ._linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_grad, linear_logsumexp, linear_topk
 from ._memory import ResultCacheInfo, empty_result_cache, result_cache, result_cache_info, set_result_cache
 from ._softmax import (
     log_sigmoid,
@@ -32,6 +33,10 @@ __all__ = [
     "cross_entropy_grad",
     "binary_cross_entropy",
     "distillation_loss",
+    "linear_cross_entropy",
+    "linear_cross_entropy_grad",
+    "linear_logsumexp",
+    "linear_topk",
     "set_result_cache",
     "result_cache",
     "result_cache_info",

@@ -7,9 +7,12 @@
 * :func:`save_model` / :func:`load_model` write and read the pickle-free
   model file format documented in ``docs/model-file.md``;
 * :func:`to_onnx` / :func:`save_onnx` export a model (with its preprocessing
-  and calibration) as an ONNX graph (``docs/onnx.md``).
+  and calibration) as an ONNX graph (``docs/onnx.md``);
+* :class:`LineSentences` reads a text corpus (one sentence per line) for
+  :class:`softmaxreg.SkipGram`.
 """
 
+from ._corpus import LineSentences
 from ._datasets import (
     BUILTIN_DATASETS,
     FASHION_MNIST_CLASSES,
@@ -43,6 +46,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ONNX_OPSET",
     "Dataset",
+    "LineSentences",
     "ModelBundle",
     "Preprocessor",
     "dataset_locations",

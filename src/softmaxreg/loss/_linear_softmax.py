@@ -7,6 +7,8 @@ from threadpoolctl import threadpool_limits
 
 from softmaxreg.functional import logsumexp
 
+from ._blocked import BLOCKED_MIN_BATCH_LOGITS, BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
+
 __all__ = ["LinearSoftmaxLoss"]
 
 _FUSED = None
@@ -133,6 +135,12 @@ class LinearSoftmaxLoss:
         Rows processed at a time; bounds the temporary memory of a pass to
         about ``chunk_size * (n_classes + n_features)`` floats.  None picks a
         size holding about four million logits per chunk.
+    blocked : bool, default=None
+        Whether the passes go over blocks of rows and of classes
+        (:mod:`softmaxreg.loss._blocked`: the memory of a pass is a block of
+        logits, whatever ``n_classes``), as for a vocabulary. None chooses them
+        for dense ``X`` with integer ``y`` when ``n_samples * n_classes``
+        exceeds 2**25; True asks for them (dense ``X``, integer ``y``).
 
     Examples
     --------
@@ -161,6 +169,7 @@ class LinearSoftmaxLoss:
         l2_reg_strength=0.0,
         reference_class=None,
         chunk_size=None,
+        blocked=None,
     ):
         if sp.issparse(X):
             if X.format not in ("csr", "csc"):
@@ -256,6 +265,12 @@ class LinearSoftmaxLoss:
         # Whether Hessian-vector products are asked of this loss (a second-order
         # solver): only then do gradient passes keep their probabilities.
         self._second_order = False
+        dense_codes = not sp.issparse(X) and y.ndim == 1
+        if blocked is None:
+            blocked = dense_codes and n_samples * n_classes > BLOCKED_MIN_LOGITS
+        elif blocked and not dense_codes:
+            raise ValueError("blocked=True needs a dense X and integer class codes y.")
+        self.blocked = bool(blocked)
 
     # -- coefficient layout ---------------------------------------------------
 
@@ -333,7 +348,7 @@ class LinearSoftmaxLoss:
         """
         ws = [np.asarray(w, dtype=np.float64) for w in ws]
         fused = _fused_module()
-        if fused is None or not ws or not fused.worthwhile(self.X):
+        if self.blocked or fused is None or not ws or not fused.worthwhile(self.X):
             return np.array([self.loss(w) for w in ws], dtype=np.float64)
         points = [self._unpack64(w) for w in ws]
         sw = self._sw
@@ -560,6 +575,8 @@ class LinearSoftmaxLoss:
         sample weight of the rows predicted right (arg-max logit equals the label)
         and by the total weight of the rows: a free running training accuracy.
         """
+        if self.blocked or np.size(rows) * self.n_classes > BLOCKED_MIN_BATCH_LOGITS:
+            return blocked_minibatch_gradient(self, w, rows, counts)
         coef, intercept = self._unpack64(w)
         rows = np.asarray(rows)
         Xb = self.X[rows]
@@ -593,6 +610,8 @@ class LinearSoftmaxLoss:
         fused = _fused_module()
         if (
             fused is None
+            or self.blocked
+            or batch_size * self.n_classes > BLOCKED_MIN_BATCH_LOGITS
             or not fused.worthwhile(self.X)
             or self.reference_class is not None
             or np.ndim(self.y) != 1
@@ -619,6 +638,8 @@ class LinearSoftmaxLoss:
         Hessian-vector product needs only the probabilities), ``grad`` is None
         unless ``need_grad``, ``hessp`` is None unless ``v`` is given.
         """
+        if self.blocked:
+            return blocked_pass(self, w, need_grad, v)
         fused = self._fused_pass(w, need_grad, v)
         if fused is not None:
             return fused

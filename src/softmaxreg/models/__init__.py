@@ -9,6 +9,7 @@ from ._margins import MarginalEffects, marginal_effects
 from ._mlp import MLPClassifier
 from ._prediction_intervals import ProbabilityInterval, predict_interval
 from ._multilabel import MultiLabelLogisticRegression
+from ._skipgram import SkipGram, WordNotInVocabularyError
 from ._softmax_regression import SoftmaxRegression
 
 __all__ = [
@@ -19,16 +20,18 @@ __all__ = [
     "MarginalEffects",
     "MultiLabelLogisticRegression",
     "ProbabilityInterval",
+    "SkipGram",
     "SoftmaxRegression",
     "TemperatureScaling",
     "VectorScaling",
+    "WordNotInVocabularyError",
     "calibration_logits",
     "check_identification",
     "compute_inference",
     "fit_temperature",
+    "fit_vector_scaling",
+    "lr_test",
     "marginal_effects",
     "predict_interval",
     "wald_test",
-    "fit_vector_scaling",
-    "lr_test",
 ]

@@ -14,6 +14,7 @@ from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 
 from ._inference_methods import InferenceMethods
+from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
 from ._validation import (
     FloatDType,
     Interval,
@@ -515,7 +516,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     # -- prediction ------------------------------------------------------------
 
-    def decision_function(self, X):
+    def decision_function(self, X, *, allow_large=False):
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), in ``coef_``'s dtype.
 
         Float32 in, float32 out, as scikit-learn: a float32 model returns
@@ -523,10 +524,13 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         log-softmax are computed in float64 and rounded once at the end); a
         float64 model returns float64.
 
+        An output of more than 2**25 entries (many classes) is built only with
+        ``allow_large=True``; ``predict`` and ``predict_topk`` never build it.
+
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
-        Z = self._logits(X)
+        Z = self._logits(X, allow_large, "decision_function")
         if Z.shape[1] == 2:
             Z = Z[:, 1] - Z[:, 0]
         return Z.astype(self.coef_.dtype, copy=False)
@@ -534,6 +538,9 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
         X = self._validated(X)
+        if is_large(X.shape[0], self.classes_.size):  # an online argmax over blocks of classes
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return self.classes_[topk_codes(X, self.coef_, self._intercept_or_zero(), 1)[0][:, 0]]
         codes = fused_predict(X, self.coef_, self._intercept_or_zero(), "labels")
         if codes is None:
             codes = np.argmax(self._checked_logits(X), axis=1)
@@ -545,22 +552,53 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, allow_large=False):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes).
 
         Large dense inputs take one fused pass (logits and softmax per row block,
         nothing of shape (n_samples, n_classes) but the output); the result is
-        the reference path's to rounding.
+        the reference path's to rounding. An output of more than 2**25 entries
+        (many classes) is built only with ``allow_large=True``, in row chunks;
+        :meth:`predict_topk` gives the most probable classes in bounded memory.
         """
         X = self._validated(X)
+        check_output_size(X.shape[0], self.classes_.size, "predict_proba", allow_large)
+        if is_large(X.shape[0], self.classes_.size):
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return rowwise(X, self.coef_, self._intercept_or_zero(), "proba", self.coef_.dtype)
         P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
         if P is None:
             P = softmax(self._checked_logits(X), axis=1)
         return P.astype(self.coef_.dtype, copy=False)
 
-    def predict_log_proba(self, X):
-        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype."""
-        return log_softmax(self._logits(X), axis=1).astype(self.coef_.dtype, copy=False)
+    def predict_log_proba(self, X, *, allow_large=False):
+        """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype.
+
+        ``allow_large`` as in :meth:`predict_proba`."""
+        X = self._validated(X)
+        check_output_size(X.shape[0], self.classes_.size, "predict_log_proba", allow_large)
+        if is_large(X.shape[0], self.classes_.size):
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return rowwise(X, self.coef_, self._intercept_or_zero(), "log_proba", self.coef_.dtype)
+        return log_softmax(self._small_logits(X), axis=1).astype(self.coef_.dtype, copy=False)
+
+    def predict_topk(self, X, k):
+        """The ``k`` most probable classes per row and their probabilities, in bounded memory.
+
+        An online top-k over blocks of classes
+        (:func:`~softmaxreg.functional.linear_topk`): no array of shape
+        (n_samples, n_classes) is built, so it serves vocabularies of any size.
+
+        Returns
+        -------
+        classes : ndarray of shape (n_samples, k)
+            Labels from ``classes_``, most probable first.
+        probabilities : ndarray of shape (n_samples, k)
+        """
+        X = self._validated(X)
+        check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+        codes, proba = topk_codes(X, self.coef_, self._intercept_or_zero(), k)
+        return self.classes_[codes], proba
 
     # -- statistical inference (delegated to models._inference) ------------------
 
@@ -807,8 +845,16 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         check_label_targets(y)
         return X, y
 
-    def _logits(self, X):
+    def _logits(self, X, allow_large=True, what="decision_function"):
         X = self._validated(X)
+        check_output_size(X.shape[0], self.classes_.size, what, allow_large)
+        if is_large(X.shape[0], self.classes_.size):
+            check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
+            return rowwise(X, self.coef_, self._intercept_or_zero(), "logits")
+        return self._small_logits(X)
+
+    def _small_logits(self, X):
+        """float64 logits of validated X by the fused pass, or the checked reference path."""
         Z = fused_predict(X, self.coef_, self._intercept_or_zero(), "logits")
         return Z if Z is not None else self._checked_logits(X)
 

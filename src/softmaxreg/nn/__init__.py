@@ -32,6 +32,7 @@ from softmaxreg.nn._layers import (
     SoftmaxCrossEntropy,
     Tanh,
 )
+from softmaxreg.nn._linear_cross_entropy import LinearCrossEntropy
 from softmaxreg.nn._optim import SGD, Adam, AdamW, Optimizer
 from softmaxreg.solvers import (
     ConstantLR,
@@ -53,6 +54,7 @@ __all__ = [
     "LogSoftmax",
     "Dropout",
     "SoftmaxCrossEntropy",
+    "LinearCrossEntropy",
     "Sequential",
     "Optimizer",
     "SGD",
