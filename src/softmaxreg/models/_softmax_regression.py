@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
+from ._dask_fit import DaskTrainingData, dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
 from ._validation import (
     FloatDType,
     Interval,
@@ -257,13 +258,20 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, persist="auto"):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y`` (n_samples,).
 
         A failed fit raises and leaves a previously fitted model as it was.
+        A Dask ``X`` (array or DataFrame) is fitted on the active
+        ``distributed.Client`` or Dask's scheduler, to the same optimum
+        (:mod:`softmaxreg.models._dask_fit`, docs/scale.md); ``persist``
+        ("auto", True or False) says whether its chunks stay in the workers'
+        memory between passes.
         """
         saved = dict(self.__dict__)
         try:
+            if is_dask_collection(X):
+                return dask_fit(self, X, y, sample_weight, persist=persist)
             return self._fit(X, y, sample_weight)
         except BaseException:
             self.__dict__.clear()
@@ -376,6 +384,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """
         saved = dict(self.__dict__)
         try:
+            if is_dask_collection(X):  # one call per partition, in a random order
+                return dask_partial_fit(self, X, y, classes, sample_weight)
             return self._partial_fit(X, y, classes, sample_weight)
         except BaseException:
             self.__dict__.clear()
@@ -522,6 +532,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk, as are the methods below
+            return dask_predict(self, X, "decision_function")
         Z = self._logits(X)
         if Z.shape[1] == 2:
             return Z[:, 1] - Z[:, 0]
@@ -529,6 +541,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict")
         X = self._validated(X)
         codes = fused_predict(X, self.coef_, self._intercept_or_zero(), "labels")
         if codes is None:
@@ -539,6 +553,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
         from softmaxreg.metrics import accuracy
 
+        if is_dask_collection(X):
+            return dask_score(self, X, y, sample_weight)
+
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
     def predict_proba(self, X):
@@ -548,6 +565,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         nothing of shape (n_samples, n_classes) but the output); the result is
         the reference path's to rounding.
         """
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict_proba")
         X = self._validated(X)
         P = fused_predict(X, self.coef_, self._intercept_or_zero(), "proba")
         if P is not None:
@@ -556,6 +575,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def predict_log_proba(self, X):
         """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict_log_proba")
         return log_softmax(self._logits(X), axis=1)
 
     # -- statistical inference (delegated to models._inference) ------------------
@@ -574,8 +595,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if cov_type not in self._inference_cache:
             from ._inference import compute_inference
 
-            self._inference_cache[cov_type] = compute_inference(
-                self._loss,
+            # A Dask fit sums the information and the meat over its chunks first.
+            dask_data = isinstance(self._loss, DaskTrainingData)
+            compute = self._loss.inference if dask_data else compute_inference
+            self._inference_cache[cov_type] = compute(
+                *(() if dask_data else (self._loss,)),
                 self.coef_.astype(np.float64),
                 self.intercept_.astype(np.float64),
                 cov_type=cov_type,
