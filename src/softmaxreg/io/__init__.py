@@ -2,6 +2,8 @@
 
 * :func:`load_data` reads CSV, Parquet, NPZ or LibSVM files, or a built-in
   data set by name (``fashion-mnist``, ``digits``, ``iris``, ``wine``);
+* :func:`scan_parquet` and :func:`scan_zarr` open a Parquet data set or a
+  Zarr store lazily, as Dask collections (``pip install softmaxreg[dask]``);
 * :class:`Preprocessor` one-hot encodes, imputes and standardizes, and is
   stored with the model;
 * :func:`save_model` / :func:`load_model` write and read the pickle-free
@@ -19,6 +21,7 @@ from ._datasets import (
     load_data,
     stratified_split,
 )
+from ._dask_readers import scan_parquet, scan_zarr
 from ._idx import read_idx, write_idx
 from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, load_model, save_model
 from ._preprocess import Preprocessor
@@ -56,6 +59,8 @@ __all__ = [
     "read_npz",
     "read_parquet",
     "save_model",
+    "scan_parquet",
+    "scan_zarr",
     "stratified_split",
     "write_idx",
     "write_libsvm",

@@ -67,7 +67,7 @@ def _as_dask_X(X, dtype):
             names = np.asarray(list(X.columns), dtype=object)
         if dtype is None:
             dtype = np.float32 if all(np.dtype(t) == np.float32 for t in X.dtypes) else np.float64
-        X = X.to_dask_array(lengths=True)
+        X = X.to_dask_array().compute_chunk_sizes()
     elif isinstance(X, dd.Series):
         raise ValueError("X is a dask Series; pass a 2-D array or a DataFrame (X.to_frame()).")
     if not isinstance(X, da.Array):
@@ -76,8 +76,7 @@ def _as_dask_X(X, dtype):
         raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim} dimension(s).")
     if any(np.isnan(c) for c in X.chunks[0]):
         raise ValueError(
-            "X has rows chunks of unknown size; call X.compute_chunk_sizes() (or build it with "
-            "to_dask_array(lengths=True)) first."
+            "X has row chunks of unknown size; call X.compute_chunk_sizes() first."
         )
     if any(np.isnan(c) for c in X.chunks[1]):
         raise ValueError(
@@ -105,7 +104,10 @@ def _as_dask_vector(v, X, name):
             if len(v.columns) != 1:
                 raise ValueError(f"{name} must be one column, got {len(v.columns)}.")
             v = v[v.columns[0]]
-        v = v.to_dask_array(lengths=True)
+        v = v.to_dask_array().compute_chunk_sizes()
+        if v.ndim == 1 and v.shape[0] == X.shape[0] and v.chunks[0] != X.chunks[0]:
+            # Dask may merge a single column's partitions; a Series lines up with X by position.
+            v = v.rechunk({0: X.chunks[0]})
     if not isinstance(v, da.Array):
         v = np.asarray(v) if name != "y" else as_label_array(v)
         if v.ndim != 1 or v.shape[0] != X.shape[0]:
@@ -491,7 +493,7 @@ def dask_score(model, X, y, sample_weight=None):
     pred = dask_predict(model, X, "predict")
     if not isinstance(y, da.Array):
         y = da.from_array(as_label_array(y), chunks=(pred.chunks[0],)) if not is_dask_collection(y) \
-            else y.to_dask_array(lengths=True)
+            else y.to_dask_array().compute_chunk_sizes()
     right = da.map_blocks(lambda a, b: (np.asarray(a) == np.asarray(b)).astype(np.float64), pred,
                           y.rechunk({0: pred.chunks[0]}) if not any(np.isnan(pred.chunks[0])) else y,
                           dtype=np.float64)
