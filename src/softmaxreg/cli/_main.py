@@ -14,6 +14,8 @@ import traceback
 import warnings
 
 from . import _commands
+from . import _dask
+from ._dask import add_dask_options, with_dask
 
 __all__ = ["main", "build_parser"]
 
@@ -29,6 +31,7 @@ examples:
   softmaxreg calibrate model.srm validation.csv
   softmaxreg predict model.srm new.csv -o predictions.csv --proba
   softmaxreg report model.srm test.csv -o report.html
+  softmaxreg train 'data/*.parquet' --target y --dask local:2 -o model.srm
   softmaxreg demo
 """
 
@@ -132,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (splits, sgd)")
     p.add_argument("--no-inference", action="store_true",
                    help="skip computing standard errors for 'summary'")
+    add_dask_options(p, train=True)
     _common(p)
-    p.set_defaults(func=_commands.cmd_train)
+    p.set_defaults(func=with_dask(_commands.cmd_train, _dask.cmd_train))
 
     p = sub.add_parser("evaluate", help="accuracy, log-loss, Brier, ECE, confusion matrix",
                        description="Evaluate a model on labelled data.")
@@ -141,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="labelled data: a file or a built-in data set name")
     _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_evaluate)
+    p.set_defaults(func=with_dask(_commands.cmd_evaluate, _dask.cmd_evaluate))
 
     p = sub.add_parser("predict", help="predict classes (and probabilities)",
                        description="Write one prediction per row (CSV, Parquet or NPZ by suffix; '-' for stdout).")
@@ -151,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for stdout")
     p.add_argument("--proba", action="store_true", help="also write each class's probability")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_predict)
+    p.set_defaults(func=with_dask(_commands.cmd_predict, _dask.cmd_predict))
 
     p = sub.add_parser("calibrate", help="fit a temperature on held-out data",
                        description="Fit temperature scaling (Guo et al. 2017) or vector scaling on held-out "
@@ -181,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="labelled evaluation data")
     _data_options(p)
     p.add_argument("-o", "--output", default="report.html", metavar="HTML")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_report)
+    p.set_defaults(func=with_dask(_commands.cmd_report, _dask.cmd_report))
 
     p = sub.add_parser("demo", help="Fashion-MNIST end to end",
                        description="Train on Fashion-MNIST with the notes' minibatch-SGD recipe and "

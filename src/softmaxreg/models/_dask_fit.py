@@ -454,6 +454,11 @@ def _light(model):
 
 
 def _block_method(block, model, method):
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:  # the columns of the DataFrame the model was fitted on
+        import pandas as pd
+
+        block = pd.DataFrame(block, columns=list(names))
     return getattr(model, method)(block)
 
 
