@@ -28,6 +28,8 @@ BENCHES = [
     ("bench_sgd", "4. the notes' SGD recipe vs a PyTorch CPU loop", {"repeat": 1}),
     ("bench_predict", "5. predict_proba on 10^6 rows vs the memory floor", {"repeat": 3}),
     ("bench_nn", "nn: MLP training vs PyTorch (benchmarks/bench_nn.py)", {}),
+    ("bench_dask", "Dask: 2-worker LocalCluster vs memory and Spark ML, out of core, dask-ml",
+     {"size_gb": 0.5, "spark": False, "dask_ml": False}),
 ]
 
 _CHILD = """
