@@ -127,7 +127,7 @@ def _as_dask_vector(v, X, name):
     return v
 
 
-def _scan_chunk(X, y, sw, dtype_kind):
+def _scan_chunk(X, y, sw):
     """One partition's facts: bad values, its labels with their total weights (runs on a worker)."""
     X = np.asarray(X)
     try:
@@ -158,7 +158,7 @@ def _scan(X, y, sw):
 
     parts = zip(X.to_delayed().ravel(), y.to_delayed().ravel(),
                 sw.to_delayed().ravel() if sw is not None else [None] * X.numblocks[0])
-    results = dask.compute(*[delayed(_scan_chunk)(a, b, c, None) for a, b, c in parts])
+    results = dask.compute(*[delayed(_scan_chunk)(a, b, c) for a, b, c in parts])
     start = 0
     totals = {}
     for i, (bad, n, labels, weights) in enumerate(results):
