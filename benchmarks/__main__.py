@@ -32,6 +32,8 @@ BENCHES = [
      {"epochs": 1}),
     ("bench_vocab", "linear cross-entropy over a vocabulary: bounded memory vs PyTorch's naive pass and the GEMM rate "
      "(benchmarks/bench_vocab.py)", {"repeat": 1}),
+    ("bench_dask", "Dask: 2-worker LocalCluster vs memory and Spark ML, out of core, dask-ml",
+     {"size_gb": 0.5, "spark": False, "dask_ml": False}),
 ]
 
 _CHILD = """

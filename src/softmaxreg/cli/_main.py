@@ -13,7 +13,8 @@ import sys
 import traceback
 import warnings
 
-from . import _commands, _inference, _skipgram
+from . import _commands, _dask, _inference, _skipgram
+from ._dask import add_dask_options, with_dask
 from ._export import add_export_parser
 from ._options import add_summary_options, add_train_options
 
@@ -32,6 +33,7 @@ examples:
   softmaxreg predict model.srm new.csv -o predictions.csv --proba
   softmaxreg report model.srm test.csv -o report.html
   softmaxreg export model.srm -o model.onnx
+  softmaxreg train 'data/*.parquet' --target y --dask local:2 -o model.srm
   softmaxreg demo
   softmaxreg skipgram corpus.txt --vector-size 100 --window 5 --epochs 5 -o vectors.txt
 """
@@ -139,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(p)
     p.add_argument("--formula", metavar="'Y ~ TERMS'",
                    help="fit the design of a formula (formulaic, e.g. 'y ~ x1 + np.log(x2) + C(g)')")
+    add_dask_options(p, train=True)
     _common(p)
-    p.set_defaults(func=_commands.cmd_train)
+    p.set_defaults(func=with_dask(_commands.cmd_train, _dask.cmd_train))
 
     p = sub.add_parser("evaluate", help="accuracy, log-loss, Brier, ECE, confusion matrix",
                        description="Evaluate a model on labelled data.")
@@ -148,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="labelled data: a file or a built-in data set name")
     _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_evaluate)
+    p.set_defaults(func=with_dask(_commands.cmd_evaluate, _dask.cmd_evaluate))
 
     p = sub.add_parser("predict", help="predict classes (and probabilities)",
                        description="Write one prediction per row (CSV, Parquet or NPZ by suffix; '-' for stdout).")
@@ -158,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or - for stdout")
     p.add_argument("--proba", action="store_true", help="also write each class's probability")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_predict)
+    p.set_defaults(func=with_dask(_commands.cmd_predict, _dask.cmd_predict))
 
     p = sub.add_parser("calibrate", help="fit a temperature on held-out data",
                        description="Fit temperature scaling (Guo et al. 2017) or vector scaling on held-out "
@@ -193,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="labelled evaluation data")
     _data_options(p)
     p.add_argument("-o", "--output", default="report.html", metavar="HTML")
+    add_dask_options(p)
     _common(p)
-    p.set_defaults(func=_commands.cmd_report)
+    p.set_defaults(func=with_dask(_commands.cmd_report, _dask.cmd_report))
 
     add_export_parser(sub, _common)
 

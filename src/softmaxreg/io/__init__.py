@@ -2,6 +2,8 @@
 
 * :func:`load_data` reads CSV, Parquet, NPZ or LibSVM files, or a built-in
   data set by name (``fashion-mnist``, ``digits``, ``iris``, ``wine``);
+* :func:`scan_parquet` and :func:`scan_zarr` open a Parquet data set or a
+  Zarr store lazily, as Dask collections (``pip install softmaxreg[dask]``);
 * :class:`Preprocessor` one-hot encodes, imputes and standardizes, and is
   stored with the model;
 * :func:`save_model` / :func:`load_model` write and read the pickle-free
@@ -24,6 +26,7 @@ from ._datasets import (
     load_data,
     stratified_split,
 )
+from ._dask_readers import scan_parquet, scan_zarr
 from ._idx import read_idx, write_idx
 from ._model_file import FORMAT_NAME, FORMAT_VERSION, ModelBundle, atomic_write, load_model, save_model
 from ._onnx import ONNX_OPSET, save_onnx, to_onnx
@@ -66,6 +69,8 @@ __all__ = [
     "read_parquet",
     "save_model",
     "save_onnx",
+    "scan_parquet",
+    "scan_zarr",
     "stratified_split",
     "to_onnx",
     "write_idx",

@@ -15,6 +15,7 @@ from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, n
 
 from ._inference_methods import InferenceMethods
 from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
+from ._dask_fit import DaskTrainingData, dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
 from ._validation import (
     FloatDType,
     Interval,
@@ -260,13 +261,20 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, persist="auto"):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y`` (n_samples,).
 
         A failed fit raises and leaves a previously fitted model as it was.
+        A Dask ``X`` (array or DataFrame) is fitted on the active
+        ``distributed.Client`` or Dask's scheduler, to the same optimum
+        (:mod:`softmaxreg.models._dask_fit`, docs/scale.md); ``persist``
+        ("auto", True or False) says whether its chunks stay in the workers'
+        memory between passes.
         """
         saved = dict(self.__dict__)
         try:
+            if is_dask_collection(X):
+                return dask_fit(self, X, y, sample_weight, persist=persist)
             return self._fit(X, y, sample_weight)
         except BaseException:
             self.__dict__.clear()
@@ -380,6 +388,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         """
         saved = dict(self.__dict__)
         try:
+            if is_dask_collection(X):  # one call per partition, in a random order
+                return dask_partial_fit(self, X, y, classes, sample_weight)
             return self._partial_fit(X, y, classes, sample_weight)
         except BaseException:
             self.__dict__.clear()
@@ -530,6 +540,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         For two classes, scikit-learn's convention: the 1-D margin
         ``z_1 - z_0`` of shape (n_samples,), positive for ``classes_[1]``.
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk, as are the methods below
+            return dask_predict(self, X, "decision_function")
         Z = self._logits(X, allow_large, "decision_function")
         if Z.shape[1] == 2:
             Z = Z[:, 1] - Z[:, 0]
@@ -537,6 +549,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict")
         X = self._validated(X)
         if is_large(X.shape[0], self.classes_.size):  # an online argmax over blocks of classes
             check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
@@ -550,6 +564,9 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
         from softmaxreg.metrics import accuracy
 
+        if is_dask_collection(X):
+            return dask_score(self, X, y, sample_weight)
+
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
     def predict_proba(self, X, *, allow_large=False):
@@ -561,6 +578,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         (many classes) is built only with ``allow_large=True``, in row chunks;
         :meth:`predict_topk` gives the most probable classes in bounded memory.
         """
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict_proba")
         X = self._validated(X)
         check_output_size(X.shape[0], self.classes_.size, "predict_proba", allow_large)
         if is_large(X.shape[0], self.classes_.size):
@@ -575,6 +594,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype.
 
         ``allow_large`` as in :meth:`predict_proba`."""
+        if is_dask_collection(X):
+            return dask_predict(self, X, "predict_log_proba")
         X = self._validated(X)
         check_output_size(X.shape[0], self.classes_.size, "predict_log_proba", allow_large)
         if is_large(X.shape[0], self.classes_.size):
@@ -618,8 +639,16 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         if key not in self._inference_cache:
             from ._inference import compute_inference
 
-            result = compute_inference(
-                self._loss,
+            # A Dask fit sums the information and the meat over its chunks first.
+            dask_data = isinstance(self._loss, DaskTrainingData)
+            if dask_data and groups is not None:
+                raise ValueError(
+                    "cov_type='cluster' is not available for a model fitted on Dask data; "
+                    "use cov_type='nonrobust' or 'HC0', or fit in memory to cluster."
+                )
+            compute = self._loss.inference if dask_data else compute_inference
+            result = compute(
+                *(() if dask_data else (self._loss,)),
                 self.coef_.astype(np.float64),
                 self.intercept_.astype(np.float64),
                 cov_type=cov_type,
@@ -628,7 +657,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,
                 penalty=self.penalty,
-                groups=groups,
+                **({} if dask_data else {"groups": groups}),
             )
             if key is None:
                 return result
