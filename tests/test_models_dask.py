@@ -137,7 +137,30 @@ def test_float32_chunks_stay_float32():
     assert model.coef_.dtype == np.float32 and Xd.dtype == np.float32
     # float32 products sum in another grouping: the optimum agrees to float32 rounding.
     np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-4)
-    assert model.predict_proba(Xd).dtype == np.float64
+    lazy = model.predict_proba(Xd)  # float32 in, float32 out, as in memory
+    assert lazy.dtype == lazy.compute().dtype == ref.predict_proba(X).dtype == np.float32
+
+
+def test_statistics_methods_on_a_dask_fit():
+    X, y, s = _data(n=300, seed=8)
+    Xd, yd, sd = _dask(X, y, s, chunks=80)
+    model = SoftmaxRegression(penalty=None, reference_class=0, **TIGHT).fit(Xd, yd, sample_weight=sd)
+    ref = SoftmaxRegression(penalty=None, reference_class=0, **TIGHT).fit(X, y, sample_weight=s)
+    a, b = model.predict_interval(X[:7]), ref.predict_interval(X[:7])
+    np.testing.assert_allclose(a.lower, b.lower, atol=1e-7)
+    np.testing.assert_allclose(a.upper, b.upper, atol=1e-7)
+    a, b = model.marginal_effects(X), ref.marginal_effects(X)
+    np.testing.assert_allclose(np.asarray(a.margeff), np.asarray(b.margeff), atol=1e-7)
+    with pytest.raises(ValueError, match="need X, the rows to average"):
+        model.marginal_effects()
+    small = SoftmaxRegression(penalty=None, reference_class=0, **TIGHT).fit(Xd[:, :2], yd, sample_weight=sd)
+    small_ref = SoftmaxRegression(penalty=None, reference_class=0, **TIGHT).fit(X[:, :2], y, sample_weight=s)
+    assert model.lr_test(small).statistic == pytest.approx(ref.lr_test(small_ref).statistic, rel=1e-7)
+    with pytest.raises(ValueError, match="nonrobust"):
+        model.cov_params("cluster", groups=np.arange(300) % 5)
+    symmetric = SoftmaxRegression(penalty=None, **TIGHT).fit(Xd, yd)
+    with pytest.raises(ValueError, match="reference_class="):
+        symmetric.predict_interval(X[:3])
 
 
 def test_inference_on_cluster_equals_in_memory(dask_client):

@@ -193,6 +193,14 @@ class DaskTrainingData:
         self.loss = loss
         self.class_counts = class_counts
 
+    @property
+    def reference_class(self):
+        return self.loss.reference_class
+
+    @property
+    def n_classes(self):
+        return self.loss.n_classes
+
     def inference(self, coef, intercept, *, cov_type, classes, feature_names, reference_class,
                   fit_intercept, penalty):
         from ._inference import COV_TYPES, InferenceResult, compute_inference
@@ -487,8 +495,8 @@ def dask_predict(model, X, method):
         return X.map_blocks(_block_method, light, method, drop_axis=1, dtype=model.classes_.dtype,
                             meta=np.empty(0, dtype=model.classes_.dtype))
     if method == "decision_function" and K == 2:
-        return X.map_blocks(_block_method, light, method, drop_axis=1, dtype=np.float64)
-    return X.map_blocks(_block_method, light, method, chunks=(X.chunks[0], (K,)), dtype=np.float64)
+        return X.map_blocks(_block_method, light, method, drop_axis=1, dtype=model.coef_.dtype)
+    return X.map_blocks(_block_method, light, method, chunks=(X.chunks[0], (K,)), dtype=model.coef_.dtype)
 
 
 def dask_score(model, X, y, sample_weight=None):

@@ -114,6 +114,11 @@ def delta_parts(model, cov_type="nonrobust", groups=None, what="standard errors"
     if not model.fit_intercept:
         intercept = np.zeros_like(intercept)
     ref = loss.reference_class
+    if ref is None and not hasattr(loss, "X"):  # a Dask fit keeps no rows to recode with
+        raise ValueError(
+            f"{what} of a model fitted on Dask data need a reference class: refit with "
+            f"reference_class={model.classes_[0]!r} (or another label)."
+        )
     if ref is None:
         # Symmetric coding: recode with the first class as reference (same probabilities).
         from softmaxreg.loss import LinearSoftmaxLoss

@@ -194,6 +194,11 @@ def marginal_effects(model, X=None, *, at="overall", method="dydx", dummy=False,
             "'dydx' or 'eydx' with dummy/count, or leave dummy and count False."
         )
     parts = delta_parts(model, cov_type, groups, what="marginal-effect standard errors")
+    if X is None and not hasattr(model._loss, "X"):
+        raise ValueError(
+            "marginal_effects of a model fitted on Dask data need X, the rows to average "
+            "over (in memory, e.g. a sample of the training data)."
+        )
     if X is None:
         X, w = model._loss.X, np.asarray(model._loss.sample_weight, dtype=np.float64)
     else:
