@@ -7,6 +7,8 @@ from threadpoolctl import threadpool_limits
 
 from softmaxreg.functional import logsumexp
 
+from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, is_foreign_array
+
 __all__ = ["LinearSoftmaxLoss"]
 
 _FUSED = None
@@ -149,6 +151,13 @@ class LinearSoftmaxLoss:
     >>> coef_grad.tolist(), intercept_grad.tolist()
     ([[0.5], [-0.5]], [0.5, -0.5])
     """
+
+    def __new__(cls, X, *args, **kwargs):
+        # Any Array API array other than NumPy's (torch, CuPy, ...) gets the same
+        # objective written against its namespace, computed on its device.
+        if cls is LinearSoftmaxLoss and is_foreign_array(X):
+            return ArrayAPILinearSoftmaxLoss(X, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
