@@ -152,7 +152,7 @@ class LinearSoftmaxLoss:
     ([[0.5], [-0.5]], [0.5, -0.5])
     """
 
-    def __new__(cls, X, *args, **kwargs):
+    def __new__(cls, X=None, *args, **kwargs):
         # Any Array API array other than NumPy's (torch, CuPy, ...) gets the same
         # objective written against its namespace, computed on its device.
         if cls is LinearSoftmaxLoss and is_foreign_array(X):

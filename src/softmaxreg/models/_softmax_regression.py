@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.solvers import lbfgs, newton_cg, newton_refine, proximal, sgd
 from softmaxreg.solvers._schedules import SCHEDULE_NAMES, get_schedule
 
+from ._array_api import array_api_dispatch, inference_loss, to_numpy
 from ._validation import (
     FloatDType,
     Interval,
@@ -253,6 +254,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     # -- fitting ---------------------------------------------------------------
@@ -270,6 +272,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
+    @array_api_dispatch
     def _fit(self, X, y, sample_weight):
         self._check_params()
         X, y = self._validate_Xy(X, y, reset=True)
@@ -382,6 +385,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
+    @array_api_dispatch
     def _partial_fit(self, X, y, classes, sample_weight):
         self._check_params()
         if isinstance(self.class_weight, str):
@@ -512,6 +516,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # -- prediction ------------------------------------------------------------
 
+    @array_api_dispatch
     def decision_function(self, X):
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), float64.
 
@@ -527,6 +532,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return Z[:, 1] - Z[:, 0]
         return Z
 
+    @array_api_dispatch
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
         X = self._validated(X)
@@ -535,12 +541,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             codes = np.argmax(self._checked_logits(X), axis=1)
         return self.classes_[codes]
 
+    @array_api_dispatch
     def score(self, X, y, sample_weight=None):
         """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
         from softmaxreg.metrics import accuracy
 
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
+    @array_api_dispatch
     def predict_proba(self, X):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes).
 
@@ -554,6 +562,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return P
         return softmax(self._checked_logits(X), axis=1)
 
+    @array_api_dispatch
     def predict_log_proba(self, X):
         """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes)."""
         return log_softmax(self._logits(X), axis=1)
@@ -575,11 +584,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             from ._inference import compute_inference
 
             self._inference_cache[cov_type] = compute_inference(
-                self._loss,
-                self.coef_.astype(np.float64),
-                self.intercept_.astype(np.float64),
+                inference_loss(self),  # a device fit's loss, seen from the host
+                np.asarray(to_numpy(self.coef_), dtype=np.float64),
+                np.asarray(to_numpy(self.intercept_), dtype=np.float64),
                 cov_type=cov_type,
-                classes=self.classes_,
+                classes=to_numpy(self.classes_),
                 feature_names=getattr(self, "feature_names_in_", None),
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,

@@ -209,8 +209,9 @@ def sgd(
 
 def _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1):
     """One epoch of steps over consecutive blocks of ``perm``, updating ``x`` and ``v`` in place."""
-    for start in range(0, int(perm.shape[0]), batch_size):
-        g = batch_gradient(x, perm[start : start + batch_size])
+    n = int(perm.shape[0])
+    for start in range(0, n, batch_size):
+        g = batch_gradient(x, perm[start : min(start + batch_size, n)])
         if v is not None:
             v *= momentum
             v += g
