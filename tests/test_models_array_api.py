@@ -221,3 +221,18 @@ def test_pipeline_with_standard_scaler_runs_with_dispatch_on(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_temperature_scaling_runs_on_the_device_and_equals_numpy(dispatch, to):
+    from softmaxreg.models import TemperatureScaling
+
+    X, y, _ = data(n=200)
+    expected = TemperatureScaling(SoftmaxRegression(C=100.0).fit(X[:100], y[:100])).fit(X[100:], y[100:])
+    model = SoftmaxRegression(C=100.0).fit(to(X[:100]), to(y[:100]))
+    calibrated = TemperatureScaling(model).fit(to(X[100:]), to(y[100:]))
+    assert calibrated.temperature_ == pytest.approx(expected.temperature_, rel=1e-9)
+    P = calibrated.predict_proba(to(X))
+    assert type(P) is type(to(X)) and P.device == to(X).device
+    np.testing.assert_allclose(host(P), expected.predict_proba(X), atol=1e-9)
+    assert type(calibrated.predict(to(X))) is type(to(X))
+    assert calibrated.score(to(X), to(y)) == pytest.approx(expected.score(X, y))

@@ -161,6 +161,18 @@ def _labels(y, xp, device):
     return classes, xp.asarray(codes, device=device)
 
 
+def device_codes(classes, y):
+    """Column index of each label of ``y`` among ``classes`` (sorted), on the device of ``y``/``classes``."""
+    ref = y if is_foreign_array(y) else classes
+    xp, device = array_api_compat.array_namespace(ref), array_api_compat.device(ref)
+    classes, y = to_namespace(classes, xp, device), to_namespace(y, xp, device)
+    hit = y[:, None] == classes[None, :]
+    if not bool(xp.all(xp.any(hit, axis=1))):
+        raise ValueError("y holds a label that is not one of the model's classes; calibrate on data with the "
+                         "training labels.")
+    return xp.argmax(xp.astype(hit, xp.int32), axis=1)
+
+
 def _n(a):
     return int(a.shape[0])
 
