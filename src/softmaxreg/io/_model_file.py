@@ -29,6 +29,7 @@ file untouched.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import importlib
@@ -148,6 +149,41 @@ def _decode(node, arrays: dict[str, np.ndarray]):
         if tag == "__dict__" and isinstance(body, dict):
             return {k: _decode(v, arrays) for k, v in body.items()}
     raise ValueError(f"unrecognized value in the metadata: {str(node)[:80]}")
+
+
+_DEVICE_ATTRIBUTES = ("coef_", "intercept_", "classes_")
+
+
+def _on_host(estimator):
+    """``estimator``, or a shallow copy whose Array API arrays (torch, CuPy, ...) are NumPy arrays."""
+    import array_api_compat
+
+    moved = {k: v for k, v in vars(estimator).items()
+             if array_api_compat.is_array_api_obj(v) and not isinstance(v, np.ndarray)}
+    if not moved:
+        return estimator
+    from sklearn.utils._array_api import move_to
+
+    clone = copy.copy(estimator)
+    for key, value in moved.items():
+        setattr(clone, key, move_to(value, xp=np, device="cpu"))
+    return clone
+
+
+def _to_namespace(estimator, namespace, device):
+    """Move the fitted coefficients (and numeric ``classes_``) onto ``namespace`` and ``device`` in place."""
+    import array_api_compat
+
+    if isinstance(namespace, str):
+        try:
+            namespace = importlib.import_module(namespace)
+        except ImportError:
+            raise ValueError(f"namespace={namespace!r} is not an importable array library") from None
+    xp = array_api_compat.array_namespace(namespace.asarray([0.0]))
+    for key in _DEVICE_ATTRIBUTES:
+        value = getattr(estimator, key, None)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            setattr(estimator, key, xp.asarray(value, device=device))
 
 
 def _fitted_attributes(estimator) -> dict:
@@ -321,6 +357,7 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
         calibration = {"method": "vector", "scale": np.asarray(estimator.scale_),
                        "shift": np.asarray(estimator.shift_)}
         estimator = estimator.estimator
+    estimator = _on_host(estimator)  # a model fitted on a device is stored as NumPy arrays
     kind = type(estimator).__name__
     if kind not in ESTIMATOR_KINDS:
         raise ValueError(
@@ -542,8 +579,17 @@ def _calibration_problem(cal, n_classes: int) -> str | None:
     return None
 
 
-def load_model(path) -> ModelBundle:
+def load_model(path, *, device=None, namespace=None) -> ModelBundle:
     """Read a model file written by :func:`save_model`.
+
+    ``device`` and ``namespace`` place the estimator's coefficients
+    (``coef_``, ``intercept_``, numeric ``classes_``) on an Array API library
+    and device, as a fit on that device would have left them:
+    ``load_model(path, device="cuda")`` loads onto a torch GPU (torch is the
+    namespace when only ``device`` is given), ``namespace="cupy"`` or
+    ``namespace=array_api_strict`` picks another library, whose default device
+    is used when ``device`` is None.  Predict on such a model with
+    ``sklearn.set_config(array_api_dispatch=True)`` and arrays of that library.
 
     Refuses, with a :class:`ValueError` that says why, files that are not
     ZIP archives, foreign archives, truncated or corrupt ones (bad CRC,
@@ -598,6 +644,8 @@ def load_model(path) -> ModelBundle:
         problem = _calibration_problem(calibration, len(getattr(estimator, "classes_", ())))
         if problem:
             raise _refuse(path, problem)
+    if device is not None or namespace is not None:
+        _to_namespace(estimator, "torch" if namespace is None else namespace, device)
     return ModelBundle(estimator=estimator, preprocessor=preprocessor, calibration=calibration,
                        metadata=training, data_info=data_info, path=path)
 

@@ -3,5 +3,9 @@
 from ._dask import DaskLinearSoftmaxLoss, dask_persist
 from ._linear_sigmoid import LinearSigmoidLoss
 from ._linear_softmax import LinearSoftmaxLoss
+from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, is_foreign_array
 
-__all__ = ["DaskLinearSoftmaxLoss", "dask_persist", "LinearSigmoidLoss", "LinearSoftmaxLoss"]
+__all__ = [
+    "ArrayAPILinearSoftmaxLoss", "DaskLinearSoftmaxLoss", "LinearSigmoidLoss", "LinearSoftmaxLoss",
+    "dask_persist", "is_foreign_array",
+]

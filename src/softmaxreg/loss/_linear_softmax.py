@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_limits
 from softmaxreg.functional import logsumexp
 
 from ._blocked import BLOCKED_MIN_BATCH_LOGITS, BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
+from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, is_foreign_array
 
 __all__ = ["LinearSoftmaxLoss"]
 
@@ -157,6 +158,13 @@ class LinearSoftmaxLoss:
     >>> coef_grad.tolist(), intercept_grad.tolist()
     ([[0.5], [-0.5]], [0.5, -0.5])
     """
+
+    def __new__(cls, X=None, *args, **kwargs):
+        # Any Array API array other than NumPy's (torch, CuPy, ...) gets the same
+        # objective written against its namespace, computed on its device.
+        if cls is LinearSoftmaxLoss and is_foreign_array(X):
+            return ArrayAPILinearSoftmaxLoss(X, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

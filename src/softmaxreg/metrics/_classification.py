@@ -24,6 +24,8 @@ import numpy as np
 from softmaxreg.functional import logsumexp
 from softmaxreg.metrics._labels import label_index, object_array, sorted_labels
 
+from . import _array_api as _device
+
 __all__ = [
     "CalibrationBins",
     "PrecisionRecallFscore",
@@ -206,6 +208,8 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     >>> accuracy(["cat", "dog", "dog"], ["cat", "dog", "cat"], sample_weight=[1, 1, 2])
     0.5
     """
+    if _device.any_device_array(y_true, y_pred):  # torch, CuPy, ...: computed on their device
+        return _device.accuracy(y_true, y_pred, sample_weight=sample_weight)
     y_true = _column(y_true, "y_true")
     y_pred = _column(y_pred, "y_pred")
     _same_length(("y_true", y_true), ("y_pred", y_pred))
@@ -280,6 +284,9 @@ def log_loss(
     >>> log_loss(["a", "b"], logits=[[0.0, 0.0], [np.log(3), 0.0]])
     1.0397207...
     """
+    if _device.any_device_array(y_true, y_proba, log_proba, logits):
+        return _device.log_loss(y_true, y_proba, log_proba=log_proba, logits=logits, labels=labels,
+                                sample_weight=sample_weight, normalize=normalize)
     given = [a is not None for a in (y_proba, log_proba, logits)]
     if sum(given) != 1:
         raise ValueError("pass exactly one of y_proba, log_proba or logits.")
@@ -360,6 +367,8 @@ def brier_score(y_true, y_proba, *, labels=None, sample_weight=None):
     >>> brier_score([0, 1], [[0.8, 0.2], [0.5, 0.5]])
     0.29
     """
+    if _device.any_device_array(y_true, y_proba):
+        return _device.brier_score(y_true, y_proba, labels=labels, sample_weight=sample_weight)
     y_true = _column(y_true, "y_true")
     p = _proba_matrix(y_proba)
     _same_length(("y_true", y_true), ("y_proba", p))

@@ -43,7 +43,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
+import array_api_compat
+
 from ..functional import cross_entropy, cross_entropy_grad, log_softmax, softmax, softmax_jvp
+from ..loss import is_foreign_array
+from ._array_api import device_codes, to_numpy
+from ._calibration_xp import device_logits, temperature_problem
 
 __all__ = ["fit_temperature", "fit_vector_scaling", "TemperatureScaling", "VectorScaling"]
 
@@ -122,8 +127,14 @@ def fit_temperature(logits, labels, sample_weight=None, *, tol: float = 1e-12,
     >>> print(f"{T:.12f} {2 / np.log(3):.12f}")
     1.820478453253 1.820478453253
     """
-    z, y, w = _check_logits_labels(logits, labels, sample_weight)
-    d1_0 = float(w @ (z.mean(axis=1) - z[np.arange(len(y)), y]))
+    if is_foreign_array(logits):  # torch, CuPy, ...: the sums run on their device
+        d1_0, derivatives = temperature_problem(logits, labels, sample_weight)
+    else:
+        z, y, w = _check_logits_labels(logits, labels, sample_weight)
+        d1_0 = float(w @ (z.mean(axis=1) - z[np.arange(len(y)), y]))
+
+        def derivatives(beta):
+            return _temperature_derivatives(beta, z, y, w)
     if d1_0 >= 0.0:
         raise ValueError(
             "the logits are no better than uniform on these labels (their NLL grows "
@@ -131,12 +142,12 @@ def fit_temperature(logits, labels, sample_weight=None, *, tol: float = 1e-12,
             "match the model's classes"
         )
     lo, hi = 0.0, 1.0
-    d1, d2 = _temperature_derivatives(hi, z, y, w)
+    d1, d2 = derivatives(hi)
     while d1 < 0.0:
         lo, hi = hi, 2.0 * hi
         if hi > _BETA_MAX:
             return 1.0 / _BETA_MAX
-        d1, d2 = _temperature_derivatives(hi, z, y, w)
+        d1, d2 = derivatives(hi)
     beta = hi
     for _ in range(max_iter):
         if d1 > 0.0:
@@ -147,7 +158,7 @@ def fit_temperature(logits, labels, sample_weight=None, *, tol: float = 1e-12,
             break
         step = beta - d1 / d2 if d2 > 0.0 else np.nan
         beta = step if lo < step < hi else 0.5 * (lo + hi)
-        d1, d2 = _temperature_derivatives(beta, z, y, w)
+        d1, d2 = derivatives(beta)
     return float(1.0 / beta)
 
 
@@ -187,22 +198,29 @@ def fit_vector_scaling(logits, labels, sample_weight=None, *, l2: float = 0.0,
     return wv.copy(), b - b.mean()
 
 
-def calibration_logits(estimator, X) -> np.ndarray:
-    """Scores whose softmax is the estimator's predict_proba, in float64."""
+def calibration_logits(estimator, X):
+    """Scores whose softmax is the estimator's predict_proba: float64 NumPy, or on the device
+    for a device estimator."""
     return _logits_and_dtype(estimator, X)[0]
 
 
 def _logits_and_dtype(estimator, X):
     """The float64 scores and the dtype the estimator gave them in (float32 in, float32 out)."""
-    if hasattr(estimator, "decision_function"):
-        raw = np.asarray(estimator.decision_function(X))
-    else:  # log-probabilities are logits up to a per-row constant
-        raw = np.asarray(estimator.predict_log_proba(X))
+    raw = estimator.decision_function(X) if hasattr(estimator, "decision_function") \
+        else estimator.predict_log_proba(X)  # log-probabilities are logits up to a per-row constant
+    if is_foreign_array(raw):
+        return device_logits(raw), None
+    raw = np.asarray(raw)
     dtype = np.float32 if raw.dtype == np.float32 else np.float64
     z = raw.astype(np.float64, copy=False)
     if z.ndim == 1:  # binary margin z: softmax([0, z]) = (1 - sigmoid(z), sigmoid(z))
         z = np.column_stack([np.zeros_like(z), z])
     return z, dtype
+
+
+def _in_dtype(z, dtype):
+    """NumPy scores back in the estimator's dtype; device scores as they are."""
+    return z if dtype is None else z.astype(dtype, copy=False)
 
 
 class _PrefitCalibrator:
@@ -221,6 +239,8 @@ class _PrefitCalibrator:
         return self
 
     def _encode(self, y) -> np.ndarray:
+        if is_foreign_array(y) or is_foreign_array(self.estimator.classes_):
+            return device_codes(self.estimator.classes_, y)
         classes = np.asarray(self.estimator.classes_)
         y = np.asarray(y)
         idx = np.searchsorted(classes, y) if classes.dtype.kind != "O" else None
@@ -239,26 +259,38 @@ class _PrefitCalibrator:
         if not hasattr(self.estimator, "classes_"):
             raise ValueError("calibration needs a fitted estimator; call fit on it first")
         z = calibration_logits(self.estimator, X)
-        self.classes_ = np.asarray(self.estimator.classes_)
+        self.classes_ = self.estimator.classes_
+        if not is_foreign_array(self.classes_):
+            self.classes_ = np.asarray(self.classes_)
         return z, self._encode(y)
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated class probabilities, shape (n_samples, n_classes), in the estimator's dtype."""
         z = self.decision_function(X)  # float32 in, float32 out; the softmax runs in float64
+        if is_foreign_array(z):
+            return softmax(z)
         return softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Calibrated log-probabilities (computed by log_softmax, never log of softmax)."""
         z = self.decision_function(X)
+        if is_foreign_array(z):
+            return log_softmax(z)
         return log_softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:
         """The class with the largest calibrated score."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        z = self.decision_function(X)
+        if is_foreign_array(z) and is_foreign_array(self.classes_):
+            xp = array_api_compat.array_namespace(z)
+            return xp.take(self.classes_, xp.argmax(z, axis=1), axis=0)
+        return self.classes_[np.argmax(to_numpy(z), axis=1)]
 
     def score(self, X, y) -> float:
         """Accuracy of :meth:`predict`."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        from softmaxreg.metrics import accuracy
+
+        return float(accuracy(y, self.predict(X)))
 
 
 class TemperatureScaling(_PrefitCalibrator):
@@ -302,7 +334,7 @@ class TemperatureScaling(_PrefitCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Scaled logits ``z / T``, shape (n_samples, n_classes)."""
         z, dtype = _logits_and_dtype(self.estimator, X)
-        return (z / self.temperature_).astype(dtype, copy=False)
+        return _in_dtype(z / self.temperature_, dtype)
 
 
 class VectorScaling(_PrefitCalibrator):
@@ -338,4 +370,4 @@ class VectorScaling(_PrefitCalibrator):
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``w * z + b``, shape (n_samples, n_classes)."""
         z, dtype = _logits_and_dtype(self.estimator, X)
-        return (z * self.scale_ + self.shift_).astype(dtype, copy=False)
+        return _in_dtype(z * self.scale_ + self.shift_, dtype)

@@ -13,6 +13,7 @@ from softmaxreg.loss._linear_softmax import fused_predict
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 
+from ._array_api import array_api_dispatch, inference_loss, to_numpy
 from ._inference_methods import InferenceMethods
 from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
 from ._dask_fit import DaskTrainingData, dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
@@ -257,6 +258,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     # -- fitting ---------------------------------------------------------------
@@ -281,6 +283,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
+    @array_api_dispatch
     def _fit(self, X, y, sample_weight):
         self._check_params()
         self.__dict__.pop("formula_", None)  # a formula's spec belongs to the fit that set it
@@ -396,6 +399,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
+    @array_api_dispatch
     def _partial_fit(self, X, y, classes, sample_weight):
         self._check_params()
         if isinstance(self.class_weight, str):
@@ -526,6 +530,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     # -- prediction ------------------------------------------------------------
 
+    @array_api_dispatch
     def decision_function(self, X, *, allow_large=False):
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes), in ``coef_``'s dtype.
 
@@ -547,6 +552,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             Z = Z[:, 1] - Z[:, 0]
         return Z.astype(self.coef_.dtype, copy=False)
 
+    @array_api_dispatch
     def predict(self, X):
         """Most probable class per row, shape (n_samples,)."""
         if is_dask_collection(X):
@@ -560,6 +566,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             codes = np.argmax(self._checked_logits(X), axis=1)
         return self.classes_[codes]
 
+    @array_api_dispatch
     def score(self, X, y, sample_weight=None):
         """Weighted accuracy of ``predict(X)`` against ``y`` (labels of any hashable type)."""
         from softmaxreg.metrics import accuracy
@@ -569,6 +576,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
         return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
 
+    @array_api_dispatch
     def predict_proba(self, X, *, allow_large=False):
         """Class probabilities ``softmax(X W^T + b)``, shape (n_samples, n_classes).
 
@@ -590,6 +598,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             P = softmax(self._checked_logits(X), axis=1)
         return P.astype(self.coef_.dtype, copy=False)
 
+    @array_api_dispatch
     def predict_log_proba(self, X, *, allow_large=False):
         """Log-probabilities via ``log_softmax`` (exact in the tails), shape (n_samples, n_classes), in ``coef_``'s dtype.
 
@@ -648,11 +657,11 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                 )
             compute = self._loss.inference if dask_data else compute_inference
             result = compute(
-                *(() if dask_data else (self._loss,)),
-                self.coef_.astype(np.float64),
-                self.intercept_.astype(np.float64),
+                *(() if dask_data else (inference_loss(self),)),  # a device fit's loss, seen from the host
+                np.asarray(to_numpy(self.coef_), dtype=np.float64),
+                np.asarray(to_numpy(self.intercept_), dtype=np.float64),
                 cov_type=cov_type,
-                classes=self.classes_,
+                classes=to_numpy(self.classes_),
                 feature_names=getattr(self, "feature_names_in_", None),
                 reference_class=self.reference_class,
                 fit_intercept=self.fit_intercept,

@@ -1,6 +1,7 @@
 """Optimizers over a loss object: they see only ``loss_gradient``/``hessp`` and a start point."""
 
 from ._lbfgs import lbfgs
+from ._lbfgs_xp import lbfgs_namespace
 from ._newton_cg import newton_cg, newton_refine
 from ._proximal import proximal, soft_threshold
 from ._result import OptimizeResult
@@ -16,6 +17,6 @@ from ._schedules import (
 from ._sgd import sgd
 
 __all__ = [
-    "OptimizeResult", "lbfgs", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
+    "OptimizeResult", "lbfgs", "lbfgs_namespace", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
     "SCHEDULE_NAMES", "ConstantLR", "CosineLR", "ExponentialLR", "InverseTimeLR", "StepLR", "get_schedule",
 ]

@@ -1,8 +1,10 @@
 """Limited-memory BFGS over a smooth loss object."""
 
+import array_api_compat
 import numpy as np
 from scipy.optimize import minimize
 
+from ._lbfgs_xp import lbfgs_namespace
 from ._result import OptimizeResult, warn_not_converged
 
 __all__ = ["lbfgs"]
@@ -10,6 +12,10 @@ __all__ = ["lbfgs"]
 
 def lbfgs(fun, x0, *, tol=1e-4, max_iter=100, callback=None, memory=20):
     r"""Minimize a smooth objective with L-BFGS (scipy's L-BFGS-B, no bounds).
+
+    A start point that is an Array API array other than NumPy's (torch, CuPy,
+    ...) runs :func:`~softmaxreg.solvers.lbfgs_namespace` instead, the same
+    method with every vector on that array's device.
 
     Parameters
     ----------
@@ -44,6 +50,10 @@ def lbfgs(fun, x0, *, tol=1e-4, max_iter=100, callback=None, memory=20):
     ([1.0, 1.0, 1.0], True)
     """
     f_and_g = fun.loss_gradient if hasattr(fun, "loss_gradient") else fun
+    if array_api_compat.is_array_api_obj(x0) and not array_api_compat.is_numpy_array(x0):
+        result = lbfgs_namespace(f_and_g, x0, tol=tol, max_iter=max_iter, callback=callback, memory=memory)
+        warn_not_converged(result, "lbfgs")
+        return result
     x0 = np.asarray(x0, dtype=np.float64)
     history = []
     stopped = []

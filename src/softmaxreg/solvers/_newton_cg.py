@@ -1,7 +1,11 @@
 """Trust-region Newton method with Steihaug's truncated conjugate gradient."""
 
+import math
+
+import array_api_compat
 import numpy as np
 
+from ._namespace import dot, max_abs, start_point
 from ._result import OptimizeResult, warn_not_converged
 
 __all__ = ["newton_cg", "newton_refine"]
@@ -94,16 +98,16 @@ def newton_cg(
     >>> res.x.tolist(), res.n_iter
     ([1.0, 0.5], 1)
     """
-    x = np.array(x0, dtype=np.float64, copy=True)
+    xp, x = start_point(x0)
     f, g = fun.loss_gradient(x)
     radius = float(initial_radius)
-    max_cg = x.size if max_cg_iter is None else int(max_cg_iter)
+    max_cg = x.shape[0] if max_cg_iter is None else int(max_cg_iter)
     history = []
     converged = False
     message = "maximum number of iterations reached"
     n_iter = 0
-    gmax = float(np.max(np.abs(g))) if g.size else 0.0
-    eps = np.finfo(np.float64).eps
+    gmax = max_abs(xp, g)
+    eps = float(xp.finfo(x.dtype).eps)
     use_pre = bool(precondition) and callable(getattr(fun, "preconditioner", None))
     M_inv, n_cg, cg_steps = None, 0, 0
     while True:
@@ -119,15 +123,15 @@ def newton_cg(
         # a preconditioner; the first one reinterprets the Euclidean radius).
         p, Hp, step_norm, cg_steps = _steihaug(lambda v: fun.hessp(x, v), g, radius, max_cg, M_inv)
         n_cg += cg_steps
-        predicted = -(g @ p + 0.5 * (p @ Hp))
+        predicted = -(dot(g, p) + 0.5 * dot(p, Hp))
         if not predicted > 0:
-            converged = gmax <= np.sqrt(eps) * max(1.0, abs(f))
+            converged = gmax <= math.sqrt(eps) * max(1.0, abs(f))
             message = "no descent direction from the quadratic model"
             break
         x_new = x + p
         f_new, g_new = fun.loss_gradient(x_new)
         actual = f - f_new
-        rho = actual / predicted if np.isfinite(f_new) else -np.inf
+        rho = actual / predicted if math.isfinite(f_new) else -math.inf
         if rho < 0.25:
             radius = 0.25 * step_norm
         elif rho > 0.75 and step_norm >= 0.99 * radius:
@@ -135,7 +139,7 @@ def newton_cg(
         if rho > 0.15:
             small_change = abs(actual) <= 4 * eps * max(1.0, abs(f))
             x, f, g = x_new, f_new, g_new
-            gmax = float(np.max(np.abs(g)))
+            gmax = max_abs(xp, g)
             if small_change and gmax > tol:
                 converged = True
                 message = "objective no longer changes in floating point"
@@ -145,8 +149,8 @@ def newton_cg(
         if callback is not None and callback(x, float(f), n_iter):
             message = "stopped by callback"
             break
-        if radius <= 4 * eps * max(1.0, np.linalg.norm(x)):
-            converged = gmax <= np.sqrt(eps) * max(1.0, abs(f))
+        if radius <= 4 * eps * max(1.0, math.sqrt(dot(x, x))):
+            converged = gmax <= math.sqrt(eps) * max(1.0, abs(f))
             message = "trust region collapsed (gradient too noisy to make progress)"
             break
     if not history:
@@ -171,23 +175,25 @@ def _steihaug(hessp, g, radius, max_iter, M_inv=None):
     Returns ``(p, H p, ||p||_M, number of Hessian-vector products)``.  Without ``M_inv``
     the norm is Euclidean (M = I).  ``pMp``, ``pMd`` and ``dMd`` are the
     M-inner products of the iterate ``p`` and the direction ``d``, kept by
-    recurrences so that ``M`` is never needed, only ``M^{-1}``.
+    recurrences so that ``M`` is never needed, only ``M^{-1}``.  The vectors
+    stay in ``g``'s namespace and device; only their inner products are read.
     """
+    xp = array_api_compat.array_namespace(g)
     precond = M_inv if M_inv is not None else (lambda r: r)
-    p = np.zeros_like(g)
-    Hp = np.zeros_like(g)
-    r = g.copy()
+    p = xp.zeros_like(g)
+    Hp = xp.zeros_like(g)
+    r = g
     z = precond(r)
     d = -z
-    rz = r @ z
-    g_norm = np.sqrt(r @ r)
-    cg_tol = min(0.5, np.sqrt(g_norm)) * g_norm
+    rz = dot(r, z)
+    g_norm = math.sqrt(dot(r, r))
+    cg_tol = min(0.5, math.sqrt(g_norm)) * g_norm
     if not rz > 0:  # g lies where M^{-1} vanishes (a direction of zero curvature): no step
         return p, Hp, 0.0, 0
     pMp, pMd, dMd = 0.0, 0.0, rz
     for k in range(max_iter):
         Hd = hessp(d)
-        dHd = d @ Hd
+        dHd = dot(d, Hd)
         if dHd <= 0:
             tau = _to_boundary(pMp, pMd, dMd, radius)
             return p + tau * d, Hp + tau * Hd, radius, k + 1
@@ -198,22 +204,22 @@ def _steihaug(hessp, g, radius, max_iter, M_inv=None):
             return p + tau * d, Hp + tau * Hd, radius, k + 1
         p, Hp, pMp = p + alpha * d, Hp + alpha * Hd, pMp_next
         r = r + alpha * Hd
-        if np.sqrt(r @ r) <= cg_tol:
-            return p, Hp, np.sqrt(pMp), k + 1
+        if math.sqrt(dot(r, r)) <= cg_tol:
+            return p, Hp, math.sqrt(pMp), k + 1
         z = precond(r)
-        rz_next = r @ z
+        rz_next = dot(r, z)
         beta = rz_next / rz
         pMd = beta * (pMd + alpha * dMd)
         dMd = rz_next + beta * beta * dMd
         d = -z + beta * d
         rz = rz_next
-    return p, Hp, np.sqrt(pMp), max_iter
+    return p, Hp, math.sqrt(pMp), max_iter
 
 
 def _to_boundary(pMp, pMd, dMd, radius):
     """Positive ``tau`` with ``||p + tau d||_M = radius``, from the M-inner products."""
     a, b, c = dMd, 2 * pMd, pMp - radius**2
-    return (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
+    return (-b + math.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
 
 
 def newton_refine(fun, x0, *, max_iter=20, xtol=1e-10):
@@ -266,32 +272,32 @@ def newton_refine(fun, x0, *, max_iter=20, xtol=1e-10):
     >>> bool(abs(F().loss_gradient(res.x)[1][1]) < 1e-14)
     True
     """
-    x = np.array(x0, dtype=np.float64, copy=True)
+    xp, x = start_point(x0)
     f, g = fun.loss_gradient(x)
-    eps = np.finfo(np.float64).eps
+    eps = float(xp.finfo(x.dtype).eps)
     history = []
     converged = False
     message = "maximum number of Newton steps reached"
     n_iter = 0
     while n_iter < max_iter:
         H = fun.hessian(x)
-        lam, V = np.linalg.eigh(0.5 * (H + H.T))
-        if not lam.size or not lam[-1] > 0:
+        lam, V = xp.linalg.eigh(0.5 * (H + H.T))
+        top = float(lam[-1]) if lam.shape[0] else 0.0
+        if not top > 0:
             message = "Hessian is not positive definite"
             break
-        keep = lam > x.size * eps * lam[-1]
-        step = -(V[:, keep] @ ((V[:, keep].T @ g) / lam[keep]))
-        if not np.all(np.isfinite(step)):
+        step = -_pseudo_solve(xp, lam, V, g, x.shape[0] * eps * top)
+        if not bool(xp.all(xp.isfinite(step))):
             message = "non-finite Newton step"
             break
-        gmax = float(np.max(np.abs(g)))
+        gmax = max_abs(xp, g)
         t, accepted = 1.0, False
         for _ in range(10):
             f_new, g_new = fun.loss_gradient(x + t * step)
             slack = 8 * eps * max(1.0, abs(f))
-            if np.isfinite(f_new) and (
+            if math.isfinite(f_new) and (
                 f_new <= f + slack
-                or (f_new <= f + 8 * slack and np.max(np.abs(g_new)) < gmax)
+                or (f_new <= f + 8 * slack and max_abs(xp, g_new) < gmax)
             ):
                 accepted = True
                 break
@@ -301,7 +307,7 @@ def newton_refine(fun, x0, *, max_iter=20, xtol=1e-10):
             converged, message = True, "no further decrease in floating point"
             break
         n_iter += 1
-        size = float(np.max(np.abs(t * step) / (1.0 + np.abs(x))))
+        size = float(xp.max(xp.abs(t * step) / (1.0 + xp.abs(x))))
         x, f, g = x + t * step, f_new, g_new
         history.append(float(f))
         if size <= xtol:
@@ -314,5 +320,15 @@ def newton_refine(fun, x0, *, max_iter=20, xtol=1e-10):
         converged=converged,
         history=history,
         message=message,
-        grad_norm=float(np.max(np.abs(g))) if g.size else 0.0,
+        grad_norm=max_abs(xp, g),
     )
+
+
+def _pseudo_solve(xp, lam, V, g, cutoff):
+    """``V diag(1/lam) V^T g`` over the eigenvalues above ``cutoff`` (the others dropped)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        keep = lam > cutoff
+        return V[:, keep] @ ((V[:, keep].T @ g) / lam[keep])
+    keep = lam > cutoff
+    inv = xp.where(keep, 1.0 / xp.where(keep, lam, xp.ones_like(lam)), xp.zeros_like(lam))
+    return V @ ((V.T @ g) * inv)

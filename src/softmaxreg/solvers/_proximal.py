@@ -1,7 +1,11 @@
 """Accelerated proximal gradient (FISTA) for an L1 penalty on top of a smooth loss."""
 
+import math
+
+import array_api_compat
 import numpy as np
 
+from ._namespace import dot, max_abs, start_point
 from ._result import OptimizeResult, warn_not_converged
 
 __all__ = ["proximal", "soft_threshold"]
@@ -16,7 +20,10 @@ def soft_threshold(x, threshold):
     >>> soft_threshold(np.array([-3.0, 0.5, 2.0]), 1.0).tolist()
     [-2.0, 0.0, 1.0]
     """
-    return np.sign(x) * np.maximum(np.abs(x) - threshold, 0.0)
+    if not array_api_compat.is_array_api_obj(x) or array_api_compat.is_numpy_array(x):
+        return np.sign(x) * np.maximum(np.abs(x) - threshold, 0.0)
+    xp = array_api_compat.array_namespace(x)
+    return xp.sign(x) * xp.clip(xp.abs(x) - threshold, min=0.0)
 
 
 def proximal(fun, x0, *, l1, tol=1e-4, max_iter=1000, callback=None):
@@ -75,15 +82,20 @@ def proximal(fun, x0, *, l1, tol=1e-4, max_iter=1000, callback=None):
     >>> round(float(res.x[0]), 10), round(res.fun, 10)
     (2.0, 2.5)
     """
-    x = np.array(x0, dtype=np.float64, copy=True)
-    l1 = np.broadcast_to(np.asarray(l1, dtype=np.float64), x.shape)
-    if np.any(l1 < 0) or not np.all(np.isfinite(l1)):
+    xp, x = start_point(x0)
+    if xp is array_api_compat.array_namespace(np.empty(0)):
+        l1 = np.broadcast_to(np.asarray(l1, dtype=np.float64), x.shape)
+    elif array_api_compat.is_array_api_obj(l1):
+        l1 = xp.astype(xp.asarray(l1, device=array_api_compat.device(x)), x.dtype)
+    else:
+        l1 = xp.full(x.shape, float(l1), dtype=x.dtype, device=array_api_compat.device(x))
+    if bool(xp.any(l1 < 0)) or not bool(xp.all(xp.isfinite(l1))):
         raise ValueError("l1 weights must be finite and non-negative.")
 
     def penalty(z):
-        return float(l1 @ np.abs(z))
+        return dot(l1, xp.abs(z))
 
-    y = x.copy()
+    y = x
     fy, gy = fun.loss_gradient(y)
     F = fy + penalty(x)
     L = 1.0
@@ -99,21 +111,21 @@ def proximal(fun, x0, *, l1, tol=1e-4, max_iter=1000, callback=None):
             x_new = soft_threshold(y - gy / L, l1 / L)
             d = x_new - y
             f_new = fun.loss(x_new)
-            bound = fy + gy @ d + 0.5 * L * (d @ d)
+            bound = fy + dot(gy, d) + 0.5 * L * dot(d, d)
             # Relative slack: the bound test is meaningless below rounding.
             if f_new <= bound + 1e-12 * max(1.0, abs(fy)):
                 break
             L *= 2.0
-            if not np.isfinite(L):
+            if not math.isfinite(L):
                 raise FloatingPointError("proximal: step size underflowed; the loss is not smooth.")
-        gmap = float(np.max(np.abs(d))) * L if d.size else 0.0
+        gmap = max_abs(xp, d) * L
         F_new = f_new + penalty(x_new)
         if F_new > F:
             # Restart: drop the momentum and step from the last iterate.
             t = 1.0
             y_next = x_new
         else:
-            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             y_next = x_new + ((t - 1.0) / t_next) * (x_new - x)
             t = t_next
         x, F = x_new, F_new

@@ -1,5 +1,8 @@
 """Minibatch stochastic gradient descent with (heavy-ball) momentum."""
 
+import math
+
+import array_api_compat
 import numpy as np
 
 from ._proximal import soft_threshold
@@ -32,6 +35,7 @@ def sgd(
     first_epoch=0,
     l1=None,
     epoch_step=None,
+    permutation=None,
 ):
     r"""Minibatch SGD: one shuffled pass over the rows per epoch.
 
@@ -107,6 +111,12 @@ def sgd(
         minibatch loop that updates ``x`` (and ``v``) in place exactly as the loop
         above would, or returns None without touching them when it cannot, in
         which case the loop runs. Not used with ``l1``.
+    permutation : callable, default=None
+        ``permutation(n_samples) -> index array``, the order of an epoch's
+        rows; ``rng.permutation`` when None.  For an ``x0`` on a device, a
+        function drawing the indices there (``torch.randperm(n, device=...)``)
+        keeps the minibatches on the device; the indices must live where the
+        ``batch_gradient`` can use them.
 
     Returns
     -------
@@ -135,32 +145,38 @@ def sgd(
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     rate = get_schedule(schedule, learning_rate, max(int(max_epochs), 1))
-    x = np.array(x0, copy=True)
+    if array_api_compat.is_array_api_obj(x0) and not array_api_compat.is_numpy_array(x0):
+        xp = array_api_compat.array_namespace(x0)
+        x = xp.asarray(x0, copy=True)
+    else:
+        xp, x = np, np.array(x0, copy=True)
+    if permutation is None:
+        permutation = rng.permutation
     if momentum:
-        v = np.zeros_like(x) if velocity is None else velocity
+        v = xp.zeros_like(x) if velocity is None else velocity
     else:
         v = None
     history = []
     # The epochs' end points, scored by ``objectives`` after the run.
     ends = [] if (objectives is not None and tol is None and callback is None
-                  and x.size * int(max_epochs) <= _DEFER_MAX) else None
+                  and math.prod(x.shape) * int(max_epochs) <= _DEFER_MAX) else None
     best, no_change = np.inf, 0
     converged = tol is None
     message = "ran max_epochs epochs" if tol is None else "maximum number of epochs reached"
     epoch = 0
     for epoch in range(1, int(max_epochs) + 1):
         lr = rate(first_epoch + epoch - 1)
-        perm = rng.permutation(n_samples)
+        perm = permutation(n_samples)
         fused = epoch_step is not None and l1 is None and epoch_step(x, perm, lr, v) is not None
         if not fused:
             _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1)
         if ends is not None:
-            ends.append(x.copy())
+            ends.append(xp.asarray(x, copy=True))
             f = float("nan")
         else:
             f = float(objective(x)) if objective is not None else float("nan")
         history.append(f)
-        if not np.all(np.isfinite(x)):
+        if not bool(xp.all(xp.isfinite(x))):
             converged = False
             message = "diverged (non-finite coefficients); lower learning_rate"
             break
@@ -193,12 +209,16 @@ def sgd(
 
 def _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1):
     """One epoch of steps over consecutive blocks of ``perm``, updating ``x`` and ``v`` in place."""
-    for start in range(0, perm.size, batch_size):
-        g = batch_gradient(x, perm[start : start + batch_size])
+    n = int(perm.shape[0])
+    for start in range(0, n, batch_size):
+        g = batch_gradient(x, perm[start : min(start + batch_size, n)])
         if v is not None:
             v *= momentum
             v += g
             g = v
-        x -= np.asarray(lr * g, dtype=x.dtype)
+        step = lr * g
+        if step.dtype != x.dtype:
+            step = array_api_compat.array_namespace(x).astype(step, x.dtype)
+        x -= step
         if l1 is not None:
             x[...] = soft_threshold(x, lr * l1)
