@@ -117,24 +117,6 @@ def test_predict_proba_matches_softmax_of_logits(dtype):
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
 
 
-def test_a_large_prediction_reuses_a_dropped_one_from_the_result_cache():
-    import softmaxreg.functional as F
-
-    X, _, _, coef, intercept = problem(4096, 17, 40, np.float32, seed=5)  # 1.25 MiB of probabilities
-    with F.result_cache(max_bytes=0):
-        expected = FU.predict_proba(X, coef, intercept)
-    with F.result_cache(min_bytes=1 << 20, max_bytes=16 << 20):
-        first = FU.predict_proba(X, coef, intercept)
-        where = first.ctypes.data
-        logits = FU.predict(X, coef, intercept, FU.LOGITS)  # first is alive: new memory
-        assert logits.ctypes.data != where
-        del first
-        again = FU.predict_proba(X, coef, intercept)
-        assert again.ctypes.data == where
-        np.testing.assert_array_equal(again, expected)
-        np.testing.assert_array_equal(logits, FU.predict(X, coef, intercept, FU.LOGITS))
-
-
 @pytest.mark.parametrize("shape", [(10, 784), (3, 5), (0, 4), (7,), (1, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tile_copy_is_an_aligned_c_ordered_copy(shape, dtype):

@@ -7,7 +7,6 @@ numerics contract (special values, accuracy).
 """
 
 from ._cross_entropy import binary_cross_entropy, cross_entropy, cross_entropy_grad, distillation_loss
-from ._memory import ResultCacheInfo, empty_result_cache, result_cache, result_cache_info, set_result_cache
 from ._softmax import (
     log_sigmoid,
     log_softmax,
@@ -32,9 +31,4 @@ __all__ = [
     "cross_entropy_grad",
     "binary_cross_entropy",
     "distillation_loss",
-    "set_result_cache",
-    "result_cache",
-    "result_cache_info",
-    "empty_result_cache",
-    "ResultCacheInfo",
 ]

@@ -75,8 +75,6 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-from . import _memory
-
 __all__ = ["MIN_SIZE", "applies", "softmax_family", "cross_entropy_labels", "all_finite"]
 
 # Reassociation lets LLVM vectorise the sums and the max; we keep IEEE
@@ -1816,12 +1814,11 @@ def _rows(x, axis):
 
 def _result_rows(rows, x, axis, out):
     """The rows the kernel writes into: ``out``'s own memory when it can take them
-    (C-contiguous, class axis last, the rows' dtype, no overlap with ``x``), else a new array,
-    a large one from the result cache (:mod:`softmaxreg.functional._memory`)."""
+    (C-contiguous, class axis last, the rows' dtype, no overlap with ``x``), else a new array."""
     if (out is not None and axis == x.ndim - 1 and out.dtype == rows.dtype and out.flags.c_contiguous
             and not np.may_share_memory(out, x)):
         return out.reshape(rows.shape)
-    return _memory.empty(rows.shape, rows.dtype)
+    return np.empty(rows.shape, rows.dtype)
 
 
 #: A float32 output at least this large is written by non-temporal stores

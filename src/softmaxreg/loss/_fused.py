@@ -40,7 +40,6 @@ from numba import prange
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional import _memory
 from softmaxreg.functional._kernels import _exp64, _lane_shuffle, _lanes_at, _log1p, _splat_value, _vector_fma
 
 __all__ = ["MIN_ELEMENTS", "applies", "worthwhile", "linear_softmax_pass", "linear_softmax_losses", "predict", "predict_proba"]
@@ -730,7 +729,9 @@ def _tile_copy(a, dtype):
     nbytes = a.size * dtype.itemsize
     if nbytes == 0:
         return np.empty(a.shape, dtype=dtype)
-    out = _memory.aligned_bytes(nbytes).view(dtype).reshape(a.shape)
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    out = raw[start : start + nbytes].view(dtype).reshape(a.shape)
     out[...] = a
     return out
 
@@ -940,7 +941,7 @@ def predict(X, coef, intercept, what=PROBA):
     """
     W = _tile_copy(coef, X.dtype)
     n, K = X.shape[0], W.shape[0]
-    out = _memory.empty((n, K) if what != LABELS else (0, K), np.float64)  # a large one from the result cache
+    out = np.empty((n, K) if what != LABELS else (0, K), np.float64)
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
     bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
     if bad:
