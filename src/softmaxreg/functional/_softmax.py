@@ -59,21 +59,21 @@ _KERNELS: Any = None
 
 
 def fast_kernels(x: Any) -> Any:
-    """The Numba kernels module if ``x`` can take a fast path, else ``None``.
+    """The native kernels (:mod:`softmaxreg._native`) if ``x`` can take a fast path, else ``None``.
 
-    Only NumPy float arrays of at least ``_kernels.MIN_SIZE`` elements do;
-    ``_kernels`` (and Numba) is imported on the first such call, never at
+    Only NumPy float arrays of at least ``_native.MIN_SIZE`` elements do;
+    ``_native`` (and Numba) is imported on the first such call, never at
     import time, and a missing Numba leaves every function on this module's
     Array API path, which is the reference the kernels are tested against.
     """
     global _KERNELS
     if _KERNELS is None:
         try:
-            from . import _kernels
+            from softmaxreg import _native
         except ImportError:  # no Numba: the reference path does everything
             _KERNELS = False
         else:
-            _KERNELS = _kernels
+            _KERNELS = _native
     if _KERNELS and _KERNELS.applies(x):
         return _KERNELS
     return None
@@ -100,7 +100,9 @@ def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int, o
     if k is None:
         return None
     ax = normalize_axis(axis, x.ndim)
-    return into(out, k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode), out=out))
+    y = k.softmax_family(x, axis=ax, temperature=temperature, mode=mode,
+                         reference=lambda rows: _reference_rows(rows, temperature, mode), out=out)
+    return into(out, y)
 
 
 def check_out(out: Any, x: Any, name: str) -> None:

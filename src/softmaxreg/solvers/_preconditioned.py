@@ -18,7 +18,7 @@ the intercept absorbs the centering and stays unpenalized. The problem in
 :math:`W = W' \operatorname{diag}(\sigma)^{-1}`, :math:`b = b' - W \mu`.
 
 The passes over the standardized copy of ``X`` (kept in ``X``'s dtype, so
-float32 data stays float32) are the fused kernels of :mod:`softmaxreg.loss._fused`.
+float32 data stays float32) are the fused kernels of :mod:`softmaxreg._native`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class StandardizedSoftmaxLoss:
 
     def __init__(self, X, y, *, n_classes, sample_weight=None, l2_reg_strength=0.0, center=True, scale=True,
                  damping=0.0):
-        from softmaxreg.loss._fused import applies
+        from softmaxreg._native import linear_applies as applies
 
         X = np.ascontiguousarray(X)
         if not applies(X):
@@ -113,7 +113,7 @@ class StandardizedSoftmaxLoss:
         return coef, bp - coef @ self.mean
 
     def _run(self, w, loss, grad, v=None):
-        from softmaxreg.loss._fused import linear_softmax_pass
+        from softmaxreg._native import linear_softmax_pass
 
         Wp, bp = self._split(w)
         if v is None:
