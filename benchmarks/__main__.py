@@ -28,6 +28,7 @@ BENCHES = [
     ("bench_sgd", "4. the notes' SGD recipe vs a PyTorch CPU loop", {"repeat": 1}),
     ("bench_predict", "5. predict_proba on 10^6 rows vs the memory floor", {"repeat": 3}),
     ("bench_nn", "nn: MLP training vs PyTorch (benchmarks/bench_nn.py)", {}),
+    ("bench_compile", "compilation: full compile, first fit and prediction, empty against warm cache", {}),
 ]
 
 _CHILD = """
