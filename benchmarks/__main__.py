@@ -34,6 +34,7 @@ BENCHES = [
      "(benchmarks/bench_vocab.py)", {"repeat": 1}),
     ("bench_dask", "Dask: 2-worker LocalCluster vs memory and Spark ML, out of core, dask-ml",
      {"size_gb": 0.5, "spark": False, "dask_ml": False}),
+    ("bench_compile", "compilation: full compile, first fit and prediction, empty against warm cache", {}),
 ]
 
 _CHILD = """

@@ -1,48 +1,28 @@
-"""Target 1: softmax, log_softmax, cross_entropy and its gradient against the memory floor and torch.
+"""Softmax, log_softmax, cross_entropy and its gradient against the memory floor and torch.
 
 Floor: one read of the input plus one write of the output at the copy
-bandwidth (np.copyto) measured in the same run. The cross-entropy's input is
-the logits and the labels (int64, as the peers take them), its output a
-scalar: its floor is one read of both. Its gradient's floor adds one write of
-the logits' size. (Until 2026-11-22 02:15 UTC the labels were left out: on
-rows of 10 they are a fifth of float32 logits' bytes, on rows of 1000 a
-five-hundredth.)
+bandwidth (``np.copyto`` between two reused buffers) measured in the same run.
+The cross-entropy's input is the logits and the labels (int64, as the peers
+take them), its output a scalar: its floor is one read of both. Its
+gradient's floor adds one write of the logits' size.
 
 The ops with an output of the input's size are timed twice: returning a fresh
 array (what the peers do) and writing into a reused ``out=``, as the floor's
-copy does. A fresh array costs its pages' first touch: the operating system
-zeroes each one before the kernel writes it. For those ops the run also times
-a fresh copy (``x.copy()``: the floor's read and write into a new array, so
-the same first touch) and reports both the copy and our fresh result against
-it: what part of a fresh result's gap to the floor is the new array's pages.
-It also times the same copy written by both cores into a new array (a Numba
+copy does. A fresh array costs its pages' first touch (the operating system
+zeroes each page before the kernel writes it), so a fresh result's floor is
+``x.copy()``, timed in the same rounds: "ours / fresh copy" is the gap of a
+fresh result to that floor, "out= / floor" the gap with a reused buffer. The
+run also times the same copy written by both cores into a new array (a Numba
 ``prange`` copy): the fastest fresh result any kernel could return here.
-
-Our results of 32 MiB or more come from the result cache
-(``softmaxreg.functional.result_cache``): in a loop, each call reuses the
-memory of a result nobody holds any more, pages already mapped, as the
-benchmark's steady state does (each timed call follows an untimed one). So
-the same ops are also timed with the cache off ("cache off"): every result in
-new memory, the first touch paid as ``x.copy()`` pays it.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from ._common import copy_fn, fresh_parallel_copy_fn, interleaved_best
 
 SHAPES = [(1 << 20, 10), (65536, 1000), (2048, 32768)]
-
-
-def _cache_off(fn):
-    """``fn()`` with the result cache off: its result in new memory."""
-    from softmaxreg.functional import result_cache
-
-    with result_cache(max_bytes=0):
-        return fn()
 
 
 def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
@@ -76,7 +56,6 @@ def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
                 fns = {"floor": copy_fn(traffic), "ours": ours, "torch.softmax": lambda: torch.softmax(xt, -1)}
                 if name in into:
                     fns["ours out="] = into[name]
-                    fns["ours, cache off"] = functools.partial(_cache_off, ours)
                     fns["fresh copy"] = x.copy
                     fns["fresh 2-thread copy"] = fresh_parallel_copy_fn(x)
                 if theirs is not None:
@@ -100,8 +79,6 @@ def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
                         "fresh_parallel_copy_over_floor": (t["fresh 2-thread copy"] / t["floor"]
                                                            if "fresh 2-thread copy" in t else None),
                         "ours_over_fresh_copy": t["ours"] / t["fresh copy"] if "fresh copy" in t else None,
-                        "cache_off_over_floor": (t["ours, cache off"] / t["floor"]
-                                                 if "ours, cache off" in t else None),
                         "torch_over_ours": t["torch"] / t["ours"] if "torch" in t else None,
                         "torch_softmax_over_ours": t["torch.softmax"] / t["ours"],
                         "scipy_over_ours": t["scipy"] / t["ours"] if "scipy" in t else None,
@@ -113,15 +90,15 @@ def run(dtypes=("float32", "float64"), shapes=SHAPES, repeat=7):
 
 def table(rows):
     out = ["| op | dtype | shape | floor ms | ours ms | ours / floor | out= ms | out= / floor "
-           "| cache off / floor | fresh copy / floor | fresh 2-thread copy / floor | ours / fresh copy "
+           "| fresh copy / floor | fresh 2-thread copy / floor | ours / fresh copy "
            "| torch same op / ours | torch.softmax / ours | scipy / ours |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
         out.append(
             f"| {r['op']} | {r['dtype']} | {r['shape']} | {r['floor_ms']:.2f} | {r['ours_ms']:.2f} | "
             f"{r['ours_over_floor']:.2f} | {f(r['out_ms'])} | {f(r['out_over_floor'])} | "
-            f"{f(r.get('cache_off_over_floor'))} | {f(r['fresh_copy_over_floor'])} | {f(r.get('fresh_parallel_copy_over_floor'))} | {f(r['ours_over_fresh_copy'])} | {f(r['torch_over_ours'])} | {f(r['torch_softmax_over_ours'])} | {f(r['scipy_over_ours'])} |"
+            f"{f(r['fresh_copy_over_floor'])} | {f(r.get('fresh_parallel_copy_over_floor'))} | {f(r['ours_over_fresh_copy'])} | {f(r['torch_over_ours'])} | {f(r['torch_softmax_over_ours'])} | {f(r['scipy_over_ours'])} |"
         )
     return "\n".join(out)
 

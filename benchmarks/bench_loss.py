@@ -28,7 +28,7 @@ def run(repeat=15):
     import torch
 
     from softmaxreg.loss import LinearSoftmaxLoss
-    from softmaxreg.loss._fused import linear_softmax_pass
+    from softmaxreg._native import linear_softmax_pass
 
     X, y, _, _ = fashion_mnist(np.float32)
     n = X.shape[0]

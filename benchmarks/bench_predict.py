@@ -21,7 +21,7 @@ def run(repeat=9):
     from sklearn.linear_model import LogisticRegression
 
     import softmaxreg.functional as F
-    from softmaxreg.loss._fused import predict_proba
+    from softmaxreg._native.linear import predict_proba
     from softmaxreg.models import SoftmaxRegression
 
     rng = np.random.default_rng(0)

@@ -52,7 +52,7 @@ def ours(X, y, Xt, yt, seed=0):
 
 def ours_fused(X, y, Xt, yt, seed=0, n_threads=None):
     """The same recipe through the fused epoch kernel alone (what solver="sgd" runs per epoch)."""
-    from softmaxreg.loss._fused_sgd import sgd_epoch
+    from softmaxreg._native import sgd_epoch
 
     rng = np.random.default_rng(seed)
     n, p = X.shape
@@ -72,7 +72,7 @@ def ours_fused(X, y, Xt, yt, seed=0, n_threads=None):
 
 def run(repeat=3, model=True):
     """Best of ``repeat`` interleaved runs each."""
-    from softmaxreg.loss._fused_sgd import default_threads
+    from softmaxreg._native import default_threads
 
     X, y, Xt, yt = fashion_mnist(np.float32)
     cands = (("ours", ours_fused), ("ours1", lambda *a, **k: ours_fused(*a, n_threads=1, **k)),

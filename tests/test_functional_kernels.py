@@ -19,7 +19,12 @@ from hypothesis.extra import numpy as hnp
 import softmaxreg.functional as F
 
 numba = pytest.importorskip("numba")
-from softmaxreg.functional import _kernels as K  # noqa: E402
+import softmaxreg._native as N  # noqa: E402
+from softmaxreg._native import blocks as KB  # noqa: E402
+from softmaxreg._native import labels as KL  # noqa: E402
+from softmaxreg._native import mathfn as KM  # noqa: E402
+from softmaxreg._native import rows as K  # noqa: E402
+from softmaxreg._native import vec as KV  # noqa: E402
 from softmaxreg.functional._softmax import fast_kernels  # noqa: E402
 
 RTOL = {np.float16: 1e-3, np.float32: 3e-6, np.float64: 1e-13}
@@ -75,13 +80,13 @@ def with_special_rows(x):
 
 
 def test_fast_path_is_taken_for_large_numpy_arrays_only():
-    assert fast_kernels(np.zeros((K.MIN_SIZE, 1), np.float32)) is K
+    assert fast_kernels(np.zeros((K.MIN_SIZE, 1), np.float32)) is N
     assert fast_kernels(np.zeros((4, 4), np.float32)) is None
     assert fast_kernels(np.zeros((K.MIN_SIZE, 1), np.int64)) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 10, K.SMALL_K - 1, K.SMALL_K, K._CHUNK, 2 * K._CHUNK, 300])
+@pytest.mark.parametrize("k", [1, 2, 10, KB.SMALL_K - 1, KB.SMALL_K, K._CHUNK, 2 * K._CHUNK, 300])
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
 def test_family_matches_reference(name, k, dtype):
     x = with_special_rows(logits((131, k), dtype)) if k > 1 else logits((131, k), dtype)
@@ -165,7 +170,7 @@ def test_dominant_class_keeps_its_tiny_log_probability():
 @numba.njit
 def _exp_all(t, out):
     for i in range(t.shape[0]):
-        out[i] = K._exp(t[i])
+        out[i] = KM.exp(t[i])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -189,7 +194,7 @@ def test_exp_ulp_error(dtype):
 @numba.njit
 def _log1p_all(r, out):
     for i in range(r.shape[0]):
-        out[i] = K._log1p(r[i])
+        out[i] = KM.log1p(r[i])
 
 
 def test_log1p_ulp_error():
@@ -198,9 +203,9 @@ def test_log1p_ulp_error():
     r = np.concatenate(
         [
             [0.0, 5e-324, 1e-310, 1e-300, 1e-20],
-            np.logspace(-30, np.log10(K.SMALL_K), 200001),
+            np.logspace(-30, np.log10(KB.SMALL_K), 200001),
             np.linspace(edge - 1e-6, edge + 1e-6, 2001),
-            np.linspace(0.0, K.SMALL_K, 100001),
+            np.linspace(0.0, KB.SMALL_K, 100001),
         ]
     )
     out = np.empty_like(r)
@@ -218,7 +223,7 @@ def test_log1p_ulp_error():
 def _terms_all(t, one):
     """exp(t) for t <= 0 through the short-row kernels' vector IR exp (_block_terms): class 0 is
     the max (0), class 1 holds t, block by block."""
-    B = K._BLOCK
+    B = KB.BLOCK
     n = t.shape[0]
     T = np.zeros(2 * B, dtype=t.dtype)
     U = np.empty(2 * B, dtype=t.dtype)
@@ -230,7 +235,7 @@ def _terms_all(t, one):
         nb = min(B, n - r0)
         T[B : B + nb] = t[r0 : r0 + nb]
         T[B + nb :] = -1.0
-        K._block_terms(T, U, m, rest, 2, one)
+        KB._block_terms(T, U, m, rest, 2, one)
         out[r0 : r0 + nb] = U[B : B + nb]
         sums[r0 : r0 + nb] = rest[:nb]
     return out, sums
@@ -242,7 +247,7 @@ def test_vector_exp_ulp_error(dtype, scalef, monkeypatch):
     """The vector exp of the short-row kernels (vector IR) is within 2 ulp of exp and underflows like np.exp;
     the rows' rest is exp(t), or 1 for a tie (t = 0), or NaN for a NaN t. Both ways of applying 2**n:
     AVX-512's vscalef (where the machine has it) and llvm.ldexp (everywhere else)."""
-    monkeypatch.setattr(K, "_SCALEF", scalef and K._SCALEF)
+    monkeypatch.setattr(KM, "AVX512", scalef and KV.AVX512)
     terms_all = numba.njit(_terms_all.py_func)  # compiled afresh, under that setting
     lo = -104.0 if dtype == np.float32 else -745.0
     t = np.concatenate([np.linspace(lo, 0.0, 200001), -np.logspace(-30, 0, 2001), [0.0, -np.inf, -1e30, np.nan]]).astype(dtype)
@@ -258,11 +263,11 @@ def test_vector_exp_ulp_error(dtype, scalef, monkeypatch):
     assert rest[-4] == 1.0 and rest[-3] == 0.0 and rest[-2] == 0.0 and np.isnan(rest[-1])
 
 
-@pytest.mark.parametrize("k", [2, 10, 16, 17, 33, K.SMALL_K - 1])
+@pytest.mark.parametrize("k", [2, 10, 16, 17, 33, KB.SMALL_K - 1])
 def test_short_rows_nan_anywhere_gives_a_nan_row(k):
     """A NaN first, inside or last in a short row: that row's outputs are NaN (as the reference's), the others finite."""
     for j in (0, k // 2, k - 1):
-        x = logits((K._BLOCK + 5, k), np.float32, seed=j)
+        x = logits((KB.BLOCK + 5, k), np.float32, seed=j)
         x[3, j] = np.nan
         for name in ("softmax", "log_softmax", "logsumexp"):
             fast, ref = both(getattr(F, name), x)
@@ -270,7 +275,7 @@ def test_short_rows_nan_anywhere_gives_a_nan_row(k):
             assert np.all(np.isnan(fast[3])) and np.all(np.isfinite(np.delete(fast, 3, axis=0)))
 
 
-_load_block, _store_block, _BLOCK = K._load_block, K._store_block, K._BLOCK
+_load_block, _store_block, _BLOCK = K._load_block, K._store_block, KB.BLOCK
 
 
 @numba.njit
@@ -285,9 +290,9 @@ def _through_blocks(xf, n, k, T, out):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_block_transposes_every_k(dtype):
     """The shuffle transposes (K <= SHUFFLE_K) and the scalar ones agree with NumPy's, at every offset."""
-    B = K._BLOCK
+    B = KB.BLOCK
     n = 2 * B + 21  # a whole block, then a partial one with a group of rows left over
-    for k in range(1, K.SHUFFLE_K + 3):
+    for k in range(1, KV.SHUFFLE_K + 3):
         x = np.arange(n * k, dtype=dtype).reshape(n, k) + 0.5
         T = np.full(k * B, np.nan, dtype)
         out = np.full(n * k, np.nan, dtype)
@@ -306,7 +311,7 @@ def _offset_rows(n, k, dtype, shift):
     return buf[start : start + n * k].reshape(n, k)
 
 
-@pytest.mark.parametrize("k", list(range(1, K.SHUFFLE_K + 1)) + [17, 33])
+@pytest.mark.parametrize("k", list(range(1, KV.SHUFFLE_K + 1)) + [17, 33])
 def test_streamed_and_register_blocks_write_the_same_bits_at_every_alignment(k, monkeypatch):
     """Non-temporal stores (float32 rows <= SHUFFLE_K into a large output) and the register kernels
     (float32 rows of K in REGISTER_K on AVX-512) give the same bits as the scratch path's plain
@@ -315,7 +320,7 @@ def test_streamed_and_register_blocks_write_the_same_bits_at_every_alignment(k, 
     weights with an ignored label), special rows included (also in the last rows of a block, where
     the register kernels' row vectors stop at the block's end)."""
     monkeypatch.setattr(K, "STREAM_BYTES", 0)
-    B = K._BLOCK
+    B = KB.BLOCK
     n = 3 * B + 37
     x = _special_at(logits((n, k), np.float32, seed=k), [0, B - 1, B, 2 * B + 5, 3 * B - 2, n - 1] if k > 1 else [])
     y = np.random.default_rng(k).integers(0, k, n)
@@ -324,32 +329,32 @@ def test_streamed_and_register_blocks_write_the_same_bits_at_every_alignment(k, 
     special = np.empty(n, np.bool_)
 
     def run(kernel, out, stream, registers):
-        head, streams = K.stream_head(out) if stream else (0, False)
+        head, streams = K.stream_plan(out) if stream else (0, False)
         kernel(out, head, streams, registers)
         return out.copy(), special.copy()
 
     kernels = {
         "softmax": lambda out, h, st, reg: K.rows_small(x, 1.0, K.SOFTMAX, out, special, h, st, reg),
         "log_softmax": lambda out, h, st, reg: K.rows_small(x, 0.5, K.LOG_SOFTMAX, out, special, h, st, reg),
-        "grad": lambda out, h, st, reg: K.ce_grad_labels_small(x, y, ones, False, np.int64(0), False, 0.0, 1.0,
+        "grad": lambda out, h, st, reg: KL.ce_grad_labels_small(x, y, ones, False, np.int64(0), False, 0.0, 1.0,
                                                                 1.0 / n, out, special, h, st, reg),
-        "grad weighted": lambda out, h, st, reg: K.ce_grad_labels_small(x, y, w, True, np.int64(1), True, 0.1, 1.0,
+        "grad weighted": lambda out, h, st, reg: KL.ce_grad_labels_small(x, y, w, True, np.int64(1), True, 0.1, 1.0,
                                                                          1.0, out, special, h, st, reg),
     }
     streamed_once = False
     registers = K.register_rows(x)
-    assert registers == (K._SCALEF and K.REGISTER_K[0] <= k <= K.REGISTER_K[1])
+    assert registers == (KV.AVX512 and KB.REGISTER_K[0] <= k <= KB.REGISTER_K[1])
     for name, kernel in kernels.items():
         want, want_special = run(kernel, _offset_rows(n, k, np.float32, 0), stream=False, registers=False)
         for reg in {False, registers}:
             for shift in range(16):
                 out = _offset_rows(n, k, np.float32, shift)
-                streamed_once |= K.stream_head(out)[1]
+                streamed_once |= K.stream_plan(out)[1]
                 got, got_special = run(kernel, out, stream=True, registers=reg)
                 msg = f"{name}, output {4 * shift} bytes past a line, registers {reg}"
                 np.testing.assert_array_equal(got, want, err_msg=msg)
                 np.testing.assert_array_equal(got_special, want_special, err_msg=msg)
-    assert streamed_once == (k <= K.SHUFFLE_K)
+    assert streamed_once == (k <= KV.SHUFFLE_K)
 
 
 @contextlib.contextmanager
@@ -373,7 +378,7 @@ def _before_a_guard_page(values):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("extra", [0, 19])
-@pytest.mark.parametrize("k", range(1, K.SHUFFLE_K + 2))
+@pytest.mark.parametrize("k", range(1, KV.SHUFFLE_K + 2))
 def test_register_rows_equal_the_scratch_path_and_touch_nothing_outside_their_rows(k, extra, dtype):
     """The register kernels against the scratch path: whole blocks read straight from x and written
     straight into out (unstreamed), and a partial last block (``extra`` rows). The same bits in
@@ -381,7 +386,7 @@ def test_register_rows_equal_the_scratch_path_and_touch_nothing_outside_their_ro
     differently (the last ulp; a gradient's cancelling label term, to a few ulp of 1 / n). x ends at an
     unreadable page, so a row vector read past its last block faults; the output sits inside a larger
     buffer whose guard elements must stay untouched."""
-    B = K._BLOCK
+    B = KB.BLOCK
     n = 2 * B + extra
     values = _special_at(logits((n, k), dtype, seed=40 + k), [B - 1, B, 2 * B - 1] if k > 1 else [])
     with _before_a_guard_page(values) as x:
@@ -407,7 +412,7 @@ def _compare_register_rows(x, k):
         "softmax": (lambda out, reg: K.rows_small(x, 2.0, K.SOFTMAX, out, special, 0, False, reg), k),
         "log_softmax": (lambda out, reg: K.rows_small(x, 1.0, K.LOG_SOFTMAX, out, special, 0, False, reg), k),
         "logsumexp": (lambda out, reg: K.rows_small(x, 1.0, K.LOGSUMEXP, out, special, 0, False, reg), 1),
-        "grad": (lambda out, reg: K.ce_grad_labels_small(x, y, np.empty(0), False, np.int64(0), False, 0.0, 0.5,
+        "grad": (lambda out, reg: KL.ce_grad_labels_small(x, y, np.empty(0), False, np.int64(0), False, 0.0, 0.5,
                                                          1.0 / n, out, special, 0, False, reg), k),
     }
     for name, (kernel, width) in kernels.items():
@@ -418,7 +423,7 @@ def _compare_register_rows(x, k):
             np.testing.assert_array_equal(got, want, err_msg=name)
         else:  # the flagged rows are the reference's to fill
             assert_same(got[~want_special], want[~want_special], dtype)
-    assert registers == (K._SCALEF and K.REGISTER_K[0] <= k <= K.REGISTER_K[1])
+    assert registers == (KV.AVX512 and KB.REGISTER_K[0] <= k <= KB.REGISTER_K[1])
 
 
 @pytest.mark.parametrize("k", [2, 3, 10])
@@ -438,19 +443,19 @@ def test_register_log_softmax_takes_the_scratch_paths_log_sum_over_its_whole_ran
     np.testing.assert_allclose(got, sps.log_softmax(x.astype(np.float64), axis=1), rtol=1e-6, atol=1e-6)
 
 
-def test_stream_head_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
-    """stream_head: a head of fewer than _BLOCK rows after which a row starts on a 64-byte boundary, or
+def test_stream_plan_streams_only_large_float32_short_rows_it_can_align(monkeypatch):
+    """stream_plan: a lead of fewer than _BLOCK rows after which a row starts on a 64-byte boundary, or
     no streaming (float64, rows longer than SHUFFLE_K, under STREAM_BYTES, or no row ever aligned)."""
     monkeypatch.setattr(K, "STREAM_BYTES", 1000 * 4)
-    for k in range(1, K.SHUFFLE_K + 1):
+    for k in range(1, KV.SHUFFLE_K + 1):
         for shift in range(16):
-            head, stream = K.stream_head(_offset_rows(1000, k, np.float32, shift))
-            aligned = [h for h in range(K._BLOCK) if (4 * (shift + h * k)) % 64 == 0]
+            head, stream = K.stream_plan(_offset_rows(1000, k, np.float32, shift))
+            aligned = [h for h in range(KB.BLOCK) if (4 * (shift + h * k)) % 64 == 0]
             assert stream == bool(aligned)
             assert head == (aligned[0] if aligned else 0)
-    assert K.stream_head(_offset_rows(1000, K.SHUFFLE_K + 1, np.float32, 0)) == (0, False)
-    assert K.stream_head(_offset_rows(99, 10, np.float32, 0)) == (0, False)  # 3960 bytes, under the threshold
-    assert K.stream_head(_offset_rows(1000, 10, np.float64, 0)) == (0, False)
+    assert K.stream_plan(_offset_rows(1000, KV.SHUFFLE_K + 1, np.float32, 0)) == (0, False)
+    assert K.stream_plan(_offset_rows(99, 10, np.float32, 0)) == (0, False)  # 3960 bytes, under the threshold
+    assert K.stream_plan(_offset_rows(1000, 10, np.float64, 0)) == (0, False)
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy_grad"])
@@ -463,7 +468,7 @@ def test_streamed_out_and_fresh_results_match_the_reference(name, monkeypatch):
     plain = fn(x, *args)
     monkeypatch.setattr(K, "STREAM_BYTES", 0)
     out = _offset_rows(*x.shape, np.float32, 2)  # 8 bytes past a line: row 3 starts on one
-    assert K.stream_head(out)[1]
+    assert K.stream_plan(out)[1]
     assert fn(x, *args, out=out) is out
     np.testing.assert_array_equal(out, plain)
     np.testing.assert_array_equal(fn(x, *args), plain)
@@ -490,11 +495,11 @@ def _special_at(x, rows):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_short_rows_every_length_around_block_boundaries(dtype):
     """Every K of the short-row kernels, n not a multiple of the block, special rows at block edges."""
-    B = K._BLOCK
+    B = KB.BLOCK
     n = 2 * B + 37
     edges = [0, B - 1, B, B + 1, 2 * B - 1, 2 * B, n - 2, n - 1]
     rng = np.random.default_rng(11)
-    for k in range(1, K.SMALL_K + 2):
+    for k in range(1, KB.SMALL_K + 2):
         x = _special_at(logits((n, k), dtype, seed=k), edges if k > 1 else [])
         for name in ("softmax", "log_softmax", "logsumexp"):
             assert_same(*both(getattr(F, name), x), dtype)
@@ -582,7 +587,7 @@ def test_cross_entropy_against_torch(k):
 def test_plain_labels_every_class_over_whole_and_partial_blocks(k, dtype):
     """Plain labels on short rows (the label's logit picked in the block's IR, one select per class):
     every class as a label, in whole blocks and in the last, partial one, per row and reduced."""
-    n = 2 * K._BLOCK + 37
+    n = 2 * KB.BLOCK + 37
     x = logits((n, k), dtype, seed=k)
     y = np.arange(n) % k
     for fn in (F.cross_entropy, F.cross_entropy_grad):
@@ -594,7 +599,7 @@ def test_plain_labels_every_class_over_whole_and_partial_blocks(k, dtype):
 def _label_logits_two_ways(x, y, inv_t):
     """(m, rest, t_y) of the whole blocks of ``x`` by the label kernel read straight from the rows (row 0)
     and by the scratch path (row 1): a block transposed into scratch, then :func:`_block_label_logit`."""
-    B = K._BLOCK
+    B = KB.BLOCK
     n, k = x.shape
     xf = x.reshape(-1)
     whole = n // B * B
@@ -604,9 +609,9 @@ def _label_logits_two_ways(x, y, inv_t):
     T = np.empty(k * B, x.dtype)
     U = np.empty(k * B, x.dtype)
     for r0 in range(0, whole, B):
-        K._rows_label_logit(xf, r0 * k, m[0, r0 : r0 + B], rest[0, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[0, r0 : r0 + B])
+        KB._rows_label_logit(xf, r0 * k, m[0, r0 : r0 + B], rest[0, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[0, r0 : r0 + B])
         K._load_block(xf, r0, B, k, T)
-        K._block_label_logit(T, U, m[1, r0 : r0 + B], rest[1, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[1, r0 : r0 + B])
+        KB._block_label_logit(T, U, m[1, r0 : r0 + B], rest[1, r0 : r0 + B], k, inv_t, y[r0 : r0 + B], ty[1, r0 : r0 + B])
     return m, rest, ty
 
 
@@ -616,8 +621,8 @@ def test_label_kernel_equals_the_scratch_path_and_reads_nothing_past_the_rows(dt
     rows: one long load and shuffles, or row loads and in-lane transposes, see _ROW_LOADS_FROM), has the
     same bits as the scratch path: the max, the rest and the label's logit, with special rows and labels
     out of range (-1, k). x ends at an unreadable page, so a row vector read past the last block faults."""
-    B = K._BLOCK
-    for k in range(1, K.SHUFFLE_K + 1):
+    B = KB.BLOCK
+    for k in range(1, KV.SHUFFLE_K + 1):
         values = _special_at(logits((2 * B, k), dtype, seed=60 + k), [3, B - 1, B, 2 * B - 1] if k > 1 else [])
         y = np.random.default_rng(k).integers(-1, k + 1, 2 * B)
         with _before_a_guard_page(values) as x:
@@ -628,9 +633,9 @@ def test_label_kernel_equals_the_scratch_path_and_reads_nothing_past_the_rows(dt
         assert_same(fast, ref, dtype)
 
 
-@pytest.mark.parametrize(("n", "row", "label"), [(50, 20, 10), (2 * K._BLOCK + 37, 5, -1), (2 * K._BLOCK + 37, K._BLOCK + 3, 10),
-                                                  (2 * K._BLOCK + 37, 2 * K._BLOCK + 30, -1),
-                                                  (2 * K._BLOCK + 37, 17, 2**32 + 3), (2 * K._BLOCK + 37, 40, -(2**32) + 3)])
+@pytest.mark.parametrize(("n", "row", "label"), [(50, 20, 10), (2 * KB.BLOCK + 37, 5, -1), (2 * KB.BLOCK + 37, KB.BLOCK + 3, 10),
+                                                  (2 * KB.BLOCK + 37, 2 * KB.BLOCK + 30, -1),
+                                                  (2 * KB.BLOCK + 37, 17, 2**32 + 3), (2 * KB.BLOCK + 37, 40, -(2**32) + 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cross_entropy_out_of_range_label_raises_on_fast_path(n, row, label, dtype):
     """A label out of range, in a whole block or the last, partial one, is flagged in the kernels, and
@@ -652,7 +657,7 @@ def test_cross_entropy_out_of_range_label_raises_on_fast_path(n, row, label, dty
 def test_dominant_label_keeps_a_tiny_loss_exact(dtype):
     """Label on a dominant logit: the loss is log1p(sum of the other terms), tiny but kept to the
     dtype's relative precision (the max's own term is left out of the sum, never added then subtracted)."""
-    n, k = K._BLOCK + 9, 10
+    n, k = KB.BLOCK + 9, 10
     gap = np.linspace(5.0, 60.0 if dtype == np.float32 else 600.0, n)
     x = np.zeros((n, k), dtype)
     x[:, 3] = gap
@@ -764,3 +769,21 @@ def test_out_is_checked_with_a_message_that_says_what_to_fix(name):
     with pytest.raises(ValueError):
         fn(x, out=out)
     assert np.all(out == 7.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_one_exp_underflows_gradually_as_np_exp(dtype):
+    """The exp every kernel uses (scalar form here; the vector form is checked against it above) agrees with
+    np.exp over the whole range of t <= 0, the subnormal results and the flush to 0 included."""
+    tiny, sub = np.finfo(dtype).tiny, np.finfo(dtype).smallest_subnormal
+    lo = -110.0 if dtype == np.float32 else -760.0
+    t = np.concatenate([np.linspace(lo, 0.0, 400001), [-np.inf, 0.0]]).astype(dtype)
+    out = np.empty_like(t)
+    _exp_all(t, out)
+    want = np.exp(t)
+    normal = want >= tiny
+    ulp = np.abs(out[normal] - want[normal]) / np.spacing(want[normal])
+    assert ulp.max() <= 2.0
+    assert np.any((want > 0) & ~normal)  # the range has subnormal results
+    assert np.all(np.abs(out[~normal] - want[~normal]) <= 2 * sub)  # within two subnormal steps
+    assert out[-2] == 0.0 and out[-1] == 1.0

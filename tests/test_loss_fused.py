@@ -1,11 +1,12 @@
-"""The fused passes of softmaxreg.loss._fused agree with LinearSoftmaxLoss's reference pass."""
+"""The fused passes of softmaxreg._native.linear agree with LinearSoftmaxLoss's reference pass."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 from softmaxreg.loss import LinearSoftmaxLoss  # noqa: E402
-from softmaxreg.loss import _fused as FU  # noqa: E402
+import softmaxreg._native as N  # noqa: E402
+from softmaxreg._native import linear as FU  # noqa: E402
 
 
 def problem(n, p, k, dtype, seed=0, probs=False, weights=False):
@@ -117,24 +118,6 @@ def test_predict_proba_matches_softmax_of_logits(dtype):
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-14)
 
 
-def test_a_large_prediction_reuses_a_dropped_one_from_the_result_cache():
-    import softmaxreg.functional as F
-
-    X, _, _, coef, intercept = problem(4096, 17, 40, np.float32, seed=5)  # 1.25 MiB of probabilities
-    with F.result_cache(max_bytes=0):
-        expected = FU.predict_proba(X, coef, intercept)
-    with F.result_cache(min_bytes=1 << 20, max_bytes=16 << 20):
-        first = FU.predict_proba(X, coef, intercept)
-        where = first.ctypes.data
-        logits = FU.predict(X, coef, intercept, FU.LOGITS)  # first is alive: new memory
-        assert logits.ctypes.data != where
-        del first
-        again = FU.predict_proba(X, coef, intercept)
-        assert again.ctypes.data == where
-        np.testing.assert_array_equal(again, expected)
-        np.testing.assert_array_equal(logits, FU.predict(X, coef, intercept, FU.LOGITS))
-
-
 @pytest.mark.parametrize("shape", [(10, 784), (3, 5), (0, 4), (7,), (1, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tile_copy_is_an_aligned_c_ordered_copy(shape, dtype):
@@ -205,10 +188,10 @@ def test_linear_softmax_loss_routes_to_the_fused_pass(monkeypatch, fit_intercept
         w = rng.standard_normal(L.n_params)
         v = rng.standard_normal(L.n_params)
         calls = []
-        real = FU.linear_softmax_pass
-        monkeypatch.setattr(FU, "linear_softmax_pass", lambda *a, **k: calls.append(1) or real(*a, **k))
+        real = N.linear_softmax_pass
+        monkeypatch.setattr(N, "linear_softmax_pass", lambda *a, **k: calls.append(1) or real(*a, **k))
         out = (L.loss(w), *L.loss_gradient(w), L.hessp(w, v))
-        monkeypatch.setattr(FU, "linear_softmax_pass", real)
+        monkeypatch.setattr(N, "linear_softmax_pass", real)
         return out, len(calls)
 
     rng = np.random.default_rng(13)
@@ -242,7 +225,7 @@ def test_linear_softmax_loss_keeps_probabilities_only_for_hessian_products(monke
                       k.get("proba") is not None))
         return real(*a, **k)
 
-    monkeypatch.setattr(FU, "linear_softmax_pass", spy)
+    monkeypatch.setattr(N, "linear_softmax_pass", spy)
     got = [L.loss_gradient(w1)[1]]
     assert calls == [("grad", False)]  # no probabilities written for a first-order solver
     calls.clear()
@@ -273,8 +256,8 @@ def test_linear_softmax_loss_losses_equal_loss_point_by_point(monkeypatch, fit_i
     np.testing.assert_array_equal(L.losses(ws), ref)
     monkeypatch.setattr(FU, "MIN_ELEMENTS", 0)
     calls = []
-    real = FU.linear_softmax_losses
-    monkeypatch.setattr(FU, "linear_softmax_losses", lambda *a, **k: calls.append(a[3].shape[0]) or real(*a, **k))
+    real = N.linear_softmax_losses
+    monkeypatch.setattr(N, "linear_softmax_losses", lambda *a, **k: calls.append(a[3].shape[0]) or real(*a, **k))
     np.testing.assert_allclose(L.losses(ws), ref, rtol=1e-5)
     assert calls == ([1] * 5 if group_bytes == 1 else [5])
     assert L.losses([]).shape == (0,)
@@ -392,36 +375,3 @@ def test_run_threads_waits_for_every_thread_then_re_raises(failing):
     with pytest.raises(ValueError, match=f"thread {failing} failed"):
         FU.run_threads(work, 3)
     assert sorted(finished) == [t for t in range(3) if t != failing]
-
-
-def _asked(calls, nxt, per, stop):
-    """The rows ``calls`` tile calls ask for, each ``_share(nxt, per, stop)`` rows from its ``nxt``."""
-    rows = []
-    for _ in range(calls):
-        rows += range(nxt, nxt + FU._share(nxt, per, stop))
-        nxt += per
-    return rows
-
-
-@pytest.mark.parametrize("K", [1, 2, 4, 5, 6, 10, 13, 26])
-@pytest.mark.parametrize("sweeps", [1, 2])
-def test_the_next_block_is_asked_for_once_whole_and_in_range(K, sweeps):
-    """Over every block of a thread's rows, the logits tiles (first half) and the update's strips
-    (second half) ask for each row of the next block exactly once and for nothing past the thread's
-    rows; a tile asks for at most ``_MAX_ASKED`` rows (its loop has one copy per count)."""
-    for r1 in (32, 33, 63, 64, 65, 95, 200, 257):
-        for i0 in range(0, r1, FU._ROWS):
-            nb = min(FU._ROWS, r1 - i0)
-            tiles = (nb + 3) // 4 * FU._tiles(K) * sweeps
-            nxt, per, mid, uper, stop = FU._asking_halves(i0, r1, tiles, FU._strips(K))
-            assert (nxt, stop) == (i0 + FU._ROWS, min(i0 + 2 * FU._ROWS, r1))
-            assert 0 <= per <= FU._MAX_ASKED
-            assert mid - nxt == max(0, stop - nxt) // 2
-            first, second = _asked(tiles, nxt, per, mid), _asked(FU._strips(K), mid, uper, stop)
-            assert sorted(first) == list(range(nxt, mid)) or tiles * FU._MAX_ASKED < mid - nxt
-            assert sorted(second) == list(range(mid, stop))
-            assert len(set(first)) == len(first) and set(first) <= set(range(nxt, mid))
-            nxt, per, stop = FU._asking(i0, r1, tiles)
-            alone = _asked(tiles, nxt, per, stop)
-            assert len(set(alone)) == len(alone) and set(alone) <= set(range(nxt, max(nxt, stop)))
-            assert sorted(alone) == list(range(nxt, stop)) or tiles * FU._MAX_ASKED < stop - nxt

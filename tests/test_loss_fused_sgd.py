@@ -1,11 +1,11 @@
-"""The threaded SGD epoch of softmaxreg.loss._fused_sgd equals the sgd solver's reference minibatch loop."""
+"""The threaded SGD epoch of softmaxreg._native.sgd equals the sgd solver's reference minibatch loop."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 from softmaxreg.loss import LinearSoftmaxLoss  # noqa: E402
-from softmaxreg.loss import _fused_sgd as FS  # noqa: E402
+from softmaxreg._native import sgd as FS  # noqa: E402
 
 
 def reference_epoch(L, x0, perm, batch, lr, momentum):

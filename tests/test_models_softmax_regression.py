@@ -644,7 +644,7 @@ def test_any_dense_layout_fits_as_its_c_ordered_copy(monkeypatch, solver, layout
     """Fit copies a dense X into C order once, as scikit-learn's LogisticRegression does, so a
     Fortran-ordered array, a strided view or a homogeneous DataFrame (whose values are
     Fortran-ordered) gets the fused passes and the same model, to the bit, as its C-ordered copy."""
-    from softmaxreg.loss import _fused
+    from softmaxreg import _native as _fused
 
     rng = np.random.default_rng(5)
     X = rng.normal(size=(6000, 48))  # large enough for the fused kernels

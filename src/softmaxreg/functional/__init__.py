@@ -8,8 +8,8 @@ numerics contract (special values, accuracy).
 
 from ._cross_entropy import binary_cross_entropy, cross_entropy, cross_entropy_grad, distillation_loss
 from ._linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_grad, linear_logsumexp, linear_topk
-from ._memory import ResultCacheInfo, empty_result_cache, result_cache, result_cache_info, set_result_cache
 from ._softmax import (
+    all_finite,
     log_sigmoid,
     log_softmax,
     logsumexp,
@@ -37,9 +37,5 @@ __all__ = [
     "linear_cross_entropy_grad",
     "linear_logsumexp",
     "linear_topk",
-    "set_result_cache",
-    "result_cache",
-    "result_cache_info",
-    "empty_result_cache",
-    "ResultCacheInfo",
+    "all_finite",
 ]

@@ -228,7 +228,9 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
         return pb.per_sample(), pb.denominator()
 
     with quiet_fp():
-        y = k.cross_entropy_labels(logits, target, ax, weight, ignore_index, eps, t, reduction, grad, reference, out=out)
+        y = k.cross_entropy_labels(logits, target, axis=ax, weight=weight, ignore_index=ignore_index,
+                                   label_smoothing=eps, temperature=t, reduction=reduction, grad=grad,
+                                   reference=reference, out=out)
     if not grad and reduction != "none":
         out_dtype = compute_dtypes(np, logits)[1]
         return np.asarray(y, dtype=out_dtype)

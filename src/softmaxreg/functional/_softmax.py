@@ -43,6 +43,7 @@ import numpy as np
 from ._array import as_array, compute_dtypes, get_namespace, move_axis_last, normalize_axis, quiet_fp, restore_axis
 
 __all__ = [
+    "all_finite",
     "logsumexp",
     "softmax",
     "log_softmax",
@@ -59,24 +60,44 @@ _KERNELS: Any = None
 
 
 def fast_kernels(x: Any) -> Any:
-    """The Numba kernels module if ``x`` can take a fast path, else ``None``.
+    """The native kernels (:mod:`softmaxreg._native`) if ``x`` can take a fast path, else ``None``.
 
-    Only NumPy float arrays of at least ``_kernels.MIN_SIZE`` elements do;
-    ``_kernels`` (and Numba) is imported on the first such call, never at
+    Only NumPy float arrays of at least ``_native.MIN_SIZE`` elements do;
+    ``_native`` (and Numba) is imported on the first such call, never at
     import time, and a missing Numba leaves every function on this module's
     Array API path, which is the reference the kernels are tested against.
     """
     global _KERNELS
     if _KERNELS is None:
         try:
-            from . import _kernels
+            from softmaxreg import _native
         except ImportError:  # no Numba: the reference path does everything
             _KERNELS = False
         else:
-            _KERNELS = _kernels
+            _KERNELS = _native
     if _KERNELS and _KERNELS.applies(x):
         return _KERNELS
     return None
+
+
+def all_finite(x: Any) -> bool:
+    """Whether every entry of ``x`` is finite (no NaN, no +-inf).
+
+    The same answer as ``bool(np.all(np.isfinite(x)))``; a large NumPy float
+    array is scanned by one native pass that stops at the first non-finite
+    entry, without the boolean temporary of the size of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> all_finite(np.array([[0.0, 1e308], [-2.0, 3.0]])), all_finite(np.array([1.0, np.nan]))
+    (True, False)
+    """
+    kernels = fast_kernels(x)
+    if kernels is not None:
+        return bool(kernels.all_finite(x))
+    xp = get_namespace(x)
+    return bool(xp.all(xp.isfinite(x)))
 
 
 def _reference_rows(rows: Any, temperature: float, mode: int) -> Any:
@@ -100,7 +121,9 @@ def _fast_family(x: Any, axis: int, where: Any, temperature: float, mode: int, o
     if k is None:
         return None
     ax = normalize_axis(axis, x.ndim)
-    return into(out, k.softmax_family(x, ax, temperature, mode, lambda rows: _reference_rows(rows, temperature, mode), out=out))
+    y = k.softmax_family(x, axis=ax, temperature=temperature, mode=mode,
+                         reference=lambda rows: _reference_rows(rows, temperature, mode), out=out)
+    return into(out, y)
 
 
 def check_out(out: Any, x: Any, name: str) -> None:

@@ -2,10 +2,10 @@
 
 from ._dask import DaskLinearSoftmaxLoss, dask_persist
 from ._linear_sigmoid import LinearSigmoidLoss
-from ._linear_softmax import LinearSoftmaxLoss
+from ._linear_softmax import LinearSoftmaxLoss, fused_predict
 from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, is_foreign_array
 
 __all__ = [
     "ArrayAPILinearSoftmaxLoss", "DaskLinearSoftmaxLoss", "LinearSigmoidLoss", "LinearSoftmaxLoss",
-    "dask_persist", "is_foreign_array",
+    "dask_persist", "fused_predict", "is_foreign_array",
 ]

@@ -16,15 +16,15 @@ _FUSED = None
 
 
 def _fused_module():
-    """``softmaxreg.loss._fused`` (imported on first use; it imports Numba), or None without Numba."""
+    """The native kernels, :mod:`softmaxreg._native` (imported on first use; it imports Numba), or None without Numba."""
     global _FUSED
     if _FUSED is None:
         try:
-            from . import _fused
+            from softmaxreg import _native
         except ImportError:
             _FUSED = False
         else:
-            _FUSED = _fused
+            _FUSED = _native
     return _FUSED or None
 
 def fused_predict(X, coef, intercept, what="proba"):
@@ -38,9 +38,9 @@ def fused_predict(X, coef, intercept, what="proba"):
     the caller then takes the reference path.
     """
     fused = _fused_module()
-    if fused is None or not fused.worthwhile(X):
+    if fused is None or not fused.linear_worthwhile(X):
         return None
-    return fused.predict(X, coef, intercept, {"proba": fused.PROBA, "logits": fused.LOGITS, "labels": fused.LABELS}[what])
+    return fused.linear_predict(X, coef, intercept, {"proba": fused.PROBA, "logits": fused.LOGITS, "labels": fused.LABELS}[what])
 
 
 # Cache the full probability matrix for repeated Hessian-vector products at
@@ -356,7 +356,7 @@ class LinearSoftmaxLoss:
         """
         ws = [np.asarray(w, dtype=np.float64) for w in ws]
         fused = _fused_module()
-        if self.blocked or fused is None or not ws or not fused.worthwhile(self.X):
+        if self.blocked or fused is None or not ws or not fused.linear_worthwhile(self.X):
             return np.array([self.loss(w) for w in ws], dtype=np.float64)
         points = [self._unpack64(w) for w in ws]
         sw = self._sw
@@ -608,7 +608,7 @@ class LinearSoftmaxLoss:
         Updates ``w`` in place exactly as the ``sgd`` solver's loop would (blocks
         of ``batch_size`` entries of ``perm``, ``v = momentum * v + g``,
         ``w -= learning_rate * v``) in one compiled pass whose batches are
-        split over threads by features (:mod:`softmaxreg.loss._fused_sgd`; the
+        split over threads by features (:func:`softmaxreg._native.sgd_epoch`; the
         same bits for any thread count), and returns how many rows were
         predicted right before their step. Returns None, touching
         nothing, where the kernel does not apply: sparse, small or
@@ -620,7 +620,7 @@ class LinearSoftmaxLoss:
             fused is None
             or self.blocked
             or batch_size * self.n_classes > BLOCKED_MIN_BATCH_LOGITS
-            or not fused.worthwhile(self.X)
+            or not fused.linear_worthwhile(self.X)
             or self.reference_class is not None
             or np.ndim(self.y) != 1
             or not isinstance(w, np.ndarray)
@@ -629,9 +629,7 @@ class LinearSoftmaxLoss:
             or (momentum and (velocity is None or velocity.dtype != w.dtype))
         ):
             return None
-        from . import _fused_sgd  # imports Numba; _fused_module() above said it is there
-
-        return _fused_sgd.sgd_epoch(
+        return fused.sgd_epoch(
             self.X, self.y, self.sample_weight, w, perm, n_classes=self.n_classes,
             fit_intercept=self.fit_intercept, batch_size=batch_size, learning_rate=learning_rate,
             l2=self.l2_reg_strength, momentum=momentum, velocity=velocity,
@@ -716,9 +714,9 @@ class LinearSoftmaxLoss:
         return f, grad, hv
 
     def _fused_pass(self, w, need_grad, v):
-        """The same pass as one fused, threaded kernel (``loss._fused``), or None.
+        """The same pass as one fused, threaded kernel (``_native.linear_softmax_pass``), or None.
 
-        Dense C-ordered float X of at least ``_fused.MIN_ELEMENTS`` entries
+        Dense C-ordered float X of at least ``_native.LINEAR_MIN_ELEMENTS`` entries
         only; X is read once (logits, softmax, row terms and the gradient
         update per row while it is in L1). Falls back (None) without Numba or
         on non-finite logits, where the reference path below decides.
@@ -731,7 +729,7 @@ class LinearSoftmaxLoss:
         by a first-order solver never writes them.
         """
         fused = _fused_module()
-        if fused is None or not fused.worthwhile(self.X):
+        if fused is None or not fused.linear_worthwhile(self.X):
             return None
         coef, intercept = self._unpack64(w)
         cacheable = self.n_samples * self.n_classes <= _PROBA_CACHE_MAX

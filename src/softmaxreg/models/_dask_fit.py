@@ -15,7 +15,7 @@ import numpy as np
 
 from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
 from softmaxreg.solvers import newton_refine, sgd
-from softmaxreg.solvers._schedules import get_schedule
+from softmaxreg.solvers import get_schedule
 
 from ._validation import (
     as_label_array,

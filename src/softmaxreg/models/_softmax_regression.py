@@ -8,8 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxreg.functional import log_softmax, softmax
-from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.loss._linear_softmax import fused_predict
+from softmaxreg.loss import LinearSoftmaxLoss, fused_predict
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-from softmaxreg.functional._softmax import fast_kernels
+from softmaxreg.functional import all_finite
 from softmaxreg.metrics import encode_labels, label_codes, object_array, sorted_labels
 
 __all__ = [
@@ -196,8 +196,7 @@ def check_finite(X, name="X", feature_names=None):
         row, col = int(coo.row[bad][order]), int(coo.col[bad][order])
         value = coo.data[bad][order]
     else:
-        kernels = fast_kernels(X)
-        if kernels.all_finite(X) if kernels is not None else np.all(np.isfinite(X)):
+        if all_finite(X):
             return
         row, col = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
         value = X[row, col]

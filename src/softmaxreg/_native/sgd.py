@@ -11,7 +11,7 @@ owns a run of blocks and, per batch,
    permutation, never copied);
 2. meets the other threads at a spin barrier (one per batch);
 3. adds up the blocks' partial logits (in block order, in every thread),
-   takes the softmax (a vectorized exp) and the residuals
+   takes the softmax (the kernels' one exp, :func:`.mathfn.exp64`) and the residuals
    :math:`r_i = s'_i (p_i - y_i)`, which every thread repeats (256 x 10
    numbers: cheaper than a second barrier);
 4. updates its own columns, :math:`W_{kJ} \mathrel{-}= \eta\,(\frac1B \sum_i r_{ik} x_{iJ} + \lambda W_{kJ})`,
@@ -40,7 +40,6 @@ Kernels compile on first use and are cached on disk.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -51,9 +50,9 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from softmaxreg.functional._kernels import element_pointer
-
-from ._fused import _jit, run_threads
+from .mathfn import exp64
+from .threads import run_threads
+from .vec import JIT, element_pointer
 
 __all__ = ["sgd_epoch", "default_threads"]
 
@@ -64,11 +63,11 @@ _STRIDE = 16
 _ALIGN = 16
 # Below this many features per thread a batch is too little work to split.
 _MIN_COLUMNS = 128
-# Spins (with ``pause``, ~40 ns each on Zen 5) before a waiting thread starts yielding its core.
+# Spins (with ``pause``) before a waiting thread starts yielding its core.
 _SPINS = 1000
 # Batches in which thread 0 had to yield before it goes on alone. Not fewer:
 # an OpenMP region just before (the objective pass) leaves a thread spinning
-# for a few ms, which costs 2-4 such batches at an epoch's start.
+# for a while, which costs a few such batches at an epoch's start.
 _SOLO_AFTER = 8
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -115,7 +114,7 @@ def _pause(typingctx):
     return sig, codegen
 
 
-@numba.njit(**_jit)
+@numba.njit(**JIT)
 def _arrive_and_wait(flags, t, T, phase):
     """Announce that thread ``t`` reached ``phase``; wait until threads 0..T-1 have.
 
@@ -138,41 +137,7 @@ def _arrive_and_wait(flags, t, T, phase):
     return yields
 
 
-@numba.njit(inline="always", **_jit)
-def _exp(x, n, bits):
-    """x[:n] = exp(x[:n]) for x <= 0 (NaN stays NaN), to a few ulp, in vector registers.
-
-    ``math.exp`` is a libm call per element; this is Cody-Waite reduction
-    x = k ln 2 + r, |r| <= ln(2) / 2, a degree-12 Taylor polynomial for
-    exp(r) (truncation below 2e-16 relative) and 2^k built in the exponent
-    bits (``bits``, int64 scratch of length >= n). Below -708 the result is 0
-    where libm would give a subnormal (< 1e-307).
-    """
-    for i in range(n):
-        t = x[i]
-        k = math.floor(max(t, -708.0) * 1.4426950408889634 + 0.5)
-        r = (t - k * 0.693145751953125) - k * 1.4286068203094173e-06
-        p = 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        x[i] = p if t >= -708.0 or t != t else 0.0
-        bits[i] = (np.int64(k) + 1023) << 52
-    scale = bits.view(np.float64)
-    for i in range(n):
-        x[i] *= scale[i]
-
-
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _split(t, T, p):
     """First column of thread ``t`` of ``T`` over ``p`` columns (multiples of _ALIGN)."""
     if t >= T:
@@ -197,7 +162,7 @@ def _prefetch_l2(typingctx, arr, idx):
     return sig, codegen
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
     """g_c += sum_q R[i + q, k + c] x_q for the 5 classes c: per vector of
     columns, 4 loads of x shared by 5 classes, and per class one load and one
@@ -217,7 +182,7 @@ def _rank4x5(g0, g1, g2, g3, g4, R, i, k, x0, x1, x2, x3):
         g4[j] += r40 * u0 + r41 * u1 + r42 * u2 + r43 * u3
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _rank4x1(g, R, i, k, x0, x1, x2, x3):
     """g += sum_q R[i + q, k] x_q (a class left over from the 5-class sweeps)."""
     dt = g.dtype.type
@@ -226,7 +191,7 @@ def _rank4x1(g, R, i, k, x0, x1, x2, x3):
         g[j] += r0 * x0[j] + r1 * x1[j] + r2 * x2[j] + r3 * x3[j]
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _dot4x5(x0, x1, x2, x3, w0, w1, w2, w3, w4):
     """The 20 dot products x_q . w_k (q < 4, k < 5), ordered (q, k): a register tile.
 
@@ -269,7 +234,7 @@ def _dot4x5(x0, x1, x2, x3, w0, w1, w2, w3, w4):
             a20, a21, a22, a23, a24, a30, a31, a32, a33, a34)
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _dot4x1(x0, x1, x2, x3, w):
     """The 4 dot products x_q . w (the classes left over from the 5-class tiles)."""
     zero = x0.dtype.type(0.0)
@@ -283,7 +248,7 @@ def _dot4x1(x0, x1, x2, x3, w):
     return a0, a1, a2, a3
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _partial_logits4(x0, x1, x2, x3, W, a, Z):
     """Z[q, k] = x_q . W[k, a:a + m] for the 4 rows x_q of length m, by 4-row x 5-class tiles (:func:`_dot4x5`)."""
     K = W.shape[0]
@@ -303,9 +268,9 @@ def _partial_logits4(x0, x1, x2, x3, W, a, Z):
         Z[0, k], Z[1, k], Z[2, k], Z[3, k] = _dot4x1(x0, x1, x2, x3, W[k][a : a + m])
 
 
-@numba.njit(inline="always", **_jit)
+@numba.njit(inline="always", **JIT)
 def _partial_rank4(x0, x1, x2, x3, R, i, G, a):
-    """G[k, a:a + m] += sum_q R[i + q, k] x_q for the 4 rows x_q of length m (the tiles of ``_fused``)."""
+    """G[k, a:a + m] += sum_q R[i + q, k] x_q for the 4 rows x_q of length m (as the tiles of :mod:`.tiles`)."""
     K = G.shape[0]
     m = x0.shape[0]
     k0 = 0
@@ -317,7 +282,7 @@ def _partial_rank4(x0, x1, x2, x3, R, i, G, a):
         _rank4x1(G[k][a : a + m], R, i, k, x0, x1, x2, x3)
 
 
-@numba.njit(**_jit)
+@numba.njit(**JIT)
 def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2, fit_intercept, W, V, Zs, flags,
                   solo_after):
     """Thread ``t``'s share of one epoch (module docstring); returns the rows predicted right before their step.
@@ -354,7 +319,6 @@ def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2
     Z4 = np.empty((4, K))
     Zb = np.empty((batch, K))
     E = np.empty(batch * K)
-    Eb = np.empty(batch * K, dtype=np.int64)
     gb = np.empty(K)
     line = max(1, 64 // X.itemsize)
     right = 0
@@ -401,7 +365,8 @@ def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2
                 mx = max(mx, z)
             for k in range(K):
                 E[i * K + k] = Zb[i, k] - mx
-        _exp(E, B * K, Eb)
+        for i in range(B * K):
+            E[i] = exp64(E[i])
         for k in range(K):
             gb[k] = 0.0
         for i in range(B):
@@ -431,7 +396,7 @@ def _epoch_worker(t, T, NB, X, codes, swn, x2, perm, batch, lr, l2, momentum, v2
             for i in range(0, B, 4):
                 # Rows come in random order, which the hardware cannot
                 # prefetch: while this batch's rows (in cache) make the
-                # gradient, ask for the block's part of the next batch's rows.
+                # gradient, prefetch the block's part of the next batch's rows.
                 for a in range(start + batch + i, min(start + batch + i + 4, n)):
                     row = X[perm[a]]
                     for j in range(a0, a1, line):

@@ -1,0 +1,222 @@
+"""Register tiles of the fused linear pass, in IR: the logits ``X W^T`` and the gradient update ``R^T X``.
+
+Each tile keeps its accumulators in registers while it runs along the
+columns (the logits) or down the rows (the update), and prefetches the next
+block of rows of ``X`` (``llvm.prefetch``) at the rate its FMAs run, so that
+the stream of ``X`` overlaps the arithmetic (:mod:`.linear`).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from .vec import lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
+
+__all__ = ["MAX_ASKED", "dot4x5", "dot4x1", "strip1", "strip2", "strip3", "strip4", "strip5"]
+
+# The most rows one tile prefetches (_sweep); _prefetch_plan never hands out more (8 groups of 4 rows per
+# block make at least 8 tile calls for the 32 rows of the next block).
+MAX_ASKED = 4
+
+
+def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None):
+    """The column loop of a tile: ``step(j)`` for j = 0, L, 2L, ... below ``p - p mod L`` (L lanes
+    of X's dtype in 512 bits), then ``between()``, then ``tail(j)`` for the last columns one at a time.
+
+    At each step it also prefetches the same columns of rows ``ip .. ip + npf - 1``
+    of ``P`` (``llvm.prefetch`` into L1, one cache line per row per step, at
+    most ``MAX_ASKED`` rows; ``npf <= 0`` prefetches nothing). So the rows prefetched
+    for are requested at the rate the FMAs run, not in a burst the core's
+    queue of misses cannot hold.
+    """
+    i64 = ir.IntType(64)
+    lanes = 512 // X_t.dtype.bitwidth
+    # Row pointers by arithmetic only: a row at or past npf is never touched.
+    prefetched = rows_of(context, builder, P_t, pre, ip, MAX_ASKED)
+    steps = builder.udiv(p, ir.Constant(i64, lanes))
+    # One copy of the loop per count of rows prefetched, behind a switch: no test inside the loop.
+    count = builder.select(builder.icmp_signed(">", npf, ir.Constant(i64, MAX_ASKED)), ir.Constant(i64, MAX_ASKED), npf)
+    blocks = [builder.append_basic_block(f"sweep.prefetching.{rows}") for rows in range(MAX_ASKED + 1)]
+    done = builder.append_basic_block("sweep.done")
+    switch = builder.switch(count, blocks[0])  # npf <= 0 prefetches nothing
+    for rows, block in enumerate(blocks):
+        if rows:
+            switch.add_case(ir.Constant(i64, rows), block)
+        builder.position_at_end(block)
+        with cgutils.for_range(builder, steps) as loop:
+            j = builder.mul(loop.index, ir.Constant(i64, lanes))
+            prefetch(builder, [builder.gep(row, [j]) for row in prefetched[:rows]])
+            step(j)
+        builder.branch(done)
+    builder.position_at_end(done)
+    if between is not None:
+        between()
+    with cgutils.for_range_slice(builder, builder.mul(steps, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
+                                 inc=True) as (j, _):
+        tail(j)
+
+
+def _dot_tile(classes):
+    r"""The intrinsic ``tile(X, i, W, k, Z, c, P, ip, npf)``: for q < 4 and m < ``classes``,
+    ``Z[k + m, c + q] = X[i + q] . W[k + m]``, summed in X's dtype and stored in Z's.
+
+    A register tile written in vector IR: per step of one vector of columns (16
+    float32 or 8 float64) four loads of X and ``classes`` loads of W feed
+    ``4 * classes`` accumulators, while rows ``ip .. ip + npf - 1`` of ``P``
+    are prefetched (:func:`_sweep`). The accumulators' lanes are then summed by
+    halving, and the last ``p mod lanes`` columns added one at a time. X and W
+    have the same number of columns; the caller keeps every row index in range.
+    """
+
+    def typer(typingctx, X, i, W, k, Z, c, P, ip, npf):
+        sig = types.void(X, i, W, k, Z, c, P, ip, npf)
+
+        def codegen(context, builder, signature, args):
+            X_t, _, W_t, _, Z_t, _, P_t, _, _ = signature.args
+            x, w, z, pre = (context.make_array(t)(context, builder, a)
+                            for t, a in ((X_t, args[0]), (W_t, args[2]), (Z_t, args[4]), (P_t, args[6])))
+            i, k, c, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7, 8))
+            i64 = ir.IntType(64)
+            ft = context.get_value_type(X_t.dtype)
+            lanes = 512 // X_t.dtype.bitwidth
+            vt = ir.VectorType(ft, lanes)
+            xs, ws = rows_of(context, builder, X_t, x, i, 4), rows_of(context, builder, W_t, w, k, classes)
+            acc = [cgutils.alloca_once_value(builder, ir.Constant(vt, [0.0] * lanes)) for _ in range(4 * classes)]
+            sums = [cgutils.alloca_once_value(builder, ir.Constant(ft, 0.0)) for _ in range(4 * classes)]
+
+            def step(j):
+                xv = [vector_at(builder, r, j, vt) for r in xs]
+                for m in range(classes):
+                    wv = vector_at(builder, ws[m], j, vt)
+                    for q in range(4):
+                        a = acc[q * classes + m]
+                        builder.store(vector_fma(builder, xv[q], wv, builder.load(a)), a)
+
+            def between():
+                for a, s in zip(acc, sums):
+                    builder.store(lane_sum(builder, builder.load(a)), s)
+
+            def tail(j):
+                xv = [builder.load(builder.gep(r, [j])) for r in xs]
+                for m in range(classes):
+                    wv = builder.load(builder.gep(ws[m], [j]))
+                    for q in range(4):
+                        a = sums[q * classes + m]
+                        builder.store(builder.fma(xv[q], wv, builder.load(a)), a)
+
+            _sweep(context, builder, X_t, builder.extract_value(x.shape, 1), P_t, pre, ip, npf, step, tail, between)
+            for m in range(classes):
+                for q in range(4):
+                    v = builder.load(sums[q * classes + m])
+                    out = cgutils.get_item_pointer(context, builder, Z_t, z, [builder.add(k, ir.Constant(i64, m)),
+                                                                              builder.add(c, ir.Constant(i64, q))])
+                    builder.store(context.cast(builder, v, X_t.dtype, Z_t.dtype), out)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = f"_dot4x{classes}"
+    return intrinsic(typer)
+
+
+def _strip_tile(classes, vectors=4):
+    r"""The intrinsic ``tile(G, k, X, i, n, R, P, ip, npf)``: for m < ``classes``,
+    ``G[k + m] += sum_{q < n} R[q, k + m] X[i + q]``, the rows added in order, R in X's dtype.
+
+    A strip of ``vectors`` vectors of columns of the ``classes`` rows of G stays
+    in registers while the loop runs down the ``n`` rows of X: per row,
+    ``vectors`` loads of X and ``classes`` broadcasts of R feed
+    ``classes * vectors`` FMAs, and G is loaded and stored once per strip, not
+    once per row. Strips of ``vectors`` vectors, then of one vector, then the
+    last ``p mod lanes`` columns one at a time. The caller keeps every row
+    index in range.
+
+    While it runs, the tile prefetches rows ``ip .. ip + npf - 1`` of ``P``
+    (``llvm.prefetch`` into L1; ``npf <= 0`` prefetches nothing, and at most
+    ``n`` rows are prefetched): in each strip the loop's first ``npf`` rows
+    also prefetch the strip's cache lines of one row of ``P`` each, so every
+    whole vector of those rows is prefetched once, spread over the strips.
+    """
+
+    def typer(typingctx, G, k, X, i, n, R, P, ip, npf):
+        sig = types.void(G, k, X, i, n, R, P, ip, npf)
+
+        def codegen(context, builder, signature, args):
+            G_t, _, X_t, _, _, R_t, P_t, _, _ = signature.args
+            g, x, r, pre = (context.make_array(t)(context, builder, a)
+                            for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[5]), (P_t, args[6])))
+            k, i, n, ip, npf = (context.cast(builder, args[a], signature.args[a], types.int64) for a in (1, 3, 4, 7, 8))
+            i64 = ir.IntType(64)
+            zero = ir.Constant(i64, 0)
+            npf = builder.select(builder.icmp_signed("<", npf, zero), zero, npf)
+            npf = builder.select(builder.icmp_signed(">", npf, n), n, npf)
+            ft = context.get_value_type(X_t.dtype)
+            lanes = 512 // X_t.dtype.bitwidth
+            vt = ir.VectorType(ft, lanes)
+            al = X_t.dtype.bitwidth // 8
+            gs = rows_of(context, builder, G_t, g, k, classes)
+
+            def strip(j, count, wide):
+                """G[k + m, j : j + count * w] += ..., w = lanes if ``wide`` else 1 (``count`` 1)."""
+                ty = vt if wide else ft
+                at = [builder.add(j, ir.Constant(i64, v * lanes)) for v in range(count)]
+
+                def ptr(row, o):
+                    return lanes_at(builder, row, o, vt) if wide else builder.gep(row, [o])
+
+                acc = [[cgutils.alloca_once(builder, ty) for _ in at] for _ in range(classes)]
+                for m in range(classes):
+                    for a, o in zip(acc[m], at):
+                        builder.store(builder.load(ptr(gs[m], o), align=al), a)
+
+                def row_step(q, prefetching):
+                    if prefetching:
+                        ahead = cgutils.get_item_pointer(context, builder, P_t, pre, [builder.add(ip, q), zero])
+                        prefetch(builder, [builder.gep(ahead, [o]) for o in at])
+                    row = cgutils.get_item_pointer(context, builder, X_t, x, [builder.add(i, q), zero])
+                    xv = [builder.load(ptr(row, o), align=al) for o in at]
+                    for m in range(classes):
+                        c = builder.load(cgutils.get_item_pointer(context, builder, R_t, r,
+                                                                  [q, builder.add(k, ir.Constant(i64, m))]))
+                        if wide:
+                            c = splat_value(builder, c, vt)
+                        for a, v in zip(acc[m], xv):
+                            old = builder.load(a)
+                            builder.store(vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
+
+                # In a strip of whole vectors the first npf rows prefetch, the rest do not: two loops, no
+                # test inside either. Single columns prefetch nothing.
+                first = npf if wide else zero
+                if wide:
+                    with cgutils.for_range(builder, npf) as rows:
+                        row_step(rows.index, True)
+                with cgutils.for_range_slice(builder, first, n, ir.Constant(i64, 1), inc=True) as (q, _):
+                    row_step(q, False)
+                for m in range(classes):
+                    for a, o in zip(acc[m], at):
+                        builder.store(builder.load(a), ptr(gs[m], o), align=al)
+
+            p = builder.extract_value(x.shape, 1)
+            step = ir.Constant(i64, lanes * vectors)
+            strips = builder.udiv(p, step)
+            with cgutils.for_range(builder, strips) as loop:
+                strip(builder.mul(loop.index, step), vectors, True)
+            whole = builder.udiv(p, ir.Constant(i64, lanes))
+            with cgutils.for_range_slice(builder, builder.mul(strips, ir.Constant(i64, vectors)), whole,
+                                         ir.Constant(i64, 1), inc=True) as (s, _):
+                strip(builder.mul(s, ir.Constant(i64, lanes)), 1, True)
+            with cgutils.for_range_slice(builder, builder.mul(whole, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
+                                         inc=True) as (j, _):
+                strip(j, 1, False)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = f"_strip{classes}"
+    return intrinsic(typer)
+
+
+dot4x5, dot4x1 = _dot_tile(5), _dot_tile(1)
+strip1, strip2, strip3, strip4, strip5 = (_strip_tile(c) for c in range(1, 6))
