@@ -304,3 +304,22 @@ def test_sigmoids_match_scipy_and_are_stable():
     xt = torch.linspace(-30, 30, 61, dtype=torch.float64)
     torch.testing.assert_close(sigmoid(xt), torch.sigmoid(xt))
     torch.testing.assert_close(log_sigmoid(xt), torch.nn.functional.logsigmoid(xt))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4), (2000, 37), (70_001,)])
+def test_all_finite_equals_numpy_for_every_special_value_and_position(dtype, shape):
+    from softmaxreg.functional import all_finite
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype(dtype)
+    assert all_finite(x) is True
+    flat = x.reshape(-1)
+    for position in (0, flat.size // 2, flat.size - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = flat.copy()
+            y[position] = bad
+            assert all_finite(y.reshape(shape)) is False
+    assert all_finite(np.asfortranarray(x.reshape(shape))) is True
+    assert all_finite(torch.from_numpy(x)) is True
+    assert all_finite(array_api_strict.asarray(np.where(x > 0, np.inf, x))) is False

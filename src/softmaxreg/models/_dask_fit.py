@@ -14,8 +14,7 @@ import time
 import numpy as np
 
 from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
-from softmaxreg.solvers import newton_refine, sgd
-from softmaxreg.solvers import get_schedule
+from softmaxreg.solvers import get_schedule, newton_refine, sgd
 
 from ._validation import (
     as_label_array,

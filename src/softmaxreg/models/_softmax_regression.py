@@ -12,10 +12,10 @@ from softmaxreg.loss import LinearSoftmaxLoss, fused_predict
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
 
-from ._array_api import array_api_dispatch, inference_loss, to_numpy
+from ._array_api import array_api_dispatch
 from ._inference_methods import InferenceMethods
 from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
-from ._dask_fit import DaskTrainingData, dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
+from ._dask_fit import dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
 from ._validation import (
     FloatDType,
     Interval,
@@ -628,61 +628,6 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         codes, proba = topk_codes(X, self.coef_, self._intercept_or_zero(), k)
         return self.classes_[codes], proba
-
-    # -- statistical inference (delegated to models._inference) ------------------
-
-    def inference(self, cov_type="nonrobust", groups=None):
-        """Standard errors, z statistics and covariance of the fitted coefficients.
-
-        Returns the object of :func:`softmaxreg.models.compute_inference`
-        (cached per ``cov_type``); needs a model fitted with ``fit``.
-        ``cov_type="cluster"`` needs ``groups``, one cluster label per training row.
-        """
-        check_is_fitted(self)
-        if getattr(self, "_loss", None) is None:
-            raise ValueError(
-                "inference needs the training data of a full fit; call fit (not partial_fit) first."
-            )
-        key = cov_type if groups is None else None  # cluster results are not cached
-        if key not in self._inference_cache:
-            from ._inference import compute_inference
-
-            # A Dask fit sums the information and the meat over its chunks first.
-            dask_data = isinstance(self._loss, DaskTrainingData)
-            if dask_data and groups is not None:
-                raise ValueError(
-                    "cov_type='cluster' is not available for a model fitted on Dask data; "
-                    "use cov_type='nonrobust' or 'HC0', or fit in memory to cluster."
-                )
-            compute = self._loss.inference if dask_data else compute_inference
-            result = compute(
-                *(() if dask_data else (inference_loss(self),)),  # a device fit's loss, seen from the host
-                np.asarray(to_numpy(self.coef_), dtype=np.float64),
-                np.asarray(to_numpy(self.intercept_), dtype=np.float64),
-                cov_type=cov_type,
-                classes=to_numpy(self.classes_),
-                feature_names=getattr(self, "feature_names_in_", None),
-                reference_class=self.reference_class,
-                fit_intercept=self.fit_intercept,
-                penalty=self.penalty,
-                **({} if dask_data else {"groups": groups}),
-            )
-            if key is None:
-                return result
-            self._inference_cache[key] = result
-        return self._inference_cache[key]
-
-    def cov_params(self, cov_type="nonrobust", groups=None):
-        """Covariance matrix of the free coefficients (see :meth:`inference`)."""
-        return self.inference(cov_type, groups).cov_params
-
-    def summary(self, alpha=0.05, cov_type="nonrobust", rrr=False, groups=None):
-        """Coefficient table: estimate, standard error, z, p-value, confidence interval.
-
-        Under a header of model statistics (``llf``, ``llnull``, ``llr``, ...);
-        ``rrr=True`` shows relative-risk ratios ``exp(b)`` (Stata's ``mlogit, rrr``).
-        """
-        return self.inference(cov_type, groups).summary(alpha, rrr=rrr)
 
     # -- internals ---------------------------------------------------------------
 
