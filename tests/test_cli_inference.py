@@ -98,3 +98,19 @@ def test_cli_errors(data, capsys, tmp_path):
     assert code == 2 and "--penalty none" in err
     code, _, err = run(["train", d / "train.csv", "--formula", "z ~ x", "-o", model], capsys)
     assert code == 2 and "z" in err
+
+
+def test_train_formula_takes_weights_and_refuses_an_intercept_option(data, capsys, tmp_path):
+    d, frame = data
+    w = np.arange(len(frame)) % 3 + 1.0
+    frame.assign(w=w).to_csv(d / "weighted.csv", index=False)
+    model = tmp_path / "weighted.srm"
+    code, out, err = run(["train", d / "weighted.csv", "--formula", "y ~ x + n", "--penalty", "none",
+                          "--reference-class", "b", "--sample-weight", "w", "-o", model], capsys)
+    assert code == 0, err
+    ref = sf.fit("y ~ x + n", frame, sample_weight=w, penalty=None, reference_class="b")
+    np.testing.assert_allclose(load_model(model).estimator.predict_proba(frame), ref.predict_proba(frame),
+                               rtol=1e-6)
+    code, out, err = run(["train", d / "train.csv", "--formula", "y ~ x", "--no-fit-intercept",
+                          "-o", tmp_path / "x.srm"], capsys)
+    assert code == 2 and "y ~ x - 1" in err
