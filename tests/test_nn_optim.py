@@ -151,3 +151,23 @@ def test_bad_options_raise(make, match):
     pairs = [(np.ones(3), np.ones(3))]
     with pytest.raises(ValueError, match=match):
         make(pairs)
+
+
+@pytest.mark.parametrize("make", [lambda ps: nn.SGD(ps, lr=0.5, momentum=0.9, weight_decay=0.5),
+                                  lambda ps: nn.Adam(ps, lr=1e-3, weight_decay=1e-3)])
+def test_decaying_weights_do_not_stick_in_the_subnormal_range(make):
+    """Weights with no gradient but their decay shrink towards 0; none may stay subnormal (every
+    product with a subnormal takes the processor's slow path)."""
+    p = np.geomspace(1e-30, 1.0, 64).astype(np.float32)
+    g = np.zeros_like(p)
+    opt = make([(p, g)])
+    tiny = np.finfo(np.float32).tiny
+    for _ in range(4000):
+        opt.step()
+    assert not np.any((p != 0) & (np.abs(p) < tiny))
+    assert np.any(p == 0)  # some did pass through the subnormal range
+    for state in opt.state[0]:
+        for key in ("m", "v"):
+            if key in state:
+                a = state[key]
+                assert not np.any((a != 0) & (np.abs(a) < tiny))

@@ -71,11 +71,38 @@ def _buffer(state, key, like):
     return buf
 
 
+def _flush_subnormals(a, state):
+    """Set the entries of ``a`` below the dtype's smallest normal number to zero, in place.
+
+    A weight that only decays (a dead ReLU unit, an input that is always 0)
+    shrinks geometrically into the subnormal range and sticks there once its
+    step rounds to nothing; x86 then takes a slow path for every product it
+    enters, which made later epochs many times slower than the first.  At
+    this scale (about 1e-38 in float32) the value carries no information,
+    so the optimizers flush it, as the processor's flush-to-zero mode would.
+    """
+    mag = np.abs(a, out=_buffer(state, "_abs", a))
+    small = state.get("_small")
+    if small is None:
+        small = state["_small"] = np.empty(a.shape, dtype=bool)
+    np.less(mag, np.finfo(a.dtype).tiny, out=small)
+    np.copyto(a, 0, where=small)
+
+
+# The persistent per-parameter arrays of the optimizers below (their moments).
+_MOMENTS = ("m", "v")
+# Flushing every step would cost a pass over the parameters; a subnormal that
+# lives a few steps costs little, so every 16th step is enough.
+_FLUSH_EVERY = 16
+
+
 class Optimizer:
     """Base class: parameter groups, defaults, per-parameter state.
 
     Subclasses define ``defaults`` (validated by ``_check_options``) and
-    ``_update(p, g, state, group)``.
+    ``_update(p, g, state, group)``.  Every few steps the parameters and their
+    moment estimates are flushed to zero below the dtype's smallest normal
+    number (see ``_flush_subnormals``).
     """
 
     def __init__(self, params, **defaults):
@@ -116,9 +143,16 @@ class Optimizer:
 
     def step(self):
         """Update every parameter in place from its current gradient."""
+        self._n_steps = getattr(self, "_n_steps", 0) + 1
+        flush = self._n_steps % _FLUSH_EVERY == 0
         for group, states in zip(self.param_groups, self.state):
             for (p, g), state in zip(group["params"], states):
                 self._update(p, g, state, group)
+                if flush and p.dtype.kind == "f":
+                    _flush_subnormals(p, state)
+                    for key in _MOMENTS:
+                        if isinstance(state.get(key), np.ndarray):
+                            _flush_subnormals(state[key], state)
 
 
 class SGD(Optimizer):
