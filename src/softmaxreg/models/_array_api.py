@@ -31,8 +31,9 @@ import numpy as np
 
 from softmaxreg.functional import log_softmax, softmax
 from softmaxreg.loss import LinearSoftmaxLoss, is_foreign_array
-from softmaxreg.solvers import get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
+from softmaxreg.solvers import get_schedule, lbfgs, newton_cg, proximal, sgd
 
+from ._fitted import refine_mle, set_fitted
 from ._vocabulary import check_output_size
 from ._validation import as_label_array, class_weight_to_sample_weight, encode_labels, normalize_dtype
 
@@ -207,7 +208,7 @@ def _device_permutation(xp, device, rng):
 
 
 def _fit(model, X, xp, device, y, sample_weight):
-    from ._softmax_regression import _REFINE_MAX_PARAMS, _make_rng
+    from ._softmax_regression import _make_rng
 
     model._check_params()
     X = _validated_X(model, X, xp, device, reset=True, dtype=_work_dtype(model, X, xp, device))
@@ -254,24 +255,10 @@ def _fit(model, X, xp, device, y, sample_weight):
         )
     if model.penalty is None and solver != "sgd":
         model._check_identification(HostLoss(loss), *(to_numpy(a) for a in loss.unpack(result.x)), host_classes)
-        budget = model.max_iter - result.n_iter
-        if solver in ("lbfgs", "newton-cg") and result.converged and budget > 0 \
-                and loss.n_params <= _REFINE_MAX_PARAMS:
-            refined = newton_refine(loss, result.x, max_iter=min(budget, 20))
-            result.x = refined.x
-            result.n_iter += refined.n_iter
-            result.history = list(result.history) + refined.history
+        refine_mle(model, solver, loss, result)
     coef, intercept = loss.unpack(result.x)
-    model.classes_ = classes
-    model.coef_ = coef
-    model.intercept_ = intercept
-    model.n_iter_ = int(result.n_iter)
-    model.history_ = list(result.history)
-    model.converged_ = bool(result.converged)
-    model.solver_ = solver
-    model._loss = loss
-    model._inference_cache = {}
-    model._partial_state = None
+    set_fitted(model, classes=classes, coef=coef, intercept=intercept, result=result, solver=solver,
+               training=loss)
     return model
 
 

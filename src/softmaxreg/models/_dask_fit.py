@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
-from softmaxreg.solvers import get_schedule, newton_refine, sgd
+from softmaxreg.solvers import get_schedule, sgd
 
+from ._fitted import refine_mle, set_fitted
 from ._validation import (
     as_label_array,
     check_finite,
@@ -27,10 +28,6 @@ from ._validation import (
 )
 
 __all__ = ["DaskTrainingData", "dask_fit", "dask_partial_fit", "dask_predict", "dask_score", "is_dask_collection"]
-
-# Largest number of free coefficients for the dense-Hessian Newton finish of an
-# unpenalized fit, as in memory.
-_REFINE_MAX_PARAMS = 1000
 
 
 def is_dask_collection(X):
@@ -330,24 +327,11 @@ def dask_fit(model, X, y, sample_weight=None, *, persist="auto"):
             f"{solver} produced non-finite coefficients ({result.message}); lower learning_rate "
             "or scale the features."
         )
-    if model.penalty is None and solver in ("lbfgs", "newton-cg"):
-        budget = model.max_iter - result.n_iter
-        if result.converged and budget > 0 and loss.n_params <= _REFINE_MAX_PARAMS:
-            refined = newton_refine(loss, result.x, max_iter=min(budget, 20))
-            result.x = refined.x
-            result.n_iter += refined.n_iter
-            result.history = list(result.history) + refined.history
+    refine_mle(model, solver, loss, result)
     coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
-    model.classes_ = classes
-    model.coef_ = np.ascontiguousarray(coef, dtype=work_dtype)
-    model.intercept_ = np.ascontiguousarray(intercept, dtype=work_dtype)
-    model.n_iter_ = int(result.n_iter)
-    model.history_ = list(result.history)
-    model.converged_ = bool(result.converged)
-    model.solver_ = solver
-    model._loss = DaskTrainingData(loss, weights)
-    model._inference_cache = {}
-    model._partial_state = None
+    set_fitted(model, classes=classes, coef=np.ascontiguousarray(coef, dtype=work_dtype),
+               intercept=np.ascontiguousarray(intercept, dtype=work_dtype), result=result,
+               solver=solver, training=DaskTrainingData(loss, weights))
     return model
 
 

@@ -10,9 +10,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxreg.functional import log_softmax, softmax
 from softmaxreg.loss import LinearSoftmaxLoss, fused_predict
 from softmaxreg.metrics import object_array
-from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, newton_refine, proximal, sgd
+from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, proximal, sgd
 
 from ._array_api import array_api_dispatch
+from ._fitted import refine_mle, set_fitted
 from ._inference_methods import InferenceMethods
 from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
 from ._dask_fit import dask_fit, dask_partial_fit, dask_predict, dask_score, is_dask_collection
@@ -36,9 +37,6 @@ from ._validation import (
 __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("auto", "lbfgs", "newton-cg", "sgd", "proximal")
-# Largest number of free coefficients for the dense-Hessian Newton finish of an
-# unpenalized fit (the Hessian is n_params**2 floats and costs n_free**2 Gram matrices).
-_REFINE_MAX_PARAMS = 1000
 
 
 def _same_label(a, b):
@@ -336,30 +334,13 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         # is an early-stopped estimate that stays finite either way.
         if self.penalty is None and solver != "sgd":
             self._check_identification(loss, coef, intercept, classes)
-            budget = self.max_iter - result.n_iter
-            if solver in ("lbfgs", "newton-cg") and result.converged and budget > 0 \
-                    and loss.n_params <= _REFINE_MAX_PARAMS:
-                # Maximum likelihood: finish with exact Newton steps so that coef_ is
-                # the MLE to rounding (what inference and statsmodels assume),
-                # however ill-conditioned the design; tol alone cannot promise that.
-                # The steps come out of max_iter, so n_iter_ <= max_iter still.
-                refined = newton_refine(loss, result.x, max_iter=min(budget, 20))
-                result.x = refined.x
-                result.n_iter += refined.n_iter
-                result.history = list(result.history) + refined.history
+            if refine_mle(self, solver, loss, result):
                 coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
 
-        self.classes_ = classes
-        self.coef_ = np.ascontiguousarray(coef, dtype=work_dtype)
-        self.intercept_ = np.ascontiguousarray(intercept, dtype=work_dtype)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = list(result.history)
-        self.converged_ = bool(result.converged)
-        self.solver_ = solver
-        # Training data by reference (no copies), for inference; see `inference`.
-        self._loss = loss
-        self._inference_cache = {}
-        self._partial_state = None
+        # The training data by reference (no copies), for inference; see `inference`.
+        set_fitted(self, classes=classes, coef=np.ascontiguousarray(coef, dtype=work_dtype),
+                   intercept=np.ascontiguousarray(intercept, dtype=work_dtype), result=result,
+                   solver=solver, training=loss)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
