@@ -5,7 +5,7 @@ import uuid
 
 import numpy as np
 
-from ._linear_softmax import LinearSoftmaxLoss
+from ._linear_softmax import LinearSoftmaxLoss, _spd_inverse
 
 __all__ = ["DaskLinearSoftmaxLoss", "dask_persist"]
 
@@ -494,19 +494,3 @@ def _heaviest(score, mass):
     order = np.argsort(score)[::-1]
     n = int(np.searchsorted(np.cumsum(score[order]), mass * total)) + 1
     return np.sort(order[:n])
-
-
-def _spd_inverse(A):
-    """Inverse of a symmetric positive semi-definite block, with a diagonal jitter if it is singular."""
-    import scipy.linalg.lapack
-
-    scale = float(np.mean(np.diag(A))) or 1.0
-    jitter = 0.0
-    for _ in range(12):
-        c, info = scipy.linalg.lapack.dpotrf(A + jitter * np.eye(A.shape[0]), lower=1, clean=1)
-        if info == 0:
-            inv, info = scipy.linalg.lapack.dpotri(c, lower=1)
-            if info == 0:
-                return np.tril(inv) + np.tril(inv, -1).T
-        jitter = max(10 * jitter, 1e-12 * scale)
-    return np.linalg.pinv(A, hermitian=True)

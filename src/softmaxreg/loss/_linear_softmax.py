@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 from softmaxreg.functional import logsumexp
 
 from ._blocked import BLOCKED_MIN_BATCH_LOGITS, BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
-from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, is_foreign_array
+from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, check_reference_and_chunks, is_foreign_array
 
 __all__ = ["LinearSoftmaxLoss"]
 
@@ -239,17 +239,7 @@ class LinearSoftmaxLoss:
         if not total > 0:
             raise ValueError("sample_weight sums to zero; at least one sample needs weight > 0.")
 
-        if reference_class is not None:
-            reference_class = int(reference_class)
-            if not 0 <= reference_class < n_classes:
-                raise ValueError(
-                    f"reference_class must be a class code in 0..{n_classes - 1}, got {reference_class}."
-                )
-        if chunk_size is None:
-            chunk_size = max(1, (1 << 22) // max(n_classes, n_features, 1))
-        chunk_size = int(chunk_size)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
+        reference_class, chunk_size = check_reference_and_chunks(reference_class, chunk_size, n_classes, n_features)
         if sp.issparse(X) and X.format == "csc" and chunk_size < n_samples:
             X = X.tocsr()  # row slicing of CSC is quadratic
 

@@ -35,6 +35,25 @@ def is_foreign_array(x):
     return not array_api_compat.is_numpy_array(x)
 
 
+def check_reference_and_chunks(reference_class, chunk_size, n_classes, n_features):
+    """``reference_class`` as a class code (or None) and ``chunk_size`` as a row count, checked.
+
+    The default chunk holds about 2**22 entries of the widest per-row array.
+    """
+    if reference_class is not None:
+        reference_class = int(reference_class)
+        if not 0 <= reference_class < n_classes:
+            raise ValueError(
+                f"reference_class must be a class code in 0..{n_classes - 1}, got {reference_class}."
+            )
+    if chunk_size is None:
+        chunk_size = max(1, (1 << 22) // max(n_classes, n_features, 1))
+    chunk_size = int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
+    return reference_class, chunk_size
+
+
 class ArrayAPILinearSoftmaxLoss:
     r"""Mean softmax cross-entropy of a linear model, in the namespace and on the device of ``X``.
 
@@ -151,17 +170,7 @@ class ArrayAPILinearSoftmaxLoss:
         total = float(xp.sum(sample_weight))
         if not total > 0:
             raise ValueError("sample_weight sums to zero; at least one sample needs weight > 0.")
-        if reference_class is not None:
-            reference_class = int(reference_class)
-            if not 0 <= reference_class < n_classes:
-                raise ValueError(
-                    f"reference_class must be a class code in 0..{n_classes - 1}, got {reference_class}."
-                )
-        if chunk_size is None:
-            chunk_size = max(1, (1 << 22) // max(n_classes, n_features, 1))
-        chunk_size = int(chunk_size)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
+        reference_class, chunk_size = check_reference_and_chunks(reference_class, chunk_size, n_classes, n_features)
 
         self.xp = xp
         self.device = device
