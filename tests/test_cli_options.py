@@ -121,3 +121,20 @@ def test_sample_weight_is_not_a_feature_and_weighs_rows(tmp_path, csv, capsys):
     assert code == 0, err
     np.testing.assert_allclose(bundle.estimator.coef_, load_model(tmp_path / "r.srm").estimator.coef_,
                                rtol=1e-6, atol=1e-8)
+
+
+def test_lr_schedule_reaches_both_models(tmp_path, csv, capsys):
+    path, frame = csv
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--solver", "sgd",
+                         "--lr-schedule", "adaptive", "--epochs", "300", "-o", tmp_path / "s.srm")
+    assert code == 0, err
+    est = load_model(tmp_path / "s.srm").estimator
+    assert est.learning_rate_schedule == "adaptive" and est.converged_
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--model", "mlp", "--hidden", "8",
+                         "--solver", "sgd", "--lr-schedule", "invscaling", "--epochs", "3",
+                         "-o", tmp_path / "m.srm")
+    assert code == 0, err
+    assert load_model(tmp_path / "m.srm").estimator.learning_rate == "invscaling"
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--solver", "sgd",
+                         "--lr-schedule", "invscaling", "-o", tmp_path / "x.srm")
+    assert code != 0 and "inverse_time" in err and not (tmp_path / "x.srm").exists()

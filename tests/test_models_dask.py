@@ -257,6 +257,12 @@ def test_sgd_streams_partitions_and_partial_fit():
         inc.partial_fit(Xd, yd, classes=[0, 1, 2])
     assert inc.n_iter_ == 5 * Xd.numblocks[0]
     assert abs(inc.score(X, y) - ref.score(X, y)) < 0.08
+    # The stopping rule counts n_iter_no_change epochs, and "adaptive" lowers the rate
+    # at a plateau, as in memory: 1 + 2 epochs, then 1 + 9 plateaus of 2 (0.2 / 5**8 < 1e-6).
+    for schedule, epochs in (("constant", 3), ("adaptive", 19)):
+        stopped = SoftmaxRegression(solver="sgd", tol=1e3, n_iter_no_change=2, random_state=0,
+                                    learning_rate=0.2, learning_rate_schedule=schedule).fit(Xd, yd)
+        assert stopped.n_iter_ == epochs and stopped.converged_
 
 
 # -- bad input: a clear error before any fitting -------------------------------------------

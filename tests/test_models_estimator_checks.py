@@ -9,13 +9,11 @@ SGD = SoftmaxRegression(solver="sgd", max_iter=20, random_state=0)
 
 def expected_failures(estimator):
     if estimator is SGD:
-        return {
-            "check_class_weight_classifiers": (
-                "the check fits unscaled blobs (std 20) with 50 rows, i.e. one full-batch "
-                "step per epoch; a fixed-rate SGD cannot move the intercept to the weighted "
-                "optimum (~6) within its 1000 epochs. The deterministic solvers pass it."
-            )
-        }
+        # As for scikit-learn's SGDClassifier: repeated rows and integer weights
+        # fall into different minibatches, so the runs agree in expectation only.
+        reason = "minibatch SGD: weights equal repeated rows in expectation, not run by run"
+        return {"check_sample_weight_equivalence_on_dense_data": reason,
+                "check_sample_weight_equivalence_on_sparse_data": reason}
     return {}
 
 

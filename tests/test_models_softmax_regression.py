@@ -691,16 +691,51 @@ def test_sgd_stopping_is_scikit_learns_rule_on_wine():
     optimum = SoftmaxRegression(solver="lbfgs", tol=1e-10, max_iter=10000).fit(X, y).history_[-1]
     stops = []
     for patience, tol in ((5, 1e-4), (20, 1e-4), (5, 1e-6)):
-        model = SoftmaxRegression(solver="sgd", max_iter=2000, tol=tol,
-                                  n_iter_no_change=patience).fit(X, y)
+        model = SoftmaxRegression(solver="sgd", max_iter=2000, tol=tol, n_iter_no_change=patience,
+                                  batch_size=256, random_state=0).fit(X, y)
         assert model.converged_
         assert model.n_iter_ == _sklearn_sgd_stop(model.history_, tol, patience)
         stops.append(model.n_iter_)
     assert stops[0] < stops[1] < stops[2] < 2000
-    # a tolerance of the size of the late epochs' gains lands within 2% of the optimum
-    assert model.history_[-1] <= 1.02 * optimum
+    # The defaults (batch_size="auto": 4 rows here, at least 50 steps an epoch) stop by
+    # the same rule within 2% of the optimum, whatever the seed.
+    for seed in range(3):
+        model = SoftmaxRegression(solver="sgd", max_iter=2000, random_state=seed).fit(X, y)
+        assert model.converged_ and model.n_iter_ < 2000
+        assert model.n_iter_ == _sklearn_sgd_stop(model.history_, 1e-4, 5)
+        assert model.history_[-1] <= 1.02 * optimum
     with pytest.raises(ValueError, match="n_iter_no_change"):
         SoftmaxRegression(solver="sgd", n_iter_no_change=0).fit(X, y)
+
+
+def test_sgd_adaptive_schedule_divides_the_rate_at_each_plateau():
+    """scikit-learn's "adaptive": a plateau divides the rate by 5; one below 1e-6 stops."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    optimum = SoftmaxRegression(solver="lbfgs", tol=1e-10, max_iter=10000).fit(X, y).history_[-1]
+    model = SoftmaxRegression(solver="sgd", max_iter=2000, learning_rate_schedule="adaptive",
+                              random_state=0).fit(X, y)
+    assert model.converged_ and model.history_[-1] <= 1.02 * optimum
+    # The run goes on past the first plateau, and each stretch of patience lowers the rate.
+    first = _sklearn_sgd_stop(model.history_, 1e-4, 5)
+    assert first < model.n_iter_ < 2000
+    # A tolerance nothing meets: after the first epoch (an improvement on +inf) every
+    # epoch adds to a plateau, and the rate falls from 0.1 past 1e-6 in 8 divisions
+    # (0.1 / 5**8 = 2.6e-7): 1 + 9 plateaus of 2 epochs.
+    hopeless = SoftmaxRegression(solver="sgd", max_iter=2000, learning_rate_schedule="adaptive",
+                                 tol=1e3, n_iter_no_change=2, random_state=0).fit(X, y)
+    assert hopeless.n_iter_ == 19
+    constant = SoftmaxRegression(solver="sgd", max_iter=2000, tol=1e3, n_iter_no_change=2,
+                                 random_state=0).fit(X, y)
+    assert constant.n_iter_ == 3
+    # Without a stopping rule the rate never changes: the constant schedule's run.
+    kw = dict(solver="sgd", max_iter=30, tol=None, random_state=0)
+    np.testing.assert_array_equal(
+        SoftmaxRegression(learning_rate_schedule="adaptive", **kw).fit(X, y).coef_,
+        SoftmaxRegression(**kw).fit(X, y).coef_)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])

@@ -7,6 +7,7 @@ import pytest
 
 from softmaxreg.solvers._schedules import (
     SCHEDULE_NAMES,
+    AdaptiveLR,
     ConstantLR,
     CosineLR,
     ExponentialLR,
@@ -129,6 +130,29 @@ def test_bad_callable_output_raises_at_call():
         get_schedule(lambda e: -1.0, 1.0)(0)
 
 
+def test_adaptive_divides_by_five_per_plateau_down_to_the_floor():
+    """scikit-learn's rule: divide by 5 while the rate is above 1e-6, then stop."""
+    s = get_schedule("adaptive", 0.1)
+    assert isinstance(s, AdaptiveLR) and s(0) == s(7) == 0.1
+    lowered = []
+    while s.on_plateau():
+        lowered.append(s(0))
+    np.testing.assert_allclose(lowered, 0.1 / 5.0 ** np.arange(1, 9), rtol=1e-15)
+    assert lowered[-2] > 1e-6 >= lowered[-1]
+    # every name builds a fresh schedule: one run's plateaus do not leak into the next
+    assert get_schedule("adaptive", 0.1)(0) == 0.1
+    # Compare with PyTorch's ReduceLROnPlateau (factor 1/5, patience 0, threshold 0):
+    # a non-improving metric lowers the rate once per plateau.
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.3)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.2, patience=0, threshold=0.0)
+    ours = AdaptiveLR(0.3, min_lr=0.0)
+    for _ in range(4):
+        plateau.step(1.0)
+    ours.on_plateau(), ours.on_plateau(), ours.on_plateau()
+    assert ours(0) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -139,6 +163,8 @@ def test_bad_callable_output_raises_at_call():
         (lambda: InverseTimeLR(0.1, decay=-1), "decay"),
         (lambda: CosineLR(0.1, n_epochs=5, min_lr=0.2), "min_lr"),
         (lambda: ConstantLR(True), "learning_rate"),
+        (lambda: AdaptiveLR(0.1, factor=1.0), "factor must be > 1"),
+        (lambda: AdaptiveLR(0.1, min_lr=-1.0), "min_lr"),
     ],
 )
 def test_constructors_reject(make, match):

@@ -6,7 +6,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from softmaxreg.loss import LinearSoftmaxLoss
-from softmaxreg.solvers import sgd
+from softmaxreg.solvers import AdaptiveLR, PlateauStop, sgd
 
 
 def make_problem(n=50, p=4, k=3, seed=0, **kwargs):
@@ -74,6 +74,18 @@ def test_tol_stops_and_max_epochs_warns():
     assert not res.converged
     with pytest.raises(ValueError, match="objective"):
         sgd(loss.minibatch_gradient, x0, n_samples=50, tol=1e-3)
+
+
+def test_plateau_stop_is_scikit_learns_rule():
+    """An epoch above best - tol adds to the count; any other resets it."""
+    rule = PlateauStop(0.1, 3)
+    stops = [rule.update(f) for f in (5.0, 4.0, 3.95, 3.0, 2.99, 2.98, 2.97)]
+    assert stops == [False, False, False, False, False, False, True]
+    # with an adaptive schedule a plateau lowers the rate instead, down to its floor
+    schedule = AdaptiveLR(1.0, factor=10.0, min_lr=0.01)
+    rule = PlateauStop(0.1, 1, schedule)
+    stops = [rule.update(1.0) for _ in range(4)]
+    assert stops == [False, False, False, True] and schedule(0) == pytest.approx(0.01)
 
 
 def test_l1_steps_give_exact_zeros():

@@ -227,6 +227,7 @@ def build_estimator(args, callback=None, n_samples=None):
             "max_iter": args.epochs or args.max_iter,
             "batch_size": args.batch_size,
             "learning_rate_init": args.lr,
+            "learning_rate": getattr(args, "lr_schedule", None),
             "momentum": getattr(args, "momentum", None),
             "dtype": args.dtype,
             "alpha": batch / (args.C * n_samples) if args.C is not None else None,
@@ -265,6 +266,12 @@ def build_estimator(args, callback=None, n_samples=None):
         kwargs["batch_size"] = args.batch_size
     if args.lr is not None:
         kwargs["learning_rate"] = args.lr
+    schedule = getattr(args, "lr_schedule", None)
+    if schedule == "invscaling":
+        raise ValueError("--lr-schedule invscaling is the MLP's; softmax regression's sgd has "
+                         "inverse_time (lr / (1 + 0.1 epoch))")
+    if schedule is not None:
+        kwargs["learning_rate_schedule"] = schedule
     if getattr(args, "momentum", None) is not None:
         kwargs["momentum"] = args.momentum
     if args.dtype is not None:

@@ -126,8 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs for --solver sgd and --model mlp")
     p.add_argument("--max-iter", type=_positive_int, metavar="N", help="iteration limit")
     p.add_argument("--tol", type=_positive_float, metavar="TOL", help="stopping tolerance")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="minibatch size for sgd (default 256) and the MLP (default min(200, n))")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="minibatch size for sgd (default min(256, ceil(n / 50))) and the MLP (default min(200, n))")
     p.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate for sgd (default 0.1) and the MLP's initial rate (default 0.001)")
+    p.add_argument("--lr-schedule", choices=["constant", "adaptive", "invscaling", "inverse_time", "cosine",
+                                             "step", "exponential"],
+                   help="learning-rate schedule for sgd and the MLP (default constant; adaptive divides "
+                        "the rate by 5 where the stopping rule would stop)")
     p.add_argument("--momentum", type=_fraction, metavar="MU",
                    help="momentum for sgd (default 0) and the MLP's sgd (default 0.9), in [0, 1)")
     p.add_argument("--dtype", choices=["float32", "float64"], help="compute precision")

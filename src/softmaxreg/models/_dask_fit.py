@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
-from softmaxreg.solvers import get_schedule, sgd
+from softmaxreg.solvers import PlateauStop, get_schedule, sgd
 
 from ._fitted import refine_mle, set_fitted
 from ._validation import (
@@ -348,7 +348,8 @@ def _streaming_sgd(model, loss, x0, l1, rng):
     l1_weights = model._l1_weights(loss, l1)
     x = np.array(x0, copy=True)
     velocity = np.zeros_like(x) if model.momentum else None
-    history, best, no_change = [], np.inf, 0
+    history = []
+    stop = PlateauStop(model.tol, model.n_iter_no_change, schedule) if model.tol is not None else None
     converged, message = model.tol is None, "ran max_epochs epochs"
     epoch = 0
     for epoch in range(1, model.max_iter + 1):
@@ -358,7 +359,8 @@ def _streaming_sgd(model, loss, x0, l1, rng):
             if chunk is None:
                 continue
             res = sgd(
-                chunk.minibatch_gradient, x, n_samples=chunk.n_samples, batch_size=model.batch_size,
+                chunk.minibatch_gradient, x, n_samples=chunk.n_samples,
+                batch_size=model._batch_rows(loss.n_samples),
                 max_epochs=1, schedule=lambda e, _e=epoch: schedule(_e - 1), momentum=model.momentum,
                 rng=rng, tol=None, velocity=velocity, l1=l1_weights,
             )
@@ -374,12 +376,9 @@ def _streaming_sgd(model, loss, x0, l1, rng):
         if model._notify(epoch, f, start, "sgd", None, coef, intercept):
             converged, message = False, "stopped by callback"
             break
-        if model.tol is not None:
-            no_change = no_change + 1 if f > best - model.tol else 0
-            best = min(best, f)
-            if no_change >= 5:
-                converged, message = True, "objective improved by less than tol for 5 epochs"
-                break
+        if stop is not None and stop.update(f):
+            converged, message = True, stop.message
+            break
     from softmaxreg.solvers import OptimizeResult
 
     return OptimizeResult(x=x, fun=history[-1] if history else float("nan"), n_iter=epoch,

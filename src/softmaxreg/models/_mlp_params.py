@@ -12,7 +12,7 @@ __all__ = ["DEPRECATED", "MLP_CONSTRAINTS", "SCHEDULES", "resolve_deprecated"]
 DEPRECATED = "deprecated"  # default of a parameter kept only under its former name
 
 # scikit-learn's schedules, then the epoch-indexed ones of softmaxreg.nn.get_schedule
-SCHEDULES = ("constant", "invscaling", "adaptive") + tuple(s for s in SCHEDULE_NAMES if s != "constant")
+SCHEDULES = ("constant", "invscaling", "adaptive") + tuple(s for s in SCHEDULE_NAMES if s not in ("constant", "adaptive"))
 
 MLP_CONSTRAINTS = {
     "activation": Options("relu", "tanh", "logistic", "sigmoid", "identity"),

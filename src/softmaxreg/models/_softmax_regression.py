@@ -1,5 +1,6 @@
 """SoftmaxRegression: multinomial logistic regression with a scikit-learn interface."""
 
+import copy
 import time
 
 import numpy as np
@@ -102,23 +103,34 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         the epoch improvement of the objective for "sgd" (None: run all epochs).
         For "sgd" the rule is scikit-learn's ``SGDClassifier``'s: training stops
         once ``n_iter_no_change`` consecutive epochs end with the per-sample
-        objective above ``best - tol``, ``best`` the lowest objective so far.
+        objective above ``best - tol``, ``best`` the lowest objective so far
+        (with the "adaptive" schedule, such a plateau first lowers the rate).
         With ``penalty=None`` (maximum likelihood) a converged "lbfgs" or
         "newton-cg" fit of at most 1000 coefficients is then finished by exact
         Newton steps (:func:`softmaxreg.solvers.newton_refine`, as statsmodels
         fits ``MNLogit``), so ``coef_`` is the MLE to rounding however
         ill-conditioned ``X`` is; those steps count in ``n_iter_`` and
         ``history_`` and come out of ``max_iter``.
-    batch_size : int, default=256
-        Rows per "sgd" step.
+    batch_size : int or "auto", default="auto"
+        Rows per "sgd" step. "auto" is ``min(256, ceil(n_samples / 50))``: at
+        least 50 steps per epoch, which the per-epoch stopping rule needs to
+        see progress on small data sets, and the notes' 256 rows on large ones.
     learning_rate : float or callable, default=0.1
         Base "sgd" step size, which ``learning_rate_schedule`` varies over the
         epochs; or a schedule itself (a callable ``epoch -> rate``, such as
         ``softmaxreg.solvers._schedules.CosineLR(0.5, n_epochs=20)``), in which
         case ``learning_rate_schedule`` must stay "constant".
     learning_rate_schedule : str or callable, default="constant"
-        "constant", "inverse_time", "cosine", "step", "exponential", or a
-        callable ``epoch -> rate``.
+        "constant", "inverse_time", "cosine", "step", "exponential",
+        "adaptive" (see :func:`softmaxreg.solvers.get_schedule`), or a
+        callable ``epoch -> rate``.  "adaptive" is scikit-learn's: the rate
+        stays ``learning_rate`` until ``n_iter_no_change`` epochs in a row
+        fail to improve the objective by ``tol``, is then divided by 5, and
+        training stops at such a plateau once the rate is at most 1e-6 (with
+        ``tol=None`` it is the constant rate).  It averages out the noise of
+        constant-rate steps: on standardized wine the objective ends about
+        1% above the optimum for every seed, where "constant" lands between
+        0.5% and 2.5%.
     momentum : float in [0, 1), default=0.0
         Heavy-ball momentum of "sgd" (PyTorch's convention).
     class_weight : dict, "balanced" or None, default=None
@@ -197,7 +209,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         "max_iter": Interval(1, None, integer=True),
         "tol": Interval(0, None, none_ok=True),
         "n_iter_no_change": Interval(1, None, integer=True),
-        "batch_size": Interval(1, None, integer=True),
+        "batch_size": (Interval(1, None, integer=True), Options("auto")),
         "learning_rate": (Interval(0, None, open_low=True), Options(callable_ok=True)),
         "learning_rate_schedule": Options(*SCHEDULE_NAMES, callable_ok=True),
         "momentum": Interval(0, 1),
@@ -220,7 +232,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         max_iter=100,
         tol=1e-4,
         n_iter_no_change=5,
-        batch_size=256,
+        batch_size="auto",
         learning_rate=0.1,
         learning_rate_schedule="constant",
         momentum=0.0,
@@ -479,7 +491,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             lambda x, idx: loss.minibatch_gradient(x, idx, counts=counts),
             x0,
             n_samples=X.shape[0],
-            batch_size=self.batch_size,
+            batch_size=self._batch_rows(X.shape[0]),
             max_epochs=1,
             schedule=rate,
             momentum=self.momentum,
@@ -638,8 +650,15 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                     "learning_rate is already a schedule (a callable); leave "
                     "learning_rate_schedule='constant' or pass a number as learning_rate."
                 )
-            return self.learning_rate, 1.0
+            # a fresh copy per fit: an AdaptiveLR instance keeps its lowered rate
+            return copy.copy(self.learning_rate), 1.0
         return self.learning_rate_schedule, self.learning_rate
+
+    def _batch_rows(self, n_samples):
+        """Rows per "sgd" step for ``n_samples`` rows (resolves ``batch_size="auto"``)."""
+        if isinstance(self.batch_size, str):
+            return max(1, min(256, -(-int(n_samples) // 50)))
+        return int(self.batch_size)
 
     def _resolve_solver(self):
         l1 = self.penalty in ("l1", "elasticnet")
@@ -704,9 +723,11 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 callback=on_iteration,
             )
+        batch_size = self._batch_rows(loss.n_samples)
+
         def epoch_step(x, perm, lr, v):
             n_right = loss.sgd_epoch(
-                x, perm, batch_size=self.batch_size, learning_rate=lr, momentum=self.momentum, velocity=v
+                x, perm, batch_size=batch_size, learning_rate=lr, momentum=self.momentum, velocity=v
             )
             if n_right is not None:  # the fused kernel counts rows (unweighted accuracy)
                 counts[0] += n_right
@@ -718,7 +739,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             x0,
             epoch_step=epoch_step,
             n_samples=loss.n_samples,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             max_epochs=self.max_iter,
             schedule=get_schedule(*self._schedule(), self.max_iter),
             momentum=self.momentum,

@@ -35,6 +35,7 @@ from softmaxreg.nn._layers import (
 from softmaxreg.nn._linear_cross_entropy import LinearCrossEntropy
 from softmaxreg.nn._optim import SGD, Adam, AdamW, Optimizer
 from softmaxreg.solvers import (
+    AdaptiveLR,
     ConstantLR,
     CosineLR,
     ExponentialLR,
@@ -65,5 +66,6 @@ __all__ = [
     "CosineLR",
     "StepLR",
     "ExponentialLR",
+    "AdaptiveLR",
     "get_schedule",
 ]

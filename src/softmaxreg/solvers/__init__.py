@@ -7,6 +7,7 @@ from ._proximal import proximal, soft_threshold
 from ._result import OptimizeResult
 from ._schedules import (
     SCHEDULE_NAMES,
+    AdaptiveLR,
     ConstantLR,
     CosineLR,
     ExponentialLR,
@@ -14,9 +15,9 @@ from ._schedules import (
     StepLR,
     get_schedule,
 )
-from ._sgd import sgd
+from ._sgd import PlateauStop, sgd
 
 __all__ = [
-    "OptimizeResult", "lbfgs", "lbfgs_namespace", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
-    "SCHEDULE_NAMES", "ConstantLR", "CosineLR", "ExponentialLR", "InverseTimeLR", "StepLR", "get_schedule",
+    "OptimizeResult", "PlateauStop", "lbfgs", "lbfgs_namespace", "newton_cg", "newton_refine", "proximal", "sgd", "soft_threshold",
+    "SCHEDULE_NAMES", "AdaptiveLR", "ConstantLR", "CosineLR", "ExponentialLR", "InverseTimeLR", "StepLR", "get_schedule",
 ]

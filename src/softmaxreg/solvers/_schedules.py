@@ -13,7 +13,13 @@ class               learning rate at epoch ``e``                     PyTorch equ
 ``CosineLR``        ``min_lr + (lr - min_lr) (1 + cos(pi e / T)) / 2``  ``CosineAnnealingLR``
 ``StepLR``          ``lr * gamma ** (e // step_size)``               ``StepLR``
 ``ExponentialLR``   ``lr * gamma ** e``                              ``ExponentialLR``
+``AdaptiveLR``      ``lr / factor ** (plateaus so far)``             ``ReduceLROnPlateau``
 ==================  ===============================================  ==========================
+
+``AdaptiveLR`` is scikit-learn's ``learning_rate="adaptive"``: it depends on
+the run, not on the epoch alone. A solver with a stopping rule calls its
+:meth:`AdaptiveLR.on_plateau` where the rule would stop; the rate is divided
+and training goes on until the rate reaches its floor.
 
 Solvers and the neural-network optimizers call :func:`get_schedule` once and
 then ask the schedule for the rate at the start of every epoch.
@@ -29,6 +35,7 @@ __all__ = [
     "CosineLR",
     "StepLR",
     "ExponentialLR",
+    "AdaptiveLR",
     "get_schedule",
     "SCHEDULE_NAMES",
 ]
@@ -234,6 +241,57 @@ class ExponentialLR(_Schedule):
         return self.learning_rate * self.gamma ** _check_epoch(epoch)
 
 
+class AdaptiveLR(_Schedule):
+    """Divide the rate by ``factor`` each time training stops improving.
+
+    .. math:: \eta_e = \eta\,/\,\mathrm{factor}^{\,p_e}
+
+    with :math:`p_e` the number of plateaus before epoch ``e``.  A plateau
+    is what a stopping rule sees: ``n_iter_no_change`` epochs in a row
+    without an improvement of ``tol`` (scikit-learn's ``SGDClassifier`` and
+    ``MLPClassifier`` with ``learning_rate="adaptive"``).  Without such a
+    rule (``tol=None``, ``partial_fit``) the rate stays ``learning_rate``.
+    The instance keeps its reduced rate; :func:`get_schedule` builds a fresh
+    one from the name ``"adaptive"`` for every run.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Initial rate :math:`\eta > 0`.
+    factor : float, default=5.0
+        Divisor (> 1) at each plateau.
+    min_lr : float, default=1e-6
+        A plateau reached with the rate at or below ``min_lr`` ends training.
+
+    Examples
+    --------
+    >>> s = AdaptiveLR(0.1)
+    >>> s(0), s.on_plateau(), s(1), s.on_plateau(), s(2)
+    (0.1, True, 0.02, True, 0.004)
+    >>> AdaptiveLR(1e-6).on_plateau()
+    False
+    """
+
+    def __init__(self, learning_rate, factor=5.0, min_lr=1e-6):
+        super().__init__(learning_rate)
+        self.factor = _check_positive("factor", factor)
+        if self.factor <= 1.0:
+            raise ValueError(f"factor must be > 1 so that the rate decreases, got {factor}.")
+        self.min_lr = _check_nonnegative("min_lr", min_lr)
+        self.plateaus = 0
+
+    def __call__(self, epoch):
+        _check_epoch(epoch)
+        return self.learning_rate / self.factor**self.plateaus
+
+    def on_plateau(self):
+        """Lower the rate and return True, or return False (stop) at the floor."""
+        if self.learning_rate / self.factor**self.plateaus <= self.min_lr:
+            return False
+        self.plateaus += 1
+        return True
+
+
 def _check_factor(gamma):
     gamma = _check_positive("gamma", gamma)
     if gamma > 1.0:
@@ -262,7 +320,7 @@ class _CheckedCallable:
 
 
 #: Names accepted by :func:`get_schedule`.
-SCHEDULE_NAMES = ("constant", "inverse_time", "cosine", "step", "exponential")
+SCHEDULE_NAMES = ("constant", "inverse_time", "cosine", "step", "exponential", "adaptive")
 
 
 def get_schedule(schedule, learning_rate, n_epochs=None):
@@ -280,6 +338,8 @@ def get_schedule(schedule, learning_rate, n_epochs=None):
           - ``"step"``: ``StepLR(learning_rate, step_size=max(1, ceil(n_epochs / 3)),
             gamma=0.1)``, i.e. two tenfold decays over the run (needs ``n_epochs``)
           - ``"exponential"``: ``ExponentialLR(learning_rate, gamma=0.9)``
+          - ``"adaptive"``: ``AdaptiveLR(learning_rate)`` (divided by 5 at
+            each plateau of the stopping rule)
 
         * an instance of one of the schedule classes: returned as it is
           (``learning_rate`` and ``n_epochs`` are then not used);
@@ -326,6 +386,8 @@ def get_schedule(schedule, learning_rate, n_epochs=None):
             return CosineLR(learning_rate, n_epochs)
         if schedule == "step":
             return StepLR(learning_rate, step_size=max(1, math.ceil(n_epochs / 3)))
+        if schedule == "adaptive":
+            return AdaptiveLR(learning_rate)
         return ExponentialLR(learning_rate)
     if callable(schedule):
         return _CheckedCallable(schedule)

@@ -9,7 +9,7 @@ from ._proximal import soft_threshold
 from ._result import OptimizeResult, warn_not_converged
 from ._schedules import get_schedule
 
-__all__ = ["sgd"]
+__all__ = ["PlateauStop", "sgd"]
 
 # Most numbers of kept epoch end points (32 MiB of float64) for a deferred history.
 _DEFER_MAX = 1 << 22
@@ -54,7 +54,9 @@ def sgd(
     Stopping: after each epoch ``objective(x)`` is recorded.  With ``tol`` set,
     the run stops (converged) once ``n_iter_no_change`` consecutive epochs fail
     to bring the objective below ``best - tol`` (scikit-learn's SGD rule); with
-    ``tol=None`` exactly ``max_epochs`` epochs run.  Running out of epochs with
+    ``tol=None`` exactly ``max_epochs`` epochs run.  With the "adaptive"
+    schedule (:class:`~softmaxreg.solvers.AdaptiveLR`) such a plateau divides
+    the rate by 5 instead, and only a plateau at a rate of at most 1e-6 stops.  Running out of epochs with
     ``tol`` set gives a ``ConvergenceWarning``.  When nothing needs an epoch's
     value as the epoch ends (no ``tol``, no ``callback``) and ``objectives`` is
     given, the epochs' end points are kept and scored together after the last
@@ -160,7 +162,7 @@ def sgd(
     # The epochs' end points, scored by ``objectives`` after the run.
     ends = [] if (objectives is not None and tol is None and callback is None
                   and math.prod(x.shape) * int(max_epochs) <= _DEFER_MAX) else None
-    best, no_change = np.inf, 0
+    stop = PlateauStop(tol, n_iter_no_change, rate) if tol is not None else None
     converged = tol is None
     message = "ran max_epochs epochs" if tol is None else "maximum number of epochs reached"
     epoch = 0
@@ -183,16 +185,9 @@ def sgd(
         if callback is not None and callback(x, f, epoch):
             converged, message = False, "stopped by callback"
             break
-        if tol is not None:
-            if f > best - tol:
-                no_change += 1
-            else:
-                no_change = 0
-            best = min(best, f)
-            if no_change >= n_iter_no_change:
-                converged = True
-                message = f"objective improved by less than tol for {n_iter_no_change} epochs"
-                break
+        if stop is not None and stop.update(f):
+            converged, message = True, stop.message
+            break
     if ends:
         history = [float(f) for f in objectives(ends)]
     result = OptimizeResult(
@@ -205,6 +200,49 @@ def sgd(
     )
     warn_not_converged(result, "sgd")
     return result
+
+
+class PlateauStop:
+    """scikit-learn's SGD stopping rule, fed one objective value per epoch.
+
+    An epoch whose objective ``f`` is above ``best - tol`` (``best`` the
+    lowest value so far) counts as no improvement; ``n_iter_no_change`` of
+    them in a row make a plateau.  At a plateau a ``schedule`` with an
+    ``on_plateau()`` method (:class:`~softmaxreg.solvers.AdaptiveLR`) may
+    lower its rate and training goes on; otherwise training stops.
+
+    Parameters
+    ----------
+    tol : float
+        Improvement an epoch must bring.
+    n_iter_no_change : int
+        Epochs without improvement that make a plateau.
+    schedule : callable, default=None
+        The run's schedule, asked to lower its rate at a plateau.
+
+    Examples
+    --------
+    >>> rule = PlateauStop(0.1, 2)
+    >>> [rule.update(f) for f in (1.0, 0.5, 0.45, 0.42)]
+    [False, False, False, True]
+    """
+
+    def __init__(self, tol, n_iter_no_change, schedule=None):
+        self.tol, self.n_iter_no_change = float(tol), int(n_iter_no_change)
+        self.on_plateau = getattr(schedule, "on_plateau", None)
+        self.best, self.no_change = np.inf, 0
+        self.message = f"objective improved by less than tol for {self.n_iter_no_change} epochs"
+
+    def update(self, f):
+        """Record epoch objective ``f``; return whether training should stop."""
+        self.no_change = self.no_change + 1 if f > self.best - self.tol else 0
+        self.best = min(self.best, f)
+        if self.no_change < self.n_iter_no_change:
+            return False
+        if self.on_plateau is not None and self.on_plateau():
+            self.no_change = 0
+            return False
+        return True
 
 
 def _minibatch_loop(batch_gradient, x, v, perm, batch_size, momentum, lr, l1):
