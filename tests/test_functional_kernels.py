@@ -787,3 +787,38 @@ def test_the_one_exp_underflows_gradually_as_np_exp(dtype):
     assert np.any((want > 0) & ~normal)  # the range has subnormal results
     assert np.all(np.abs(out[~normal] - want[~normal]) <= 2 * sub)  # within two subnormal steps
     assert out[-2] == 0.0 and out[-1] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [3, 7, 300, 3001])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_shifted_exp_matches_the_reference(dtype, k, with_bias):
+    """exp(z + b - m) in place, the row max m and the rest (so that m + log1p(rest) is the logsumexp);
+    rows of -inf only, rows with +inf or NaN, and ties, by their documented values."""
+    rng = np.random.default_rng(k)
+    z = (rng.normal(size=(9, k)) * 5).astype(dtype)
+    b = (rng.normal(size=k) * 2).astype(dtype) if with_bias else None
+    z[3] = -np.inf
+    z[4, 0] = np.inf
+    z[5, -1] = np.nan
+    z[6, -1] = -np.inf
+    z[7] = 1.5  # without a bias, all tied: rest = k - 1
+    if b is not None:
+        b[0] = -np.inf  # a masked class
+    with np.errstate(invalid="ignore"):  # +inf plus a masked class's -inf
+        zb = z.astype(np.float64) + (0.0 if b is None else b.astype(np.float64))
+        want_m = zb.max(axis=1)
+    got = z.copy()
+    m, rest = N.shifted_exp(got, b)
+    assert m.dtype == dtype and rest.dtype == np.float64
+    finite = [0, 1, 2, 6, 7, 8]
+    np.testing.assert_array_equal(m[finite], want_m[finite].astype(dtype))
+    want = np.exp(zb[finite] - m[finite, None].astype(np.float64))
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got[finite], want, rtol=rtol, atol=1e-300)
+    lse = m[finite] + np.log1p(rest[finite])
+    np.testing.assert_allclose(lse, sps.logsumexp(zb[finite], axis=1), rtol=rtol)
+    if b is None:
+        assert rest[7] == k - 1
+    assert m[3] == -np.inf and np.isnan(m[4]) and np.isnan(m[5])
+    assert not got[[3, 4, 5]].any() and not rest[[3, 4, 5]].any()

@@ -181,6 +181,46 @@ def test_float32_matches_torch_at_a_larger_vocabulary(one_torch_thread):
             _close(g, r, 1e-5)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kw", OPTIONS)
+def test_blocks_of_native_size_match_the_materialized_cross_entropy(dtype, kw):
+    """Blocks of 32 x 3001 logits (large enough for the threaded native pass; the last block of 6 rows is
+    not) with masked classes, all-masked rows, a NaN row, a row of +inf logits and ignored rows."""
+    rng = np.random.default_rng(5)
+    n, k = 70, 3001
+    x = rng.normal(size=(n, 16)).astype(dtype)
+    w = (rng.normal(size=(k, 16)) * 0.5).astype(dtype)
+    w[:, 0] = np.abs(w[:, 0]) + 0.1
+    b = rng.normal(size=k).astype(dtype)
+    b[[5, 700]] = -np.inf
+    y = rng.integers(0, k, n)
+    y[np.isin(y, [5, 700])] = 1
+    if "ignore_index" in kw:
+        y[[9, 40]] = -100
+    if "class_weight" in kw:
+        kw = {**kw, "class_weight": np.resize(kw["class_weight"], k).astype(dtype)}
+    x[2] = np.nan
+    x[[20, 31, 68]] = 0.0
+    x[[20, 68], 0] = -np.inf  # every logit -inf: not counted (row 68 is in the last block)
+    x[31, 0] = np.inf  # every logit +inf (a masked class's NaN)
+    with np.errstate(invalid="ignore"):
+        z = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    ref_kw = dict(kw)
+    ref_kw["weight"] = ref_kw.pop("class_weight", None)
+    want = cross_entropy(z, y, reduction="none", **ref_kw)
+    got = linear_cross_entropy(x, w, y, b, reduction="none", block_size=(32, k), **kw)
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=True)
+    assert got.dtype == dtype and np.isnan(got[2]) and got[20] == got[68] == 0.0
+    sel = np.isfinite(want) & np.isfinite(x).all(axis=1)
+    loss, gx, gw, gb = linear_cross_entropy_grad(x[sel], w, y[sel], b, reduction="sum", block_size=(32, k), **kw)
+    g = cross_entropy_grad(z[sel], y[sel], reduction="none", **ref_kw)
+    _close(loss, want[sel].sum(), TOL[dtype])
+    _close(gb, g.sum(axis=0), TOL[dtype])
+    _close(gw, g.T @ x[sel].astype(np.float64), TOL[dtype])
+    _close(gx, g @ w.astype(np.float64), TOL[dtype])
+
+
 @pytest.mark.parametrize("block_size", [None, (4, 5), (3, 1)])
 def test_topk_matches_torch(block_size):
     b = BIAS.copy()

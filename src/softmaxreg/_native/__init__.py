@@ -31,7 +31,7 @@ from .linear import MIN_ELEMENTS as LINEAR_MIN_ELEMENTS
 from .linear import applies as linear_applies
 from .linear import predict as linear_predict
 from .linear import worthwhile as linear_worthwhile
-from .rows import LOG_SOFTMAX, LOGSUMEXP, MIN_SIZE, SOFTMAX, all_finite, applies, softmax_family
+from .rows import LOG_SOFTMAX, LOGSUMEXP, MIN_SIZE, SOFTMAX, all_finite, applies, shifted_exp, softmax_family
 from .sgd import default_threads, sgd_epoch
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "LOGSUMEXP",
     "applies",
     "all_finite",
+    "shifted_exp",
     "softmax_family",
     "cross_entropy_labels",
     "LINEAR_MIN_ELEMENTS",

@@ -54,7 +54,7 @@ from .mathfn import exp, log1p
 from .vec import (AVX512, FASTMATH, JIT, SHUFFLE_K, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, store_fence,
                   stream_copy, stream_out, transpose_in, transpose_out)
 
-__all__ = ["MIN_SIZE", "SOFTMAX", "LOG_SOFTMAX", "LOGSUMEXP", "applies", "all_finite", "softmax_family"]
+__all__ = ["MIN_SIZE", "SOFTMAX", "LOG_SOFTMAX", "LOGSUMEXP", "applies", "all_finite", "shifted_exp", "softmax_family"]
 
 # Numba's SSA pass flags the inlined ``exp`` in the two branches of the chunked row sums (full chunks of
 # fixed length, then the tail) with an internal "pedantic check" warning at compile time; the code is
@@ -214,6 +214,63 @@ def logsumexp_rows(x, out, flagged):
         flagged[i] = rest != rest
         out[i] = m + x.dtype.type(np.log1p(rest))
 
+
+
+@numba.njit(parallel=True, **JIT)
+def _shifted_exp_rows(z, bias, m, rest):
+    """In place ``z[i] = exp(z[i] + bias - m[i])`` with ``m[i]`` the row's max, and its ``rest``.
+
+    An empty ``bias`` adds nothing. A row whose max is not finite, or that holds
+    a NaN, is set to 0 with ``rest`` 0 and ``m`` -inf (every entry -inf) or NaN.
+    """
+    zero = z.dtype.type(0.0)
+    one = z.dtype.type(1.0)
+    add = bias.shape[0] > 0
+    for i in prange(z.shape[0]):
+        zi = z[i]
+        if add:
+            for j in range(zi.shape[0]):
+                zi[j] += bias[j]
+        mi = _rowmax(zi)
+        r = np.nan
+        if np.isfinite(mi):
+            r = _rest(zi, mi, one, zi, True)
+        if r == r:
+            m[i] = mi
+            rest[i] = r
+            continue
+        masked = mi == -np.inf
+        for j in range(zi.shape[0]):
+            masked = masked and zi[j] == zi[j]
+            zi[j] = zero
+        m[i] = -np.inf if masked else np.nan
+        rest[i] = 0.0
+
+
+def shifted_exp(z, bias=None):
+    """``z <- exp(z + bias - m)`` in place, row by row, on the cores; returns ``(m, rest)``.
+
+    ``m`` is each row's maximum of ``z + bias`` and ``rest`` the sum of the
+    row's non-maximal terms (float64, so ``m + log1p(rest)`` is its
+    logsumexp). A row of ``-inf`` only gets ``m = -inf``; a row with a ``+inf``
+    or NaN gets ``m = NaN``; both are set to 0 with ``rest = 0``, for the
+    caller to treat as :func:`softmax_rows` flags them. ``z`` is a
+    C-contiguous float32/float64 array of rows; ``bias``, if given, one row
+    of ``z``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.vstack([np.log([1.0, 4.0, 2.0]), np.full(3, -np.inf)])
+    >>> m, rest = shifted_exp(z)
+    >>> z[0], m[0] == np.log(4.0), rest[0], m[1]
+    (array([0.25, 1.  , 0.5 ]), np.True_, np.float64(0.75), np.float64(-inf))
+    """
+    b = np.empty(0, z.dtype) if bias is None else bias
+    m = np.empty(z.shape[0], z.dtype)
+    rest = np.empty(z.shape[0], np.float64)
+    _shifted_exp_rows(z, b, m, rest)
+    return m, rest
 
 # ---------------------------------------------------------------------------
 # Short rows (K below SMALL_K): a row is too short for the vector loops above

@@ -18,17 +18,19 @@ the :math:`n \times K` logits, not the data, are the cost, so they are never
 held whole: rows go in blocks, and
 
 * when a block's full rows of logits fit the block budget, one pass computes
-  them by one GEMM, the max-shifted exponentials in place, :math:`G` in place and
-  the two gradient products;
+  them by one GEMM, the max-shifted exponentials in place (one threaded native
+  pass that also adds the bias and sums the rows), :math:`G` in place and the
+  two gradient products;
 * otherwise the classes go in blocks too: a first sweep keeps an online
   logsumexp (running maximum :math:`m` and the sum :math:`r` of the other
   terms, rescaled when the maximum moves; docs/math.md derives it), and a
   second sweep recomputes each block's logits for the gradient (the method of
   Cut Cross-Entropy and Liger's fused linear cross-entropy).
 
-The products run in the BLAS (float32 stays float32) and accumulate in place
-(``gemm`` with :math:`\beta = 1`), so the memory beyond the inputs and the
-gradients is one block of logits and a few vectors of length :math:`n`.
+The products run in NumPy's BLAS (float32 stays float32) and accumulate into
+the gradients a slice at a time through one small scratch buffer, so the memory
+beyond the inputs and the gradients is one block of logits, that buffer and a
+few vectors of length :math:`n`.
 
 The numerics contract is :func:`~softmaxreg.functional.cross_entropy`'s:
 the row's maximum is subtracted before ``exp``, the logsumexp is
@@ -44,17 +46,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas
 
 from ._array import quiet_fp
 from ._cross_entropy import cross_entropy, cross_entropy_grad
-from ._softmax import logsumexp, softmax
+from ._softmax import fast_kernels, logsumexp, softmax
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_grad", "linear_logsumexp", "linear_topk"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-# Logits held at once; a few tens of MB keeps the GEMMs efficient and far below n x K.
-_BLOCK_BYTES = 16 * 2**20
+# Logits held at once: a few hundred rows by all of K keeps the GEMMs near their peak rate (every row
+# block reads the whole weight and updates the whole weight gradient) and far below n x K.
+_BLOCK_BYTES = 32 * 2**20
+# The temporaries of the products that accumulate into the gradients. Every product goes through NumPy's
+# BLAS: scipy.linalg.blas bundles a BLAS of its own, whose thread pool would spin against NumPy's.
+_PRODUCT_BYTES = 4 * 2**20
 # Fewest rows per block worth a one-pass block; below it, classes are blocked too.
 _MIN_ROWS = 64
 _SWEEP_ROWS = 512
@@ -62,25 +67,34 @@ _SWEEP_ROWS = 512
 _UNSHIFTED_MAX = 16.0
 
 
-def _gemm(dtype):
-    return blas.sgemm if dtype == np.float32 else blas.dgemm
+def _slices(rows, row_bytes):
+    """Slices of ``range(rows)`` of at most ``_PRODUCT_BYTES`` in rows of ``row_bytes`` each."""
+    step = max(1, _PRODUCT_BYTES // max(1, row_bytes))
+    return (slice(i, min(rows, i + step)) for i in range(0, rows, step))
 
 
-def _acc_at_b(c, a, b):
-    """``c += a.T @ b`` in place (``c`` C-contiguous), by the BLAS with beta = 1."""
-    # Row-major c (p, q) is column-major c.T (q, p): c.T += b.T @ a.
-    _gemm(c.dtype)(1.0, b.T, a.T, beta=1.0, c=c.T, trans_b=1, overwrite_c=1)
+def _scratch(dtype, d):
+    """The flat buffer of the products' temporaries (one allocation per call: fresh pages fault)."""
+    return np.empty(max(_PRODUCT_BYTES // np.dtype(dtype).itemsize, d), dtype)
 
 
-def _acc_ab(c, a, b):
-    """``c += a @ b`` in place (``c`` C-contiguous)."""
-    _gemm(c.dtype)(1.0, b.T, a.T, beta=1.0, c=c.T, overwrite_c=1)
+def _acc_at_b(c, a, b, scratch):
+    """``c += a.T @ b`` in place, a slice of ``c``'s rows at a time, the product in ``scratch``."""
+    # The product and the BLAS's packed copy of a's columns each stay within _PRODUCT_BYTES.
+    for s in _slices(c.shape[0], max(c.shape[1], a.shape[0]) * c.itemsize):
+        c[s] += np.matmul(a[:, s].T, b, out=_block(scratch, s.stop - s.start, c.shape[1]))
+
+
+def _acc_ab(c, a, b, scratch):
+    """``c += a @ b`` in place, a slice of ``c``'s rows at a time, the product in ``scratch``."""
+    for s in _slices(c.shape[0], c.shape[1] * c.itemsize):
+        c[s] += np.matmul(a[s], b, out=_block(scratch, s.stop - s.start, c.shape[1]))
 
 
 def _acc_outer(c, u, v, alpha):
-    """``c += alpha * outer(u, v)`` in place (``c`` C-contiguous), without an outer-product temporary."""
-    ger = blas.sger if c.dtype == np.float32 else blas.dger
-    ger(alpha, v, u, a=c.T, overwrite_a=1)
+    """``c += alpha * outer(u, v)`` in place, a slice of ``c``'s rows at a time."""
+    for s in _slices(c.shape[0], c.shape[1] * c.itemsize):
+        c[s] += (alpha * u[s])[:, None] * v
 
 
 def _block(buf, r, kc):
@@ -191,10 +205,10 @@ class _Problem:
         """``x[rows]`` in the compute dtype."""
         return np.asarray(self.x[rows], dtype=self.dtype)
 
-    def logits(self, out, rows, c0, c1):
-        """``x[rows] @ weight[c0:c1].T + bias[c0:c1]`` into ``out``."""
+    def logits(self, out, rows, c0, c1, bias=True):
+        """``x[rows] @ weight[c0:c1].T + bias[c0:c1]`` (without the bias if not ``bias``) into ``out``."""
         np.matmul(self.xrows(rows), self.w[c0:c1].T, out=out)
-        if self.b is not None:
+        if bias and self.b is not None:
             out += self.b[c0:c1]
         return out
 
@@ -236,37 +250,57 @@ class _Rows:
         self.special = np.zeros(r, bool)  # a +inf or NaN logit: computed by the fallback
         self.grad = grad
 
-    def absorb(self, z, c0, c1, shifted_in_place):
-        """Take one class block of logits (raw, (r, c1 - c0)) into the running statistics."""
+    def absorb(self, z, c0, c1, biased):
+        """Take one class block of logits ``z`` (r, c1 - c0) into the running statistics.
+
+        ``z`` holds the logits, with the bias if ``biased``; on return it holds
+        ``exp(z - m_block)`` per row, or that times ``self.scale`` per row.
+        """
         pb = self.pb
+        b = None if biased or pb.b is None else pb.b[c0:c1]
+        kernels = fast_kernels(z)
+        if b is not None and kernels is None:
+            z += b
+            b = None
         y = pb.labels[self.rows] if hasattr(pb, "labels") else None
         if y is not None:
             inside = (y >= c0) & (y < c1)
             idx = np.flatnonzero(inside)
-            self.zy[idx] = z[idx, y[idx] - c0]
+            col = y[idx] - c0
+            self.zy[idx] = z[idx, col] if b is None else z[idx, col] + b[col]
             if pb.eps > 0.0:
-                self.zw += z.sum(axis=1) if pb.cw is None else z @ pb.cw[c0:c1]
-        a, mb = _row_max(z)
-        self.special |= ~(mb < np.inf)  # +inf or NaN
-        ok = np.isfinite(mb)
+                if pb.cw is None:
+                    self.zw += z.sum(axis=1) if b is None else z.sum(axis=1) + b.sum()
+                else:
+                    cw = pb.cw[c0:c1]
+                    self.zw += z @ cw if b is None else z @ cw + b @ cw
         self.scale = None
-        if np.all(ok) and mb.size and float(np.max(np.abs(mb))) <= _UNSHIFTED_MAX:
-            # Maxima this close to 0 cannot overflow exp: take exp(z) without the shift's pass over the
-            # block; z then holds exp(z - m) scaled by e^m per row, and the rest is divided by e^m.
-            ar = np.arange(z.shape[0])
-            np.exp(z, out=z)
-            em = z[ar, a]
-            z[ar, a] = 0.0
-            rb = z.sum(axis=1) / em
-            z[ar, a] = em
-            self.scale = em
+        if kernels is not None:
+            # One threaded pass: the bias, the row maxima, exp(z - m) in place and the sums of the rest.
+            mb, rb = kernels.shifted_exp(z, b)
+            self.special |= np.isnan(mb)  # a +inf or NaN logit
+            ok = np.isfinite(mb)
         else:
-            shift = np.where(ok, mb, 0.0).astype(pb.dtype)
-            z -= shift[:, None]
-            rb = _exp_rest(z, a)
-        if not np.all(ok):
-            z[~ok] = 0.0
-            rb[~ok] = 0.0
+            a, mb = _row_max(z)
+            self.special |= ~(mb < np.inf)  # +inf or NaN
+            ok = np.isfinite(mb)
+            if np.all(ok) and mb.size and float(np.max(np.abs(mb))) <= _UNSHIFTED_MAX:
+                # Maxima this close to 0 cannot overflow exp: take exp(z) without the shift's pass over the
+                # block; z then holds exp(z - m) scaled by e^m per row, and the rest is divided by e^m.
+                ar = np.arange(z.shape[0])
+                np.exp(z, out=z)
+                em = z[ar, a]
+                z[ar, a] = 0.0
+                rb = z.sum(axis=1) / em
+                z[ar, a] = em
+                self.scale = em
+            else:
+                shift = np.where(ok, mb, 0.0).astype(pb.dtype)
+                z -= shift[:, None]
+                rb = _exp_rest(z, a)
+            if not np.all(ok):
+                z[~ok] = 0.0
+                rb[~ok] = 0.0
         with quiet_fp():
             new = ok & (mb > self.m)
             old = ok & ~new
@@ -316,6 +350,7 @@ def _run(pb, grad):
         gb = np.zeros(k, pb.dtype)
         smooth = np.zeros(n, pb.dtype)  # s_i eps/K for counted rows: the rank-one part of G
         sx = np.zeros(d, pb.dtype)  # smooth @ x
+        scratch = _scratch(pb.dtype, d)
     buf = np.empty(pb.rows * pb.classes, pb.dtype)
     specials = []
     for r0 in range(0, n, pb.rows):
@@ -325,8 +360,8 @@ def _run(pb, grad):
         one_pass = pb.classes == k
         for c0 in range(0, k, pb.classes):
             c1 = min(k, c0 + pb.classes)
-            z = pb.logits(_block(buf, r, c1 - c0), rows, c0, c1)
-            st.absorb(z, c0, c1, True)
+            z = pb.logits(_block(buf, r, c1 - c0), rows, c0, c1, bias=False)
+            st.absorb(z, c0, c1, biased=False)
         lr, cr, factor = st.finish()
         loss[rows], counted[rows] = lr, cr
         specials.extend(r0 + np.flatnonzero(cr & st.special))
@@ -353,7 +388,7 @@ def _run(pb, grad):
                 z[idx, col] -= coef / fac[idx]
                 np.matmul(z, pb.w, out=gx[rows])
                 gx[rows] *= fac[:, None]
-                _acc_at_b(gw[c0:c1], z, xb * fac[:, None])
+                _acc_at_b(gw[c0:c1], z, xb * fac[:, None], scratch)
                 gb[c0:c1] += fac @ z
                 continue
             # Recompute the block's logits; exp(z - m + log factor) is G's softmax part at once.
@@ -365,8 +400,8 @@ def _run(pb, grad):
                 z[~live] = 0.0
             idx, col, coef = _label_term(pb, rows, live, c0, c1)
             z[idx, col] -= coef
-            _acc_ab(gx[rows], z, pb.w[c0:c1])
-            _acc_at_b(gw[c0:c1], z, xb)
+            _acc_ab(gx[rows], z, pb.w[c0:c1], scratch)
+            _acc_at_b(gw[c0:c1], z, xb, scratch)
             gb[c0:c1] += z.sum(axis=0)
     if grad:
         if pb.eps > 0.0:
@@ -381,7 +416,7 @@ def _run(pb, grad):
         if grad:
             g = (s * g).astype(pb.dtype)
             gx[i] += g @ pb.w
-            _acc_at_b(gw, g[None, :], pb.xrows(slice(i, i + 1)))
+            _acc_at_b(gw, g[None, :], pb.xrows(slice(i, i + 1)), scratch)
             gb += g
     if not grad:
         return loss, counted
@@ -574,7 +609,8 @@ def linear_logsumexp(x: Any, weight: Any, bias: Any = None, *, block_size: tuple
             st = _Rows(pb, rows, False)
             for c0 in range(0, pb.k, pb.classes):
                 c1 = min(pb.k, c0 + pb.classes)
-                st.absorb(pb.logits(_block(buf, rows.stop - r0, c1 - c0), rows, c0, c1), c0, c1, True)
+                z = pb.logits(_block(buf, rows.stop - r0, c1 - c0), rows, c0, c1, bias=False)
+                st.absorb(z, c0, c1, biased=False)
             out[rows] = st.m + np.log1p(st.rest)
             for j in np.flatnonzero(st.special):
                 i = r0 + j
@@ -676,7 +712,7 @@ def linear_topk(x: Any, weight: Any, k: int, bias: Any = None, *, block_size: tu
                 c1 = min(pb.k, c0 + pb.classes)
                 z = pb.logits(_block(buf, r, c1 - c0), rows, c0, c1)
                 best_v, best_i = _merge_topk(best_v, best_i, z, c0)
-                st.absorb(z, c0, c1, True)
+                st.absorb(z, c0, c1, biased=True)
             normal = np.isfinite(st.m) & ~st.special
             lse = st.m + np.log1p(st.rest)
             p = np.exp(best_v - lse[:, None])

@@ -242,7 +242,7 @@ class ExponentialLR(_Schedule):
 
 
 class AdaptiveLR(_Schedule):
-    """Divide the rate by ``factor`` each time training stops improving.
+    r"""Divide the rate by ``factor`` each time training stops improving.
 
     .. math:: \eta_e = \eta\,/\,\mathrm{factor}^{\,p_e}
 
