@@ -184,9 +184,11 @@ def test_float32_matches_torch_at_a_larger_vocabulary(one_torch_thread):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kw", OPTIONS)
-def test_blocks_of_native_size_match_the_materialized_cross_entropy(dtype, kw):
-    """Blocks of 32 x 3001 logits (large enough for the threaded native pass; the last block of 6 rows is
-    not) with masked classes, all-masked rows, a NaN row, a row of +inf logits and ignored rows."""
+@pytest.mark.parametrize("block_size", [(32, 3001), (32, 2100)])
+def test_blocks_of_native_size_match_the_materialized_cross_entropy(dtype, kw, block_size):
+    """Blocks of 32 x 3001 (one pass) or 32 x 2100 (two sweeps) logits, large enough for the threaded native
+    passes (the last class block and the last 6 rows are not), with masked classes, all-masked rows, a NaN
+    row, a row of +inf logits, ignored rows and sample weights up to 4."""
     rng = np.random.default_rng(5)
     n, k = 70, 3001
     x = rng.normal(size=(n, 16)).astype(dtype)
@@ -209,13 +211,15 @@ def test_blocks_of_native_size_match_the_materialized_cross_entropy(dtype, kw):
     ref_kw = dict(kw)
     ref_kw["weight"] = ref_kw.pop("class_weight", None)
     want = cross_entropy(z, y, reduction="none", **ref_kw)
-    got = linear_cross_entropy(x, w, y, b, reduction="none", block_size=(32, k), **kw)
+    got = linear_cross_entropy(x, w, y, b, reduction="none", block_size=block_size, **kw)
     np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=True)
     assert got.dtype == dtype and np.isnan(got[2]) and got[20] == got[68] == 0.0
     sel = np.isfinite(want) & np.isfinite(x).all(axis=1)
-    loss, gx, gw, gb = linear_cross_entropy_grad(x[sel], w, y[sel], b, reduction="sum", block_size=(32, k), **kw)
-    g = cross_entropy_grad(z[sel], y[sel], reduction="none", **ref_kw)
-    _close(loss, want[sel].sum(), TOL[dtype])
+    sw = rng.uniform(0.0, 4.0, int(sel.sum())).astype(dtype)
+    loss, gx, gw, gb = linear_cross_entropy_grad(x[sel], w, y[sel], b, reduction="sum", block_size=block_size,
+                                                 sample_weight=sw, **kw)
+    g = cross_entropy_grad(z[sel], y[sel], reduction="none", **ref_kw) * sw[:, None]
+    _close(loss, want[sel] @ sw, TOL[dtype])
     _close(gb, g.sum(axis=0), TOL[dtype])
     _close(gw, g.T @ x[sel].astype(np.float64), TOL[dtype])
     _close(gx, g @ w.astype(np.float64), TOL[dtype])
