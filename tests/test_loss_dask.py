@@ -107,3 +107,24 @@ def test_bad_input():
     assert len(loss.X.chunks[1]) == 1  # column blocks joined into one
     with pytest.raises(ValueError, match="v must have shape"):
         loss.hessp(np.zeros(loss.n_params), np.zeros(2))
+
+
+def test_persisted_chunks_take_one_task_per_worker_and_equal_in_memory(dask_client):
+    """On a cluster, chunks held in the workers' memory are summed where they lie: one task per worker."""
+    from distributed import get_task_stream
+
+    rng = np.random.default_rng(4)
+    X, y, s = rng.normal(size=(300, 5)), rng.integers(0, 4, 300), rng.uniform(0.5, 2.0, 300)
+    mem = LinearSoftmaxLoss(X, y, n_classes=4, sample_weight=s, l2_reg_strength=0.1)
+    lazy = DaskLinearSoftmaxLoss(da.from_array(X, chunks=(50, 5)), da.from_array(y, chunks=50), n_classes=4,
+                                 sample_weight=da.from_array(s, chunks=50), l2_reg_strength=0.1, persist=True)
+    assert lazy.persisted and lazy.n_chunks == 6
+    w, v = rng.normal(size=mem.n_params), rng.normal(size=mem.n_params)
+    with get_task_stream() as ts:
+        f, g = lazy.loss_gradient(w)
+    names = [t["key"] for t in ts.data if str(t["key"]).startswith("softmaxreg-loss_gradient")]
+    assert 1 <= len(names) <= len(dask_client.scheduler_info()["workers"])
+    f0, g0 = mem.loss_gradient(w)
+    assert f == pytest.approx(f0, rel=1e-13) and np.allclose(g, g0, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lazy.hessp(w, v), mem.hessp(w, v), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lazy.losses([w, v]), mem.losses([w, v]), rtol=1e-13)
