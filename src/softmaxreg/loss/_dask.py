@@ -23,8 +23,9 @@ class DaskLinearSoftmaxLoss:
     Each chunk :math:`c` (rows :math:`I_c`, weight :math:`S_c = \sum_{i \in I_c} s_i`)
     builds the ordinary in-memory loss, whose fused kernels return the chunk's
     weighted *mean* :math:`f_c`; the chunks' results, scaled by :math:`S_c`, are
-    summed in a tree on the workers and divided by :math:`S = \sum_c S_c` on
-    the client, which then adds the penalty once:
+    summed in a tree (by each worker over the persisted chunks it holds, then on
+    the client; else in a tree of tasks) and divided by :math:`S = \sum_c S_c`
+    on the client, which then adds the penalty once:
 
     .. math::
 
