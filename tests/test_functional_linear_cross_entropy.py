@@ -181,7 +181,6 @@ def test_float32_matches_torch_at_a_larger_vocabulary(one_torch_thread):
             _close(g, r, 1e-5)
 
 
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kw", OPTIONS)
 @pytest.mark.parametrize("block_size", [(32, 3001), (32, 2100)])

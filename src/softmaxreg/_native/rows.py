@@ -215,7 +215,6 @@ def logsumexp_rows(x, out, flagged):
         out[i] = m + x.dtype.type(np.log1p(rest))
 
 
-
 @numba.njit(parallel=True, **JIT)
 def _shifted_exp_rows(z, bias, m, rest):
     """In place ``z[i] = exp(z[i] + bias - m[i])`` with ``m[i]`` the row's max, and its ``rest``.
@@ -271,6 +270,7 @@ def shifted_exp(z, bias=None):
     rest = np.empty(z.shape[0], np.float64)
     _shifted_exp_rows(z, b, m, rest)
     return m, rest
+
 
 # ---------------------------------------------------------------------------
 # Short rows (K below SMALL_K): a row is too short for the vector loops above

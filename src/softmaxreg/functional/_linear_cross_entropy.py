@@ -269,11 +269,10 @@ class _Rows:
             col = y[idx] - c0
             self.zy[idx] = z[idx, col] if b is None else z[idx, col] + b[col]
             if pb.eps > 0.0:
-                if pb.cw is None:
-                    self.zw += z.sum(axis=1) if b is None else z.sum(axis=1) + b.sum()
-                else:
-                    cw = pb.cw[c0:c1]
-                    self.zw += z @ cw if b is None else z @ cw + b @ cw
+                cw = None if pb.cw is None else pb.cw[c0:c1]
+                self.zw += z.sum(axis=1) if cw is None else z @ cw
+                if b is not None:
+                    self.zw += b.sum() if cw is None else b @ cw
         self.scale = None
         if kernels is not None:
             # One threaded pass: the bias, the row maxima, exp(z - m) in place and the sums of the rest.
