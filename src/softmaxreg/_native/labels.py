@@ -17,7 +17,7 @@ from .blocks import (BLOCK, SMALL_K, _block_grad, _block_label_logit, _rows_grad
 from .mathfn import log1p
 from .rows import (_CHUNKS, _block_count, _block_labels, _block_rows, _block_span, _cast, _flush_block, _load_block,
                    _register_target, _rest, _rest_sum, _result_rows, _rowmax, _rows, _small_block, _store_block,
-                   register_rows, stream_plan)
+                   copy_into, register_rows, stream_plan)
 from .vec import JIT, SHUFFLE_K, store_fence
 
 __all__ = ["cross_entropy_labels"]
@@ -334,7 +334,7 @@ def ce_grad_labels_small(x, labels, w, has_w, ignore, has_ignore, eps, inv_t, sc
                         for k in range(K):
                             ob[r * K + k] = 0.0
             if not whole:
-                of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
+                copy_into(of[r0 * K : (r0 + nb) * K], pad[: nb * K])
         if stream:
             store_fence()
 

@@ -122,7 +122,9 @@ def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     return nxt
 
 
-@numba.njit(inline="always", **JIT)
+# The block-level steps below are compiled once each and called by the passes and by prediction (LLVM
+# inlines them where it pays); inlined in Numba's IR, every call site would be typed and lowered again.
+@numba.njit(**JIT)
 def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
     """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time; returns the next row to prefetch.
 
@@ -136,13 +138,16 @@ def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
             src, base = X, i0 + g
         else:
             for q in range(4):
-                Xq[q] = X[i0 + g + q] if g + q < nb else X[i0]
+                # Element by element: a row assignment would compile NumPy's shape check and its message.
+                r = i0 + g + q if g + q < nb else i0
+                for j in range(X.shape[1]):
+                    Xq[q, j] = X[r, j]
             src, base = Xq, 0
         nxt = _logits4t(src, base, W, b, Zt, g, X, nxt, per, stop)
     return nxt
 
 
-@numba.njit(inline="always", **JIT)
+@numba.njit(**JIT)
 def _block_softmax(Zt, nb, Pt, m, s, inv):
     """Pt = softmax of Zt's columns (classes down a column), m their max, s the sum of exp(z - m).
 
@@ -177,7 +182,7 @@ def _block_softmax(Zt, nb, Pt, m, s, inv):
     return bad
 
 
-@numba.njit(inline="always", **JIT)
+@numba.njit(**JIT)
 def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached):
     """Loss of rows i0 .. i0 + nb and their dloss/dlogits into Rt (classes x rows); returns (loss, bad).
 
@@ -259,7 +264,7 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
     return loss, bad
 
 
-@numba.njit(inline="always", **JIT)
+@numba.njit(**JIT)
 def _block_update(X, i0, nb, Rt, Rx, Gb, gb, nxt, per, stop):
     """Gb += Rt[:, :nb] X[i0 : i0 + nb] by strips of up to five classes (Rx holds Rt transposed, in
     X's dtype), gb += Rt's row sums.
@@ -404,52 +409,50 @@ def _losses_pass(X, codes, Y, sw, W, b, K):
 PROBA, LOGITS, LABELS = 0, 1, 2
 
 
-@numba.njit(parallel=True, **JIT)
-def _predict(X, W, b, out, labels, what, n_threads):
-    """Rows split over the threads: ``out`` = softmax(X W^T + b) (PROBA) or
-    X W^T + b (LOGITS), float64, or ``labels`` = each row's first largest
-    logit (LABELS). Returns the number of rows with a non-finite logit.
-    Each block's tiles prefetch the thread's next block as they go (:func:`_prefetch_plan`).
+@numba.njit(**JIT)
+def _predict(X, W, b, out, labels, what):
+    """``out`` = softmax(X W^T + b) (PROBA) or X W^T + b (LOGITS), float64, or ``labels`` = each row's
+    first largest logit (LABELS). Returns the number of rows with a non-finite logit.
+
+    Serial and without the GIL like :func:`_pass` (:func:`predict` runs one
+    call per thread on a range of rows). Each block's tiles prefetch the next
+    block as they go (:func:`_prefetch_plan`).
     """
     n, p = X.shape
     K = W.shape[0]
-    T = max(1, min(n_threads, n // _BLOCK))
-    bad = np.zeros(T)
-    for t in prange(T):
-        Zt = np.zeros((K, _ROWS))
-        Pt = np.zeros((K, _ROWS))
-        S = np.zeros((3, _ROWS))
-        Xq = np.empty((4, p), dtype=X.dtype)
-        r0 = t * n // T
-        r1 = (t + 1) * n // T
-        for i0 in range(r0, r1, _ROWS):
-            nb = min(_ROWS, r1 - i0)
-            nxt, per, stop = _prefetch_plan(i0, r1, (nb + 3) // 4 * _tiles(K))
-            _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
-            ob = out[i0 : i0 + nb]  # indexed from 0 (see _block_terms)
-            if what == PROBA:
-                bad[t] += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
-                for q in range(nb):
-                    for k in range(K):
-                        ob[q, k] = Pt[k, q]
-                continue
+    bad = 0
+    Zt = np.zeros((K, _ROWS))
+    Pt = np.zeros((K, _ROWS))
+    S = np.zeros((3, _ROWS))
+    Xq = np.empty((4, p), dtype=X.dtype)
+    for i0 in range(0, n, _ROWS):
+        nb = min(_ROWS, n - i0)
+        nxt, per, stop = _prefetch_plan(i0, n, (nb + 3) // 4 * _tiles(K))
+        _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
+        ob = out[i0 : i0 + nb]  # indexed from 0 (see _block_terms)
+        if what == PROBA:
+            bad += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
             for q in range(nb):
-                check = 0.0  # NaN exactly when some logit of the row is inf or NaN
                 for k in range(K):
-                    check += Zt[k, q] * 0.0
-                bad[t] += check != 0.0
-            if what == LOGITS:
-                for q in range(nb):
-                    for k in range(K):
-                        ob[q, k] = Zt[k, q]
-            else:
-                lb = labels[i0 : i0 + nb]
-                for q in range(nb):
-                    best = 0
-                    for k in range(1, K):
-                        best = k if Zt[k, q] > Zt[best, q] else best
-                    lb[q] = best
-    return bad.sum()
+                    ob[q, k] = Pt[k, q]
+            continue
+        for q in range(nb):
+            check = 0.0  # NaN exactly when some logit of the row is inf or NaN
+            for k in range(K):
+                check += Zt[k, q] * 0.0
+            bad += check != 0.0
+        if what == LOGITS:
+            for q in range(nb):
+                for k in range(K):
+                    ob[q, k] = Zt[k, q]
+        else:
+            lb = labels[i0 : i0 + nb]
+            for q in range(nb):
+                best = 0
+                for k in range(1, K):
+                    best = k if Zt[k, q] > Zt[best, q] else best
+                lb[q] = best
+    return bad
 
 
 def applies(X) -> bool:
@@ -659,8 +662,16 @@ def predict(X, coef, intercept, what=PROBA):
     n, K = X.shape[0], W.shape[0]
     out = np.empty((n, K) if what != LABELS else (0, K), np.float64)
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
-    bad = _predict(X, W, np.ascontiguousarray(intercept, dtype=np.float64), out, labels, what, numba.get_num_threads())
-    if bad:
+    b = np.ascontiguousarray(intercept, dtype=np.float64)
+    T = max(1, min(numba.get_num_threads(), n // _BLOCK))
+    bounds = [t * n // T for t in range(T + 1)]
+
+    def work(t):
+        rows = slice(bounds[t], bounds[t + 1])
+        return _predict(X[rows], W, b, out[rows] if what != LABELS else out, labels[rows] if what == LABELS else labels,
+                        what)
+
+    if sum(run_threads(work, T)):
         return None
     return labels if what == LABELS else out
 

@@ -323,6 +323,14 @@ def _store_block(T, nb, K, ob, stream=False):
 
 
 @numba.njit(inline="always", **JIT)
+def copy_into(dst, src):
+    """``dst[:n] = src``, ``n = len(src)``, element by element: a slice assignment would also compile
+    NumPy's shape check and the formatting of its message, seconds of compilation for nothing."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@numba.njit(inline="always", **JIT)
 def _block_rows(xf, r0, nb, K, pad):
     """(rows, first row) of block ``r0 .. r0 + nb`` as a whole block of BLOCK rows.
 
@@ -334,7 +342,7 @@ def _block_rows(xf, r0, nb, K, pad):
     if nb == BLOCK:
         return xf, r0
     pad[:] = 0.0
-    pad[: nb * K] = xf[r0 * K : (r0 + nb) * K]
+    copy_into(pad, xf[r0 * K : (r0 + nb) * K])
     return pad, 0
 
 
@@ -345,7 +353,7 @@ def _block_labels(labels, r0, nb, pad):
     with -1 (no class) after it, as :func:`_block_rows` pads the rows."""
     if nb == BLOCK:
         return labels[r0 : r0 + BLOCK]
-    pad[:nb] = labels[r0 : r0 + nb]
+    copy_into(pad, labels[r0 : r0 + nb])
     pad[nb:] = -1
     return pad
 
@@ -399,7 +407,7 @@ def _register_target(of, obuf, r0, K, whole, stream):
 def _flush_block(obuf, of, r0, nb, K, whole, stream):
     """Move a block a register kernel wrote into ``obuf`` (:func:`_register_target`) out to ``of``."""
     if not whole:
-        of[r0 * K : (r0 + nb) * K] = obuf[: nb * K]
+        copy_into(of[r0 * K : (r0 + nb) * K], obuf[: nb * K])
     elif stream:
         stream_copy(obuf, of, r0 * K, BLOCK * K)
 
@@ -476,7 +484,7 @@ def rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
             sb = of[r0 * K : (r0 + BLOCK) * K] if whole else pad
             _store_block(U if mode == SOFTMAX else T, BLOCK, K, sb, stream and whole)
             if not whole:
-                of[r0 * K : (r0 + nb) * K] = pad[: nb * K]
+                copy_into(of[r0 * K : (r0 + nb) * K], pad[: nb * K])
         if stream:
             store_fence()
 
