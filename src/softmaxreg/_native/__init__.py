@@ -4,6 +4,7 @@ Laid out by idea, as PyTorch's CPU kernels are over ``ATen/cpu/vec``:
 
 ==============  =================================================================
 ``cpu``         which vector instructions to use (``SOFTMAXREG_DISABLE_AVX512``)
+``cache``       Numba's disk cache, made stale by an edit to any module here
 ``vec``         vector primitives in IR: loads, stores, transposes, lane sums
 ``mathfn``      the one ``exp`` and the one ``log1p`` of every kernel
 ``blocks``      the IR of short rows: a block of rows through max, exp and sums
@@ -25,6 +26,7 @@ API) are the specification: every kernel is tested against them bit for bit.
 from __future__ import annotations
 
 from .cpu import AVX512, DISABLE_AVX512
+from . import cache as _cache  # noqa: F401 (before any kernel is defined: see the module)
 from .labels import cross_entropy_labels
 from .linear import LABELS, LOGITS, PROBA, linear_softmax_losses, linear_softmax_pass
 from .linear import MIN_ELEMENTS as LINEAR_MIN_ELEMENTS

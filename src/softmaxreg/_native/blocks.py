@@ -276,9 +276,10 @@ def _group_columns(builder, px, g, k, vt, is_last):
     return [c for h, lanes in _parts_of_row(k, L) for c in transpose_lanes(builder, [read(r, h, lanes) for r in range(L)])[:lanes]]
 
 
-#: Groups of rows interleaved in one pass of the register kernels, so that two groups' exponentials overlap;
-#: more groups keep more registers live for little gain.
-_GROUPS = 2
+#: Groups of rows interleaved in one pass of the register kernels. One: a second group, whose exponentials
+#: could overlap the first's, doubles the code compiled for every row length and was measured no faster
+#: (benchmarks/history.md).
+_GROUPS = 1
 
 
 def _emit_rows(context, builder, signature, args, finish):
@@ -421,9 +422,8 @@ def _rows_grad(typingctx, xf, x0, ob, o0, m, rest, K, inv_t, y, f):
     return types.void(xf, x0, ob, o0, m, rest, K, inv_t, y, f), codegen
 
 
-#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize: two float32 groups' exponentials
-#: overlap; float64's groups already fill the registers with one.
-_LABEL_GROUPS = {4: 2, 8: 1}
+#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize: one, as for :data:`_GROUPS`.
+_LABEL_GROUPS = {4: 1, 8: 1}
 
 #: The fewest classes, by itemsize, whose rows :func:`_rows_label_logit` reads by row loads and in-lane
 #: transposes (:func:`_group_columns`) rather than by :func:`columns`' shuffles of one long load: on
