@@ -276,10 +276,10 @@ def _group_columns(builder, px, g, k, vt, is_last):
     return [c for h, lanes in _parts_of_row(k, L) for c in transpose_lanes(builder, [read(r, h, lanes) for r in range(L)])[:lanes]]
 
 
-#: Groups of rows interleaved in one pass of the register kernels. One: a second group, whose exponentials
-#: could overlap the first's, doubles the code compiled for every row length and was measured no faster
-#: (benchmarks/history.md).
-_GROUPS = 1
+#: Groups of rows interleaved in one pass of the register kernels, by itemsize: two float32 groups'
+#: exponentials overlap; two float64 groups run out of registers, and every group repeats the code of each
+#: row length (benchmarks/history.md).
+_GROUPS = {4: 2, 8: 1}
 
 
 def _emit_rows(context, builder, signature, args, finish):
@@ -296,6 +296,7 @@ def _emit_rows(context, builder, signature, args, finish):
     ft = context.get_value_type(dtype)
     size = dtype.bitwidth // 8
     L = 64 // size  # rows in a group, lanes in a vector
+    G = _GROUPS[size]
     vt, dvt, yt = ir.VectorType(ft, L), ir.VectorType(ir.DoubleType(), L), ir.VectorType(i64, L)
     px = element_pointer(context, builder, signature, args[:2])
     if finish != "sums":
@@ -316,8 +317,8 @@ def _emit_rows(context, builder, signature, args, finish):
         parts_of_row = _parts_of_row(k, L)
         masked = {lanes: masked_memory(builder, vt, lanes) for _, lanes in parts_of_row}
 
-        with cgutils.for_range(builder, ir.Constant(i64, BLOCK // (L * _GROUPS))) as step:
-            gs = _group_starts(builder, step.index, _GROUPS, L)
+        with cgutils.for_range(builder, ir.Constant(i64, BLOCK // (L * G))) as step:
+            gs = _group_starts(builder, step.index, G, L)
             last = [_last_group(builder, g, L) for g in gs]
 
             def write(v, g, r, h, lanes, is_last):  # each row's tail is overwritten by the next row
@@ -339,9 +340,9 @@ def _emit_rows(context, builder, signature, args, finish):
                     mv = _larger(builder, v, mv)
                 builder.store(mv, lanes_at(builder, mp, g, vt), align=size)
                 mvs.append(mv)
-            parts, ties, terms = [zero] * _GROUPS, [zero] * _GROUPS, [[] for _ in gs]
+            parts, ties, terms = [zero] * G, [zero] * G, [[] for _ in gs]
             for j in range(k):  # class by class, the groups side by side
-                for i in range(_GROUPS):
+                for i in range(G):
                     t = builder.fmul(builder.fsub(cols[i][j], mvs[i]), inv)
                     e = vector_exp(builder, t)
                     terms[i].append(e)
@@ -422,8 +423,8 @@ def _rows_grad(typingctx, xf, x0, ob, o0, m, rest, K, inv_t, y, f):
     return types.void(xf, x0, ob, o0, m, rest, K, inv_t, y, f), codegen
 
 
-#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize: one, as for :data:`_GROUPS`.
-_LABEL_GROUPS = {4: 1, 8: 1}
+#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize, as :data:`_GROUPS`.
+_LABEL_GROUPS = {4: 2, 8: 1}
 
 #: The fewest classes, by itemsize, whose rows :func:`_rows_label_logit` reads by row loads and in-lane
 #: transposes (:func:`_group_columns`) rather than by :func:`columns`' shuffles of one long load: on
