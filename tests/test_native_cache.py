@@ -3,9 +3,7 @@
 import numba
 import pytest
 
-pytest.importorskip("numba")
-
-from softmaxreg._native import cache, linear, rows, sgd  # noqa: E402
+from softmaxreg._native import cache, linear, rows, sgd
 
 
 def test_the_stamp_follows_the_content_of_every_module(tmp_path):

@@ -423,9 +423,6 @@ def _rows_grad(typingctx, xf, x0, ob, o0, m, rest, K, inv_t, y, f):
     return types.void(xf, x0, ob, o0, m, rest, K, inv_t, y, f), codegen
 
 
-#: Groups of L rows side by side in :func:`_rows_label_logit`, by itemsize, as :data:`_GROUPS`.
-_LABEL_GROUPS = {4: 2, 8: 1}
-
 #: The fewest classes, by itemsize, whose rows :func:`_rows_label_logit` reads by row loads and in-lane
 #: transposes (:func:`_group_columns`) rather than by :func:`columns`' shuffles of one long load: on
 #: shorter rows a whole L x L transpose for a few classes costs more than the shuffles.
@@ -436,7 +433,7 @@ _ROW_LOADS_FROM = {4: 6, 8: 4}
 def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
     """:func:`_block_label_logit` read straight from the rows, for K <= SHUFFLE_K: the BLOCK rows from
     ``xf[x0]`` (flat, C order), a group of L rows at a time read into its K class vectors, which stay in
-    registers (code for each K, behind a switch; ``_LABEL_GROUPS`` groups side by side). From
+    registers (code for each K, behind a switch; ``_GROUPS`` groups side by side). From
     ``_ROW_LOADS_FROM`` classes on, by row loads and in-lane transposes (:func:`_group_columns`); below,
     by one vector load of the group and a shuffle per class (:func:`columns`). No scratch at all: the
     loads of the next group go out between the exponentials of this one, where transposes into scratch
@@ -455,7 +452,7 @@ def _rows_label_logit(typingctx, xf, x0, m, rest, K, inv_t, y, ty):
         inv = splat_value(builder, args[5], vt)
         zero = splat(vt, 0.0)
 
-        G = _LABEL_GROUPS[size]
+        G = _GROUPS[size]
 
         def body(k):
             with cgutils.for_range(builder, ir.Constant(i64, BLOCK // (L * G))) as step:

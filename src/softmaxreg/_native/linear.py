@@ -36,6 +36,7 @@ import numpy as np
 from numba import prange
 
 from .mathfn import exp64, log1p
+from .rows import copy_into
 from .threads import run_threads
 from .tiles import MAX_ASKED, dot4x1, dot4x5, strip1, strip2, strip3, strip4, strip5
 from .vec import JIT
@@ -138,10 +139,7 @@ def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
             src, base = X, i0 + g
         else:
             for q in range(4):
-                # Element by element: a row assignment would compile NumPy's shape check and its message.
-                r = i0 + g + q if g + q < nb else i0
-                for j in range(X.shape[1]):
-                    Xq[q, j] = X[r, j]
+                copy_into(Xq[q], X[i0 + g + q] if g + q < nb else X[i0])
             src, base = Xq, 0
         nxt = _logits4t(src, base, W, b, Zt, g, X, nxt, per, stop)
     return nxt
@@ -566,33 +564,24 @@ def _targets(y, K):
     return np.empty(0, dtype=np.int64), np.ascontiguousarray(y, dtype=np.float64)
 
 
-def _over_rows(kernel, X, codes, Y, sw, *args, P=None):
-    """``kernel(X[r0:r1], codes[r0:r1], Y[r0:r1], sw[r0:r1], *args)`` over ``numba.get_num_threads()`` row ranges,
-    one Python thread each (``P[r0:r1]`` appended when ``P`` is given); the list of their results.
+def _over_rows(n, work):
+    """``[work(rows) for rows in ranges]``: ``n`` rows cut into up to ``numba.get_num_threads()`` contiguous
+    ``slice`` ranges (none under ``_BLOCK`` rows), one Python thread each.
 
     Plain threads running a nogil kernel rather than a ``prange``: an OpenMP
     region leaves its workers spinning for milliseconds after it ends, which
     slows whatever runs next on a machine with few cores (the SGD epoch's
-    threads, a BLAS call). These threads exit when their range is done.
+    threads, a BLAS call). These threads exit when their range is done. An
+    input with no rows (an unused one) stays empty when sliced.
     """
-    n = X.shape[0]
     T = max(1, min(numba.get_num_threads(), n // _BLOCK))
     bounds = [t * n // T for t in range(T + 1)]
-
-    def cut(a, r0, r1):
-        return a[r0:r1] if a.shape[0] else a
-
-    def work(t):
-        r0, r1 = bounds[t], bounds[t + 1]
-        tail = (cut(P, r0, r1),) if P is not None else ()
-        return kernel(X[r0:r1], cut(codes, r0, r1), cut(Y, r0, r1), sw[r0:r1], *args, *tail)
-
-    return run_threads(work, T)
+    return run_threads(lambda t: work(slice(bounds[t], bounds[t + 1])), T)
 
 
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
-    out = _over_rows(_pass, X, codes, Y, sw, W, b, V, vb, what, 1, P=P)
+    out = _over_rows(X.shape[0], lambda r: _pass(X[r], codes[r], Y[r], sw[r], W, b, V, vb, what, 1, P[r]))
     f = sum(o[0] for o in out)
     G = sum(o[1].sum(axis=0) for o in out)
     gb = sum(o[2].sum(axis=0) for o in out)
@@ -633,7 +622,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
-    out = _over_rows(_losses_pass, X, codes, Y, sw, W, b, K)
+    out = _over_rows(X.shape[0], lambda r: _losses_pass(X[r], codes[r], Y[r], sw[r], W, b, K))
     if sum(o[1] for o in out):
         return None
     return sum(o[0] for o in out)
@@ -663,15 +652,7 @@ def predict(X, coef, intercept, what=PROBA):
     out = np.empty((n, K) if what != LABELS else (0, K), np.float64)
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
-    T = max(1, min(numba.get_num_threads(), n // _BLOCK))
-    bounds = [t * n // T for t in range(T + 1)]
-
-    def work(t):
-        rows = slice(bounds[t], bounds[t + 1])
-        return _predict(X[rows], W, b, out[rows] if what != LABELS else out, labels[rows] if what == LABELS else labels,
-                        what)
-
-    if sum(run_threads(work, T)):
+    if sum(_over_rows(n, lambda r: _predict(X[r], W, b, out[r], labels[r], what))):
         return None
     return labels if what == LABELS else out
 
