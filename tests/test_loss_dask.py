@@ -128,3 +128,42 @@ def test_persisted_chunks_take_one_task_per_worker_and_equal_in_memory(dask_clie
     assert f == pytest.approx(f0, rel=1e-13) and np.allclose(g, g0, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(lazy.hessp(w, v), mem.hessp(w, v), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(lazy.losses([w, v]), mem.losses([w, v]), rtol=1e-13)
+
+
+def _kept_on_workers(client):
+    import softmaxreg.loss._dask as module
+
+    return client.run(lambda: len(module._KEPT["losses"]))
+
+
+def test_chunks_kept_between_passes_give_the_in_memory_results_and_are_dropped_after(dask_client):
+    """Inside chunks_kept() the workers reuse their chunks' losses; every product still equals memory's."""
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(240, 4)).astype(np.float32), rng.integers(0, 3, 240)
+    mem = LinearSoftmaxLoss(X, y, n_classes=3, l2_reg_strength=0.05)
+    lazy = DaskLinearSoftmaxLoss(da.from_array(X, chunks=(40, 4)), da.from_array(y, chunks=40), n_classes=3,
+                                 l2_reg_strength=0.05, persist=True)
+    w1, w2, v = (rng.normal(size=mem.n_params) for _ in range(3))
+    with lazy.chunks_kept():
+        # Products at a point, then a gradient elsewhere, then products there: no stale probabilities.
+        for w in (w1, w2, w1):
+            np.testing.assert_allclose(lazy.hessp(w, v), mem.hessp(w, v), rtol=1e-5, atol=1e-6)
+            f, g = lazy.loss_gradient(w)
+            f0, g0 = mem.loss_gradient(w)
+            assert f == pytest.approx(f0, rel=1e-6)
+            np.testing.assert_allclose(g, g0, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(lazy.hessp(w, 2 * v), mem.hessp(w, 2 * v), rtol=1e-5, atol=1e-6)
+        assert sum(_kept_on_workers(dask_client).values()) == lazy.n_chunks
+    assert sum(_kept_on_workers(dask_client).values()) == 0
+
+
+def test_fit_leaves_nothing_kept_on_the_workers(dask_client):
+    from softmaxreg import SoftmaxRegression
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(200, 3)), rng.integers(0, 3, 200)
+    model = SoftmaxRegression(solver="newton-cg", tol=1e-8).fit(
+        da.from_array(X, chunks=(50, 3)), da.from_array(y, chunks=50), persist=True)
+    assert sum(_kept_on_workers(dask_client).values()) == 0
+    np.testing.assert_allclose(model.coef_, SoftmaxRegression(solver="newton-cg", tol=1e-8).fit(X, y).coef_,
+                               atol=1e-6)

@@ -312,6 +312,21 @@ def test_preconditioner_is_the_inverse_class_blocks(config, chunked_proba, monke
         np.testing.assert_allclose(M_inv(r), block_inverse_reference(loss, w, r), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("config", CONFIGS)
+def test_class_blocks_are_the_hessians_diagonal_blocks_without_penalty(config):
+    X, y, sw = make_data(n=50, p=3, k=3, seed=12)
+    loss = LinearSoftmaxLoss(X, y, sample_weight=sw, **config)
+    w = random_w(loss)
+    F, d = loss.n_free, loss.n_dof
+    H = loss.hessian(w).reshape(F, d, F, d)
+    pen = np.zeros(d)
+    pen[: loss.n_features] = loss.l2_reg_strength
+    blocks = loss.class_blocks(w, mass=1.0)
+    assert blocks.shape == (F, d, d)
+    for k in range(F):
+        np.testing.assert_allclose(blocks[k] + np.diag(pen), H[k, :, k, :], rtol=1e-10, atol=1e-13)
+
+
 def test_preconditioner_symmetric_positive_definite_with_row_selection():
     X, y, sw = make_data(n=200, p=5, k=4, seed=9)
     loss = LinearSoftmaxLoss(X, y, sample_weight=sw, l2_reg_strength=0.01)

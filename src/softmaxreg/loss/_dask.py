@@ -1,11 +1,13 @@
 """The softmax cross-entropy objective over a Dask array: per-chunk passes of the in-memory loss, summed in a tree."""
 
+import contextlib
+import threading
 import time
 import uuid
 
 import numpy as np
 
-from ._linear_softmax import LinearSoftmaxLoss, _spd_inverse
+from ._linear_softmax import LinearSoftmaxLoss, block_preconditioner
 
 __all__ = ["DaskLinearSoftmaxLoss", "dask_persist"]
 
@@ -15,6 +17,13 @@ _SPLIT_EVERY = 8
 _PERSIST_SHARE = 0.5
 # Tries of one pass when a worker's connection closes under it.
 _ATTEMPTS = 4
+
+# On a worker, inside DaskLinearSoftmaxLoss.chunks_kept(): the losses built over
+# the persisted chunks, one per chunk, kept from pass to pass so that the
+# Hessian-vector products of a CG loop reuse the probabilities that the
+# gradient pass at the same point kept (as the in-memory loss does).
+_KEPT = {"session": None, "losses": {}}
+_KEPT_LOCK = threading.Lock()
 
 
 class DaskLinearSoftmaxLoss:
@@ -132,6 +141,8 @@ class DaskLinearSoftmaxLoss:
         self._parts = _partitions(X, y, sample_weight)
         self._chunk_futures = _chunk_futures(X, y, sample_weight) if self.persisted else None
         self._by_worker = None
+        self._held = []  # the last pass's futures (see _pass_by_worker)
+        self._session = None  # set inside chunks_kept()
         self._spec = (self.n_classes, self.fit_intercept, self.reference_class)
         if sum_sample_weight is None:
             sum_sample_weight = float(self.sample_weight.sum().compute()) if sample_weight is not None \
@@ -244,26 +255,31 @@ class DaskLinearSoftmaxLoss:
         if F * d * d > 1 << 24:
             return None
         (blocks,) = self._map_reduce("blocks", w, float(mass))
-        blocks = blocks / self.sum_sample_weight
-        pen = np.zeros(d)
-        pen[: self.n_features] = self.l2_reg_strength
-        blocks[:, np.arange(d), np.arange(d)] += pen
-        inverse = np.stack([_spd_inverse(b) for b in blocks])
-        symmetric = self.reference_class is None
-        shift_curvature = np.where(pen > 0, pen, np.inf)  # 0 curvature: drop that component
+        return block_preconditioner(blocks / self.sum_sample_weight, self.n_features, self.l2_reg_strength,
+                                    symmetric=self.reference_class is None)
 
-        def apply(r):
-            R = np.asarray(r, dtype=np.float64).reshape(F, d)
-            if symmetric:
-                mean = R.mean(axis=0)
-                R = R - mean
-            Z = np.matmul(inverse, R[:, :, None])[:, :, 0]
-            if symmetric:
-                Z -= Z.mean(axis=0)
-                Z += mean / shift_curvature
-            return Z.ravel()
+    @contextlib.contextmanager
+    def chunks_kept(self):
+        """Within the block, each worker keeps its chunks' losses between passes.
 
-        return apply
+        A Hessian-vector product at the point of the last gradient then reuses
+        the probabilities that pass computed, instead of computing them again:
+        a CG loop costs one product per step, as in memory.  Applies to data
+        persisted under a ``distributed.Client`` (re-read chunks are new
+        arrays each pass); the workers drop what they kept when the block ends.
+        The solvers of :meth:`SoftmaxRegression.fit` run inside it.
+        """
+        client = _client()
+        if client is None or self._chunk_futures is None or self._session is not None:
+            yield self
+            return
+        self._session = uuid.uuid4().hex
+        try:
+            yield self
+        finally:
+            session, self._session = self._session, None
+            with contextlib.suppress(Exception):  # a worker that left has nothing to drop
+                client.run(_drop_kept, session)
 
     # -- internals ------------------------------------------------------------------
 
@@ -350,21 +366,31 @@ class DaskLinearSoftmaxLoss:
             groups = self._groups(client)
             for g, (worker, chunks) in enumerate(groups.items()):
                 args = [a for i in chunks for a in self._chunk_futures[i]]
+                kept = None if self._session is None else (self._session, tuple(chunks))
                 futures.append(client.submit(
-                    _worker_partial, point, what, self._spec, *args, key=f"softmaxreg-{what}-{tag}-{g}",
-                    workers=None if worker is None else [worker], allow_other_workers=True, pure=False,
+                    _worker_partial, point, what, self._spec, kept, *args, key=f"softmaxreg-{what}-{tag}-{g}",
+                    workers=None if worker is None else [worker], allow_other_workers=worker is not None,
+                    pure=False,
                 ))
+            # The previous pass's keys are released only now, after this pass's tasks went out: the
+            # client sends to the scheduler at most once per 10 ms, and a release sent at the end of a
+            # pass would hold back the next pass's tasks by that much.
+            self._held = [point] + futures
             parts = client.gather(futures)
         except BaseException:
             self._by_worker = None  # a worker may have left: look the chunks up again
-            raise
-        finally:
+            self._held = []
             client.cancel([point] + futures)
+            raise
         return _sum_partials(*parts)
 
     def _groups(self, client):
         """``{worker address: [chunk indices]}`` of the chunks' holders (cached until a pass fails)."""
         if self._by_worker is None:
+            from distributed import wait
+
+            # Chunks still being loaded have no holder yet: group them once they are in memory.
+            wait([f for chunk in self._chunk_futures for f in chunk if f is not None])
             holders = client.who_has([f[0] for f in self._chunk_futures])
             groups = {}
             for i, f in enumerate(self._chunk_futures):
@@ -457,16 +483,57 @@ def _chunk_futures(X, y, sample_weight):
     return [(columns[0][i], columns[1][i], None if columns[2] is None else columns[2][i]) for i in range(n)]
 
 
-def _worker_partial(point, what, spec, *arrays):
-    """The sum of :func:`_chunk_partial` over the chunks ``arrays = (X_0, y_0, s_0, X_1, ...)`` (on a worker)."""
-    parts = [_chunk_partial(*arrays[i : i + 3], point, what, spec) for i in range(0, len(arrays), 3)]
+def _worker_partial(point, what, spec, kept, *arrays):
+    """The sum of :func:`_chunk_partial` over the chunks ``arrays = (X_0, y_0, s_0, X_1, ...)`` (on a worker).
+
+    ``kept`` is ``(session, chunk indices)`` inside :meth:`DaskLinearSoftmaxLoss.chunks_kept`, else None.
+    """
+    parts = []
+    for j in range(0, len(arrays), 3):
+        key = None if kept is None else (kept[0], kept[1][j // 3])
+        parts.append(_chunk_partial(*arrays[j : j + 3], point, what, spec, kept=key))
     return _sum_partials(*parts)
 
 
-def _chunk_partial(X, y, sw, point, what, spec):
+def _drop_kept(session):
+    """Forget the chunk losses of ``session`` (run on every worker when a fit ends)."""
+    with _KEPT_LOCK:
+        if _KEPT["session"] == session:
+            _KEPT["session"], _KEPT["losses"] = None, {}
+
+
+def _chunk_loss(X, y, s, spec, kept):
+    """The in-memory loss over one chunk; kept on the worker under ``kept = (session, chunk)`` when given."""
+    n_classes, fit_intercept, reference_class = spec
+
+    def build():
+        return LinearSoftmaxLoss(
+            X, y, n_classes=n_classes, sample_weight=s, fit_intercept=fit_intercept,
+            reference_class=reference_class,
+        )
+
+    if kept is None:
+        return build()
+    session, chunk = kept
+    with _KEPT_LOCK:
+        if _KEPT["session"] != session:  # a new fit: what an earlier one left is dropped
+            _KEPT["session"], _KEPT["losses"] = session, {}
+        entry = _KEPT["losses"].get(chunk)
+    # The same persisted array as last pass, else (recomputed after a fault) a fresh loss.
+    if entry is not None and entry[0] is X:
+        return entry[1]
+    loss = build()
+    with _KEPT_LOCK:
+        if _KEPT["session"] == session:
+            _KEPT["losses"][chunk] = (X, loss)
+    return loss
+
+
+def _chunk_partial(X, y, sw, point, what, spec, kept=None):
     """One chunk's partial results, as a tuple of arrays, scaled by the chunk's weight (runs on a worker)."""
     w, extra = point
     n_classes, fit_intercept, reference_class = spec
+    source = X
     X = np.ascontiguousarray(X)
     y = np.asarray(y)
     n = X.shape[0]
@@ -476,10 +543,7 @@ def _chunk_partial(X, y, sw, point, what, spec):
         return (np.bincount(y.astype(np.intp), weights=s, minlength=n_classes).astype(np.float64),)
     if n == 0 or not S > 0:
         return _zeros(what, w, extra, n_classes, X.shape[1], fit_intercept, reference_class)
-    loss = LinearSoftmaxLoss(
-        X, y, n_classes=n_classes, sample_weight=s, fit_intercept=fit_intercept,
-        reference_class=reference_class,
-    )
+    loss = _chunk_loss(X, y, s, spec, None if kept is None or X is not source else kept)
     if what == "loss":
         return (S * loss.loss(w),)
     if what == "loss_gradient":
@@ -546,26 +610,4 @@ def _chunk_meat(loss, w):
 
 
 def _chunk_blocks(loss, w, mass):
-    free = np.array([k for k in range(loss.n_classes) if k != loss.reference_class])
-    Xt = _design(loss)
-    P = _probabilities(loss, w)[:, free]
-    weight = loss.sample_weight[:, None] * P * (1.0 - P)
-    score = weight * np.einsum("ij,ij->i", Xt, Xt)[:, None]
-    blocks = np.zeros((free.size, Xt.shape[1], Xt.shape[1]))
-    for k in range(free.size):
-        keep = _heaviest(score[:, k], mass)
-        B = Xt[keep] * np.sqrt(weight[keep, k])[:, None]
-        blocks[k] = B.T @ B
-    return blocks
-
-
-def _heaviest(score, mass):
-    """Indices of the rows with the largest scores that together carry ``mass`` of the total."""
-    total = float(score.sum())
-    if not total > 0:
-        return np.zeros(0, dtype=np.intp)
-    if mass >= 1.0:
-        return np.flatnonzero(score > 0)
-    order = np.argsort(score)[::-1]
-    n = int(np.searchsorted(np.cumsum(score[order]), mass * total)) + 1
-    return np.sort(order[:n])
+    return loss.sum_sample_weight * loss.class_blocks(w, mass=mass)

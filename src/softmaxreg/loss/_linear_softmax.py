@@ -10,7 +10,7 @@ from softmaxreg.functional import logsumexp
 from ._blocked import BLOCKED_MIN_BATCH_LOGITS, BLOCKED_MIN_LOGITS, blocked_minibatch_gradient, blocked_pass
 from ._linear_softmax_xp import ArrayAPILinearSoftmaxLoss, check_reference_and_chunks, is_foreign_array
 
-__all__ = ["LinearSoftmaxLoss"]
+__all__ = ["LinearSoftmaxLoss", "block_preconditioner"]
 
 _FUSED = None
 
@@ -474,7 +474,24 @@ class LinearSoftmaxLoss:
         F, d = self.n_free, self.n_dof
         if F * d * d > 1 << 24:
             return None
-        lam = self.l2_reg_strength
+        return block_preconditioner(self.class_blocks(w, mass=mass), self.n_features, self.l2_reg_strength,
+                                    symmetric=self.reference_class is None)
+
+    def class_blocks(self, w, *, mass=0.99):
+        r"""The data part of the Hessian's class blocks, ndarray of shape (n_free, n_dof, n_dof).
+
+        Block ``k`` is :math:`\frac{1}{S} \sum_{i \in R_k} s_i p_{ik}(1 - p_{ik})
+        \tilde x_i \tilde x_i^\top`, where :math:`R_k` holds the rows carrying
+        the fraction ``mass`` of the block's weight (see :meth:`preconditioner`,
+        which adds the penalty and inverts them).  Products run in the dtype of
+        ``X`` and accumulate in float64.
+
+        >>> import numpy as np
+        >>> loss = LinearSoftmaxLoss(np.array([[1.0], [2.0]]), np.array([0, 1]))
+        >>> loss.class_blocks(np.zeros(loss.n_params), mass=1.0)[0].tolist()
+        [[0.625, 0.375], [0.375, 0.25]]
+        """
+        F, d = self.n_free, self.n_dof
         blocks = np.zeros((F, d, d))
         for rows, P in self._proba_blocks(w):
             Xc = self._rows(rows)
@@ -485,30 +502,7 @@ class LinearSoftmaxLoss:
                 for start in range(0, keep.size, self.chunk_size):
                     sub = keep[start : start + self.chunk_size]
                     blocks[k] += self._weighted_gram(Xc, sub, weight[sub, k])
-        pen = np.zeros(d)
-        pen[: self.n_features] = lam
-        blocks[:, np.arange(d), np.arange(d)] += pen
-        inverse = blocks  # inverted in place: one (F, d, d) array in memory
-        for k in range(F):
-            inverse[k] = _spd_inverse(blocks[k])
-        symmetric = self.reference_class is None
-        shift_curvature = np.where(pen > 0, pen, np.inf)  # 0 curvature: drop that component
-
-        def apply(r):
-            R = np.asarray(r, dtype=np.float64).reshape(F, d)
-            if symmetric:
-                mean = R.mean(axis=0)
-                R = R - mean
-            # One BLAS thread: a threaded gemv leaves OpenBLAS's workers spinning
-            # through the next fused pass, which then runs 3x slower on 2 cores.
-            with threadpool_limits(limits=1, user_api="blas"):
-                Z = np.matmul(inverse, R[:, :, None])[:, :, 0]
-            if symmetric:
-                Z -= Z.mean(axis=0)
-                Z += mean / shift_curvature
-            return Z.ravel()
-
-        return apply
+        return blocks
 
     def _proba_blocks(self, w):
         """Yield ``(rows, P[:, free])``: all rows at once when the probabilities fit the cache size."""
@@ -833,6 +827,49 @@ def _cached_at(cache, w):
     if cache is not None and np.array_equal(cache[0], w):
         return cache[1]
     return None
+
+
+def block_preconditioner(blocks, n_features, l2_reg_strength, *, symmetric):
+    r"""``r -> M^{-1} r`` for the block-Jacobi preconditioner built from the class ``blocks``.
+
+    ``blocks`` (n_free, d, d) are the data parts of the Hessian's class blocks
+    (:meth:`LinearSoftmaxLoss.class_blocks`); the penalty
+    :math:`\lambda` is added to the first ``n_features`` diagonal entries and
+    the blocks are inverted in place.  With ``symmetric`` coding (no
+    reference class) the directions that add one vector to every class row
+    have curvature :math:`\lambda` on the coefficients and 0 on the
+    intercept: they are divided by :math:`\lambda` or dropped, and the blocks
+    act on the rest.
+
+    >>> import numpy as np
+    >>> M_inv = block_preconditioner(np.array([[[2.0]], [[4.0]]]), 1, 0.0, symmetric=False)
+    >>> M_inv(np.array([2.0, 2.0])).tolist()
+    [1.0, 0.5]
+    """
+    F, d = blocks.shape[0], blocks.shape[1]
+    pen = np.zeros(d)
+    pen[:n_features] = l2_reg_strength
+    blocks[:, np.arange(d), np.arange(d)] += pen
+    inverse = blocks  # inverted in place: one (F, d, d) array in memory
+    for k in range(F):
+        inverse[k] = _spd_inverse(blocks[k])
+    shift_curvature = np.where(pen > 0, pen, np.inf)  # 0 curvature: drop that component
+
+    def apply(r):
+        R = np.asarray(r, dtype=np.float64).reshape(F, d)
+        if symmetric:
+            mean = R.mean(axis=0)
+            R = R - mean
+        # One BLAS thread: a threaded gemv leaves OpenBLAS's workers spinning
+        # through the next fused pass, which then runs 3x slower on 2 cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            Z = np.matmul(inverse, R[:, :, None])[:, :, 0]
+        if symmetric:
+            Z -= Z.mean(axis=0)
+            Z += mean / shift_curvature
+        return Z.ravel()
+
+    return apply
 
 
 def _heaviest(score, mass):

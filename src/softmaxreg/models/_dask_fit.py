@@ -321,13 +321,15 @@ def dask_fit(model, X, y, sample_weight=None, *, persist="auto"):
         result = _streaming_sgd(model, loss, warm.astype(work_dtype), l1, rng)
     else:
         x0 = warm if warm is not None else np.zeros(loss.n_params)
-        result = model._run_solver(solver, loss, x0, l1, rng)
+        with loss.chunks_kept():
+            result = model._run_solver(solver, loss, x0, l1, rng)
     if not np.all(np.isfinite(result.x)):
         raise ValueError(
             f"{solver} produced non-finite coefficients ({result.message}); lower learning_rate "
             "or scale the features."
         )
-    refine_mle(model, solver, loss, result)
+    with loss.chunks_kept():
+        refine_mle(model, solver, loss, result)
     coef, intercept = loss.unpack(np.asarray(result.x, dtype=np.float64))
     set_fitted(model, classes=classes, coef=np.ascontiguousarray(coef, dtype=work_dtype),
                intercept=np.ascontiguousarray(intercept, dtype=work_dtype), result=result,
