@@ -145,6 +145,13 @@ def test_compile_command_warms_every_kernel_and_reports_it(capsys):
     assert code == 0 and out == err == ""
 
 
+def test_compile_command_runs_its_groups_in_parallel_processes(capsys):
+    code, out, err = run(capsys, "compile", "--jobs", "2")
+    assert code == 0, err
+    assert "in 2 processes" in err
+    assert sum("float32" in line or "float64" in line for line in err.splitlines()) == 8
+
+
 def test_builtin_names_and_datasets_command(tmp_path, capsys):
     code, out, err = run(capsys, "datasets")
     assert code == 0 and all(n in out for n in ("fashion-mnist", "digits", "iris", "wine"))

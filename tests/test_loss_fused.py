@@ -349,29 +349,3 @@ def test_losses_with_a_non_finite_logit_return_none():
     coefs = np.stack([coef, coef])
     coefs[1, 0, 0] = np.inf
     assert FU.linear_softmax_losses(X, y, weights(None, 70), coefs, np.stack([intercept] * 2)) is None
-
-
-def test_run_threads_returns_every_result_in_order():
-    assert FU.run_threads(lambda t: t * t, 4) == [0, 1, 4, 9]
-    assert FU.run_threads(lambda t: "alone", 1) == ["alone"]
-
-
-@pytest.mark.parametrize("failing", [0, 2])
-def test_run_threads_waits_for_every_thread_then_re_raises(failing):
-    import threading
-    import time
-
-    finished = []
-    lock = threading.Lock()
-
-    def work(t):
-        if t == failing:
-            raise ValueError(f"thread {t} failed")
-        time.sleep(0.05)
-        with lock:
-            finished.append(t)
-        return t
-
-    with pytest.raises(ValueError, match=f"thread {failing} failed"):
-        FU.run_threads(work, 3)
-    assert sorted(finished) == [t for t in range(3) if t != failing]

@@ -4,7 +4,7 @@ Laid out by idea, as PyTorch's CPU kernels are over ``ATen/cpu/vec``:
 
 ==============  =================================================================
 ``cpu``         which vector instructions to use (``SOFTMAXREG_DISABLE_AVX512``)
-``cache``       Numba's disk cache, made stale by an edit to any module here
+``cache``       Numba's disk cache: stale after any edit here, safe to share
 ``vec``         vector primitives in IR: loads, stores, transposes, lane sums
 ``mathfn``      the one ``exp`` and the one ``log1p`` of every kernel
 ``blocks``      the IR of short rows: a block of rows through max, exp and sums
@@ -13,7 +13,7 @@ Laid out by idea, as PyTorch's CPU kernels are over ``ATen/cpu/vec``:
 ``tiles``       the register tiles of the fused linear pass (IR)
 ``linear``      the fused linear-softmax pass: loss, gradient, Hessian product, prediction
 ``sgd``         one epoch of minibatch SGD, the features split over threads
-``threads``     plain threads for the GIL-free kernels
+``threads``     the serial kernels run on a range of the work per thread
 ==============  =================================================================
 
 :mod:`softmaxreg.functional` and :mod:`softmaxreg.loss` call only the entry
@@ -35,6 +35,8 @@ from .linear import predict as linear_predict
 from .linear import worthwhile as linear_worthwhile
 from .rows import LOG_SOFTMAX, LOGSUMEXP, MIN_SIZE, SOFTMAX, all_finite, applies, shifted_exp, softmax_family
 from .sgd import default_threads, sgd_epoch
+
+_cache.lock_package_index_writes()
 
 __all__ = [
     "AVX512",

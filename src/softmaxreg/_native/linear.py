@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
 from .mathfn import exp64, log1p
 from .rows import copy_into
-from .threads import run_threads
+from .threads import over_ranges
 from .tiles import MAX_ASKED, dot4x1, dot4x5, strip1, strip2, strip3, strip4, strip5
 from .vec import JIT
 
@@ -329,7 +328,7 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
     sweeps = (0 if cached else 1) + (1 if what & HESSP else 0)  # logits sweeps per block
-    for t in prange(T):
+    for t in range(T):
         r0 = t * n // T
         r1 = (t + 1) * n // T
         Zt = np.zeros((K, _ROWS))
@@ -565,18 +564,10 @@ def _targets(y, K):
 
 
 def _over_rows(n, work):
-    """``[work(rows) for rows in ranges]``: ``n`` rows cut into up to ``numba.get_num_threads()`` contiguous
-    ``slice`` ranges (none under ``_BLOCK`` rows), one Python thread each.
-
-    Plain threads running a nogil kernel rather than a ``prange``: an OpenMP
-    region leaves its workers spinning for milliseconds after it ends, which
-    slows whatever runs next on a machine with few cores (the SGD epoch's
-    threads, a BLAS call). These threads exit when their range is done. An
-    input with no rows (an unused one) stays empty when sliced.
-    """
-    T = max(1, min(numba.get_num_threads(), n // _BLOCK))
-    bounds = [t * n // T for t in range(T + 1)]
-    return run_threads(lambda t: work(slice(bounds[t], bounds[t + 1])), T)
+    """``[work(rows) for rows in ranges]``: ``n`` rows cut into contiguous ``slice`` ranges, none under
+    ``_BLOCK`` rows, one thread each (:func:`.threads.over_ranges`). An input with no rows (an unused
+    one) stays empty when sliced."""
+    return over_ranges(n, lambda start, stop: work(slice(start, stop)), _BLOCK)
 
 
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):

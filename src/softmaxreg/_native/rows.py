@@ -11,7 +11,9 @@ A softmax over rows of length ``K`` needs the row max, the sum of
 ``exp(x - max)`` and one write of the output. NumPy makes a temporary for
 each of ``x - max``, ``exp(.)``, the sum and the division. Here each row is
 read from memory once (the later sweeps hit the L1/L2 cache), the output is
-written once, and the rows are split over the cores with ``prange``.
+written once. Each kernel is compiled serial and runs on a range of rows
+per thread (:func:`.threads.over_ranges`; at least ``GRAIN`` elements a
+thread, so small inputs stay in the calling thread).
 
 Rows shorter than ``SMALL_K`` fill no vector, so they go by blocks of
 ``BLOCK`` rows with the lanes running across rows (:mod:`.blocks`): either
@@ -44,17 +46,28 @@ import warnings
 
 import numba
 import numpy as np
-from numba import prange
 from numba.core import types
 from numba.extending import overload
 
 from .blocks import (BLOCK, SMALL_K, REGISTER_K, _block_softmax, _block_sums, _block_terms,
                      _rows_log_softmax, _rows_softmax, _rows_sums)
 from .mathfn import exp, log1p
+from .threads import over_ranges
 from .vec import (AVX512, FASTMATH, JIT, SHUFFLE_K, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64, store_fence,
                   stream_copy, stream_out, transpose_in, transpose_out)
 
 __all__ = ["MIN_SIZE", "SOFTMAX", "LOG_SOFTMAX", "LOGSUMEXP", "applies", "all_finite", "shifted_exp", "softmax_family"]
+
+#: Elements a thread takes at least (:func:`.threads.over_ranges`): starting a thread costs about as much
+#: as a kernel spends on a few hundred thousand elements.
+GRAIN = 1 << 18
+
+
+def on_rows(n, K, call):
+    """``call(rows)`` for ``rows`` a ``slice`` of ``range(n)``, one per thread, each of at least ``GRAIN``
+    elements of rows of ``K`` (:func:`.threads.over_ranges`); the results in order."""
+    return over_ranges(n, lambda start, stop: call(slice(start, stop)), GRAIN // max(1, K))
+
 
 # Numba's SSA pass flags the inlined ``exp`` in the two branches of the chunked row sums (full chunks of
 # fixed length, then the tail) with an internal "pedantic check" warning at compile time; the code is
@@ -163,11 +176,11 @@ def _rest_sum(xi, m, inv_t):
     return _rest(xi, m, inv_t, xi, False)
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def softmax_rows(x, inv_t, out, flagged):
     """out[i] = softmax(x[i] * inv_t); flags rows with a non-finite max or a NaN."""
     inv_t = x.dtype.type(inv_t)
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         xi = x[i]
         oi = out[i]
         m = _rowmax(xi)
@@ -181,11 +194,11 @@ def softmax_rows(x, inv_t, out, flagged):
             oi[j] *= scale
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def log_softmax_rows(x, inv_t, out, flagged):
     """out[i] = log_softmax(x[i] * inv_t) = (x - m) inv_t - log1p(rest)."""
     inv_t = x.dtype.type(inv_t)
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         xi = x[i]
         oi = out[i]
         m = _rowmax(xi)
@@ -199,11 +212,11 @@ def log_softmax_rows(x, inv_t, out, flagged):
             oi[j] = (xi[j] - m) * inv_t - lse
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def logsumexp_rows(x, out, flagged):
     """out[i] = logsumexp(x[i]) = m + log1p(rest)."""
     one = x.dtype.type(1.0)
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         xi = x[i]
         m = _rowmax(xi)
         if not np.isfinite(m):
@@ -215,7 +228,7 @@ def logsumexp_rows(x, out, flagged):
         out[i] = m + x.dtype.type(np.log1p(rest))
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def _shifted_exp_rows(z, bias, m, rest):
     """In place ``z[i] = exp(z[i] + bias - m[i])`` with ``m[i]`` the row's max, and its ``rest``.
 
@@ -225,7 +238,7 @@ def _shifted_exp_rows(z, bias, m, rest):
     zero = z.dtype.type(0.0)
     one = z.dtype.type(1.0)
     add = bias.shape[0] > 0
-    for i in prange(z.shape[0]):
+    for i in range(z.shape[0]):
         zi = z[i]
         if add:
             for j in range(zi.shape[0]):
@@ -268,7 +281,7 @@ def shifted_exp(z, bias=None):
     b = np.empty(0, z.dtype) if bias is None else bias
     m = np.empty(z.shape[0], z.dtype)
     rest = np.empty(z.shape[0], np.float64)
-    _shifted_exp_rows(z, b, m, rest)
+    on_rows(z.shape[0], z.shape[1], lambda r: _shifted_exp_rows(z[r], b, m[r], rest[r]))
     return m, rest
 
 
@@ -278,8 +291,6 @@ def shifted_exp(z, bias=None):
 # into a flat (K, BLOCK) scratch and every step runs across rows instead.
 # Each step is a loop of its own: with the exp, its store and the row sums'
 # read-modify-write in one loop LLVM vectorises poorly.
-
-_CHUNKS = 64  # chunks of blocks handed to the threads: load balance when a core is busy
 
 SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
 
@@ -412,7 +423,88 @@ def _flush_block(obuf, of, r0, nb, K, whole, stream):
         stream_copy(obuf, of, r0 * K, BLOCK * K)
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
+def _rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
+    """:func:`rows_small` in the calling thread."""
+    n, K = x.shape
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    inv_t = x.dtype.type(inv_t)
+    T = np.empty(K * BLOCK, dtype=x.dtype)
+    U = np.empty(K * BLOCK, dtype=x.dtype)
+    m = np.empty(BLOCK, dtype=x.dtype)
+    s = np.empty(BLOCK, dtype=x.dtype)
+    rest = np.empty(BLOCK, dtype=np.float64)
+    pad = np.empty(K * BLOCK, dtype=x.dtype)
+    obuf = np.empty(K * BLOCK, dtype=x.dtype)
+    for b in range(_block_count(n, lead)):
+        r0, nb = _block_span(b, lead, n)
+        rows, rb = _block_rows(xf, r0, nb, K, pad)
+        whole = nb == BLOCK
+        if registers:
+            ob, o0 = _register_target(of, obuf, r0, K, whole, stream)
+            if mode == SOFTMAX:
+                _rows_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
+            elif mode == LOG_SOFTMAX:
+                _rows_log_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
+            else:
+                _rows_sums(rows, rb * K, m, rest, K, inv_t)
+        else:
+            _load_block(rows, rb, BLOCK, K, T)
+            if mode == SOFTMAX:  # the terms come out already scaled
+                _block_softmax(T, U, m, rest, K, inv_t)
+            else:  # the log-sum needs no terms
+                _block_sums(T, U, m, rest, K, inv_t)
+        # Flags written through a slice: ``flagged[r0 + r]`` may be a
+        # negative index to Numba, whose wraparound LLVM turns into a
+        # byte-by-byte scatter.
+        sp = flagged[r0 : r0 + nb]
+        for r in range(nb):
+            sp[r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
+        if mode == LOGSUMEXP:
+            ol = of[r0 : r0 + nb]
+            for r in range(nb):
+                ol[r] = m[r] + x.dtype.type(log1p(rest[r]))
+            continue
+        if registers:
+            _flush_block(obuf, of, r0, nb, K, whole, stream)
+            continue
+        if mode == LOG_SOFTMAX:
+            for r in range(BLOCK):
+                s[r] = x.dtype.type(log1p(rest[r]))
+            for j in range(K):
+                Tj = T[j * BLOCK : (j + 1) * BLOCK]
+                for r in range(BLOCK):
+                    Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
+        # A partial block (the lead, the last) is written to ``pad`` and copied out.
+        sb = of[r0 * K : (r0 + BLOCK) * K] if whole else pad
+        _store_block(U if mode == SOFTMAX else T, BLOCK, K, sb, stream and whole)
+        if not whole:
+            copy_into(of[r0 * K : (r0 + nb) * K], pad[: nb * K])
+    if stream:
+        store_fence()
+
+
+def _block_start(b, lead):
+    """The first row of block ``b`` of the short-row kernels: the ``lead`` rows, then blocks of BLOCK
+    (:func:`_block_span`)."""
+    if lead > 0:
+        return 0 if b == 0 else lead + (b - 1) * BLOCK
+    return b * BLOCK
+
+
+def on_blocks(n, K, lead, call):
+    """``call(rows, lead)`` on ranges of whole blocks of :func:`_block_span` (``rows`` a ``slice``, ``lead``
+    that of its first block: ``lead`` for the first range, 0 for the others, which start on a block), one
+    per thread (:func:`on_rows`'s grain); the results in order."""
+    nblocks = (lead > 0) + (n - lead + BLOCK - 1) // BLOCK
+
+    def work(b0, b1):
+        return call(slice(_block_start(b0, lead), min(n, _block_start(b1, lead))), lead if b0 == 0 else 0)
+
+    return over_ranges(nblocks, work, GRAIN // (BLOCK * max(1, K)))
+
+
 def rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
     """softmax / log_softmax / logsumexp of short C-contiguous rows (see SMALL_K).
 
@@ -424,69 +516,10 @@ def rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
     (:func:`register_rows`) each block runs in the register kernels
     (:func:`_rows_softmax`), else through the classes-first scratch; the
     results are the same bits, but for float64 log_softmax, whose last
-    rounding may differ.
+    rounding may differ. Whole blocks go to the threads (:func:`on_blocks`).
     """
-    n, K = x.shape
-    xf = x.reshape(-1)
-    of = out.reshape(-1)
-    inv_t = x.dtype.type(inv_t)
-    nblocks = _block_count(n, lead)
-    nchunks = min(nblocks, _CHUNKS)
-    for c in prange(nchunks):
-        # Scratch allocated once per chunk of blocks, not per block.
-        T = np.empty(K * BLOCK, dtype=x.dtype)
-        U = np.empty(K * BLOCK, dtype=x.dtype)
-        m = np.empty(BLOCK, dtype=x.dtype)
-        s = np.empty(BLOCK, dtype=x.dtype)
-        rest = np.empty(BLOCK, dtype=np.float64)
-        pad = np.empty(K * BLOCK, dtype=x.dtype)
-        obuf = np.empty(K * BLOCK, dtype=x.dtype)
-        for b in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-            r0, nb = _block_span(b, lead, n)
-            rows, rb = _block_rows(xf, r0, nb, K, pad)
-            whole = nb == BLOCK
-            if registers:
-                ob, o0 = _register_target(of, obuf, r0, K, whole, stream)
-                if mode == SOFTMAX:
-                    _rows_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
-                elif mode == LOG_SOFTMAX:
-                    _rows_log_softmax(rows, rb * K, ob, o0, m, rest, K, inv_t)
-                else:
-                    _rows_sums(rows, rb * K, m, rest, K, inv_t)
-            else:
-                _load_block(rows, rb, BLOCK, K, T)
-                if mode == SOFTMAX:  # the terms come out already scaled
-                    _block_softmax(T, U, m, rest, K, inv_t)
-                else:  # the log-sum needs no terms
-                    _block_sums(T, U, m, rest, K, inv_t)
-            # Flags written through a slice: ``flagged[r0 + r]`` may be a
-            # negative index to Numba, whose wraparound LLVM turns into a
-            # byte-by-byte scatter.
-            sp = flagged[r0 : r0 + nb]
-            for r in range(nb):
-                sp[r] = not (np.isfinite(m[r]) & (rest[r] == rest[r]))
-            if mode == LOGSUMEXP:
-                ol = of[r0 : r0 + nb]
-                for r in range(nb):
-                    ol[r] = m[r] + x.dtype.type(log1p(rest[r]))
-                continue
-            if registers:
-                _flush_block(obuf, of, r0, nb, K, whole, stream)
-                continue
-            if mode == LOG_SOFTMAX:
-                for r in range(BLOCK):
-                    s[r] = x.dtype.type(log1p(rest[r]))
-                for j in range(K):
-                    Tj = T[j * BLOCK : (j + 1) * BLOCK]
-                    for r in range(BLOCK):
-                        Tj[r] = (Tj[r] - m[r]) * inv_t - s[r]
-            # A partial block (the lead, the last) is written to ``pad`` and copied out.
-            sb = of[r0 * K : (r0 + BLOCK) * K] if whole else pad
-            _store_block(U if mode == SOFTMAX else T, BLOCK, K, sb, stream and whole)
-            if not whole:
-                copy_into(of[r0 * K : (r0 + nb) * K], pad[: nb * K])
-        if stream:
-            store_fence()
+    on_blocks(x.shape[0], x.shape[1], lead,
+              lambda r, h: _rows_small(x[r], inv_t, mode, out[r], flagged[r], h, stream, registers))
 
 # ---------------------------------------------------------------------------
 # NumPy glue: what the functional core calls.
@@ -513,12 +546,12 @@ def _times_zero_sum(seg):
     return acc
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def _finite_chunks(xf, out):
     """out[c] = :func:`_times_zero_sum` of chunk c of the flat ``xf``: one read, no temporary."""
     n = xf.shape[0]
     C = out.shape[0]
-    for c in prange(C):
+    for c in range(C):
         out[c] = _times_zero_sum(xf[c * n // C:(c + 1) * n // C])
 
 
@@ -539,7 +572,9 @@ def all_finite(x) -> bool:
         return bool(np.isfinite(x).all())
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty(max(1, min(64, xf.size >> 16)), dtype=x.dtype)
-    _finite_chunks(xf, out)
+    C = out.shape[0]
+    over_ranges(C, lambda c0, c1: _finite_chunks(xf[c0 * xf.size // C : c1 * xf.size // C], out[c0:c1]),
+                max(1, GRAIN * C // max(1, xf.size)))
     return bool(np.all(out == 0))
 
 
@@ -648,15 +683,14 @@ def softmax_family(x, *, axis, temperature, mode, reference, out=None):
         if K < SMALL_K:
             rows_small(rows, 1.0, LOGSUMEXP, res, flagged, 0, False, register_rows(rows, LOGSUMEXP))
         else:
-            logsumexp_rows(rows, res[:, 0], flagged)
+            on_rows(n, K, lambda r: logsumexp_rows(rows[r], res[r, 0], flagged[r]))
     else:
         res = _result_rows(rows, x, axis, out)
         if K < SMALL_K:
             rows_small(rows, 1.0 / temperature, mode, res, flagged, *stream_plan(res), register_rows(rows, mode))
-        elif mode == SOFTMAX:
-            softmax_rows(rows, 1.0 / temperature, res, flagged)
         else:
-            log_softmax_rows(rows, 1.0 / temperature, res, flagged)
+            kernel = softmax_rows if mode == SOFTMAX else log_softmax_rows
+            on_rows(n, K, lambda r: kernel(rows[r], 1.0 / temperature, res[r], flagged[r]))
     if flagged.any():
         res[flagged] = np.reshape(reference(rows[flagged]), (-1, res.shape[1]))
     if mode == LOGSUMEXP:

@@ -698,55 +698,107 @@ def cmd_datasets(args) -> int:
 
 
 # ----------------------------------------------------------------- compile
-def _warm_kernels():
-    """Run every fused kernel once, float32 and float64, on inputs just large enough to take it.
-
-    Yields (what, seconds). Numba compiles each on its first call and caches the
-    machine code on disk, so later processes load it instead of compiling.
-    """
+def _warm_softmax_family(dtype, K):
+    """The softmax family and the cross-entropy of labels on rows of K: short rows (blocks) for K < 48."""
     import softmaxreg.functional as F
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8192 if K < 48 else 128, K)).astype(dtype)
+    labels = rng.integers(0, K, x.shape[0])
+    F.softmax(x)
+    F.log_softmax(x)
+    F.logsumexp(x, axis=-1)
+    F.cross_entropy(x, labels)
+    F.cross_entropy_grad(x, labels)
+
+
+def _warm_loss_passes(dtype):
+    """The fused linear passes: loss, gradient, Hessian product, losses at several points, soft targets."""
     from ..loss import LinearSoftmaxLoss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2048, 160)).astype(dtype)
+    y = rng.integers(0, 5, 2048)
+    loss = LinearSoftmaxLoss(X, y, n_classes=5, l2_reg_strength=1e-3)
+    w = rng.standard_normal(loss.n_params) * 0.01
+    loss.loss_gradient(w)
+    loss.hessp(w, w)
+    loss.losses([w, w])
+    LinearSoftmaxLoss(X, np.eye(5)[y], n_classes=5).loss_gradient(w)
+
+
+def _warm_sgd_and_prediction(dtype):
+    """The fused SGD epoch and prediction (probabilities, labels, logits)."""
     from ..models import SoftmaxRegression
 
     rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
-        name = np.dtype(dtype).name
-        for K, n in ((10, 8192), (600, 128)):  # short rows (transposed blocks) and long rows
-            x = rng.standard_normal((n, K)).astype(dtype)
-            labels = rng.integers(0, K, n)
-            start = time.perf_counter()
-            F.softmax(x)
-            F.log_softmax(x)
-            F.logsumexp(x, axis=-1)
-            F.cross_entropy(x, labels)
-            F.cross_entropy_grad(x, labels)
-            yield f"softmax family, {name}, rows of {K}", time.perf_counter() - start
-        X = rng.standard_normal((2048, 160)).astype(dtype)
-        y = rng.integers(0, 5, 2048)
-        start = time.perf_counter()
-        loss = LinearSoftmaxLoss(X, y, n_classes=5, l2_reg_strength=1e-3)
-        w = rng.standard_normal(loss.n_params) * 0.01
-        loss.loss_gradient(w)
-        loss.hessp(w, w)
-        loss.losses([w, w])
-        LinearSoftmaxLoss(X, np.eye(5)[y], n_classes=5).loss_gradient(w)
-        yield f"loss passes, {name}", time.perf_counter() - start
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = SoftmaxRegression(solver="sgd", max_iter=1, tol=None, random_state=0).fit(X, y)
-        model.predict_proba(X)
-        model.predict(X)
-        model.decision_function(X)
-        yield f"SGD epoch and prediction, {name}", time.perf_counter() - start
+    X = rng.standard_normal((2048, 160)).astype(dtype)
+    y = rng.integers(0, 5, 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SoftmaxRegression(solver="sgd", max_iter=1, tol=None, random_state=0).fit(X, y)
+    model.predict_proba(X)
+    model.predict(X)
+    model.decision_function(X)
+
+
+#: What ``softmaxreg compile`` runs, each group once per dtype: (label, function, arguments), the
+#: longest compilations first so that parallel jobs finish together.
+_WARM_GROUPS = [
+    ("softmax family, {}, rows of 10", _warm_softmax_family, (10,)),
+    ("softmax family, {}, rows of 600", _warm_softmax_family, (600,)),
+    ("loss passes, {}", _warm_loss_passes, ()),
+    ("SGD epoch and prediction, {}", _warm_sgd_and_prediction, ()),
+]
+
+
+def _warm_tasks():
+    return [(label.format(np.dtype(dtype).name), fn, (dtype, *extra))
+            for label, fn, extra in _WARM_GROUPS for dtype in (np.float32, np.float64)]
+
+
+def _timed(fn, args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def _warm_kernels(jobs=1):
+    """Run every fused kernel once, float32 and float64, on inputs just large enough to take it.
+
+    Yields (what, seconds) as each group finishes. Numba compiles each kernel
+    on its first call and caches the machine code on disk, so later
+    processes load it instead of compiling. With ``jobs > 1`` the groups run
+    in that many fresh processes at once (each compilation uses one core);
+    the cache takes concurrent writers (:mod:`softmaxreg._native.cache`).
+    """
+    tasks = _warm_tasks()
+    if jobs <= 1:
+        for what, fn, args in tasks:
+            yield what, _timed(fn, args)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    # Fresh interpreters ("spawn"): a fork would copy this process's threads and Numba state.
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_timed, fn, args): what for what, fn, args in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
 
 
 def cmd_compile(args) -> int:
     """Compile the fused kernels now (and cache them) rather than on first use."""
+    jobs = args.jobs if args.jobs else min(os.cpu_count() or 1, len(_warm_tasks()))
     total = time.perf_counter()
-    for what, seconds in _warm_kernels():
+    busy = 0.0
+    for what, seconds in _warm_kernels(jobs):
+        busy += seconds
         _say(args, f"  {what}: {seconds:.1f} s")
-    _say(args, f"softmaxreg: kernels compiled and cached in {time.perf_counter() - total:.1f} s")
+    wall = time.perf_counter() - total
+    _say(args, f"softmaxreg: kernels compiled and cached in {wall:.1f} s"
+               + (f" ({busy:.1f} s of compilation in {jobs} processes)" if jobs > 1 else ""))
     return 0
 
 

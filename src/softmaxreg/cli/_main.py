@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compile the Numba kernels (softmax family, loss passes, SGD epoch, "
                                    "prediction) for float32 and float64 and cache them on disk, so that "
                                    "no later call waits for a compilation. make's install step runs it.")
+    p.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
+                   help="compile in N processes at once (default: one per core)")
     _common(p)
     p.set_defaults(func=_commands.cmd_compile)
 
