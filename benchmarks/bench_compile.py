@@ -6,7 +6,8 @@ is compiled; "warm" runs the same call in another new process on the cache
 the cold one filled, so it only loads machine code. The fit is
 ``SoftmaxRegression().fit`` on Fashion-MNIST (float32, the default solver),
 the prediction ``predict_proba`` on its test set. The full compile is
-``softmaxreg compile`` on an empty cache.
+``softmaxreg compile`` on an empty cache, in one process per core (its
+default) and in one process (``--jobs 1``: the compilation's own cost).
 """
 
 from __future__ import annotations
@@ -55,12 +56,15 @@ def _child(code, args, cache_dir, timeout):
 
 def run(max_iter=100, timeout=1800, compile_all=True):
     rows = []
-    with tempfile.TemporaryDirectory() as cold_fit, tempfile.TemporaryDirectory() as cold_all:
+    with tempfile.TemporaryDirectory() as cold_fit:
         if compile_all:
-            _, wall = _child(["-m", "softmaxreg", "compile", "--quiet"], [], cold_all, timeout)
-            rows.append({"what": "softmaxreg compile, empty cache", "cold_s": wall, "warm_s": None})
-            _, wall = _child(["-m", "softmaxreg", "compile", "--quiet"], [], cold_all, timeout)
-            rows[-1]["warm_s"] = wall
+            for jobs, what in ((None, f"softmaxreg compile ({os.cpu_count()} cores)"),
+                               (1, "softmaxreg compile --jobs 1")):
+                with tempfile.TemporaryDirectory() as cache:
+                    args = [] if jobs is None else ["--jobs", str(jobs)]
+                    _, cold = _child(["-m", "softmaxreg", "compile", "--quiet", *args], [], cache, timeout)
+                    _, warm = _child(["-m", "softmaxreg", "compile", "--quiet", *args], [], cache, timeout)
+                rows.append({"what": what, "cold_s": cold, "warm_s": warm})
         cold, _ = _child(["-c", _FIT], [str(max_iter)], cold_fit, timeout)
         warm, _ = _child(["-c", _FIT], [str(max_iter)], cold_fit, timeout)
         for what in ("fit", "predict"):
