@@ -537,7 +537,7 @@ def _times_zero_sum(seg):
 
     The fast-math flags here keep NaN and inf semantics, so ``x * 0`` is not
     folded to 0. A loop over a view of its own: indexing the flat array by
-    offsets inside the ``prange`` body keeps LLVM from vectorising it.
+    offsets inside the chunk loop keeps LLVM from vectorising it.
     """
     zero = seg.dtype.type(0.0)
     acc = zero

@@ -66,8 +66,8 @@ _MIN_COLUMNS = 128
 # Spins (with ``pause``) before a waiting thread starts yielding its core.
 _SPINS = 1000
 # Batches in which thread 0 had to yield before it goes on alone. Not fewer:
-# an OpenMP region just before (the objective pass) leaves a thread spinning
-# for a while, which costs a few such batches at an epoch's start.
+# another library's OpenMP region just before (a BLAS call) may leave a
+# thread spinning for a while, which costs a few such batches at an epoch's start.
 _SOLO_AFTER = 8
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
