@@ -58,14 +58,22 @@ def test_gradient_by_central_differences():
     assert slope == pytest.approx(lazy.gradient(w) @ v, rel=1e-6)
 
 
-def test_meat_is_the_sum_of_score_outer_products():
-    mem, lazy, w, _, (X, y, s) = _problem(seed=4)
+@pytest.mark.parametrize("kw", [dict(), dict(reference_class=1), dict(fit_intercept=False)])
+@pytest.mark.parametrize("rows_at_a_time", [None, 1, 7])
+def test_meat_is_the_sum_of_score_outer_products(kw, rows_at_a_time, monkeypatch):
+    """Whatever the block of rows the chunks form their scores in (here down to one row)."""
+    if rows_at_a_time is not None:
+        import softmaxreg.loss._dask as dask_loss
+
+        q = (3 - ("reference_class" in kw)) * (4 + kw.get("fit_intercept", True))
+        monkeypatch.setattr(dask_loss, "_MEAT_BLOCK_BYTES", 8 * q * rows_at_a_time)
+    mem, lazy, w, _, (X, y, s) = _problem(seed=4, **kw)
     coef, b = mem.unpack(w)
     Z = X @ coef.T + b
     P = np.exp(Z - Z.max(axis=1, keepdims=True))
     P /= P.sum(axis=1, keepdims=True)
-    R = P - np.eye(3)[y]
-    Xt = np.hstack([X, np.ones((X.shape[0], 1))])
+    R = (P - np.eye(3)[y])[:, [k for k in range(3) if k != kw.get("reference_class")]]
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if kw.get("fit_intercept", True) else X
     G = (R[:, :, None] * Xt[:, None, :]).reshape(X.shape[0], -1)
     np.testing.assert_allclose(lazy.meat(w), G.T @ (s[:, None] * G), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(lazy.class_counts(), np.bincount(y, weights=s, minlength=3))

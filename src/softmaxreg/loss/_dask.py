@@ -584,29 +584,34 @@ def _sum_partials(*parts):
     return tuple(sum(values[1:], values[0]) for values in zip(*parts))
 
 
-def _design(loss):
-    """The chunk's rows as float64 with a trailing column of ones when there is an intercept."""
-    Xt = np.asarray(loss.X, dtype=np.float64)
-    if loss.fit_intercept:
-        Xt = np.hstack([Xt, np.ones((Xt.shape[0], 1))])
-    return Xt
-
-
-def _probabilities(loss, w):
-    from softmaxreg.functional import softmax
-
-    coef, intercept = loss.unpack(np.asarray(w, dtype=np.float64))
-    return softmax(np.asarray(loss.X, dtype=np.float64) @ coef.T + intercept, axis=1)
+#: Bytes of per-row scores the sandwich's meat forms at a time: a worker then holds that much beside its
+#: chunk, not an n x (free classes x features) float64 array the size of many chunks.
+_MEAT_BLOCK_BYTES = 1 << 25
 
 
 def _chunk_meat(loss, w):
+    r"""The chunk's part of the sandwich's meat, :math:`\sum_i s_i g_i g_i^\top` with
+    :math:`g_i = (p_i - y_i)_{\text{free}} \otimes \tilde x_i` (:math:`\tilde x_i` the row with a trailing 1
+    when there is an intercept), formed a block of rows at a time in float64."""
     free = np.array([k for k in range(loss.n_classes) if k != loss.reference_class])
-    Xt = _design(loss)
-    Y = np.zeros((Xt.shape[0], loss.n_classes))
-    Y[np.arange(Xt.shape[0]), loss.y] = 1.0
-    R = (_probabilities(loss, w) - Y)[:, free]
-    G = (R[:, :, None] * Xt[:, None, :]).reshape(Xt.shape[0], -1)
-    return G.T @ (loss.sample_weight[:, None] * G)
+    coef, intercept = loss.unpack(np.asarray(w, dtype=np.float64))
+    d = loss.n_features + int(loss.fit_intercept)
+    q = free.size * d
+    n = loss.n_samples
+    meat = np.zeros((q, q))
+    step = max(1, _MEAT_BLOCK_BYTES // (8 * q))
+    from softmaxreg.functional import softmax
+
+    for i0 in range(0, n, step):
+        rows = slice(i0, min(n, i0 + step))
+        Xt = np.asarray(loss.X[rows], dtype=np.float64)
+        R = softmax(Xt @ coef.T + intercept, axis=1)
+        R[np.arange(R.shape[0]), loss.y[rows]] -= 1.0
+        if loss.fit_intercept:
+            Xt = np.hstack([Xt, np.ones((Xt.shape[0], 1))])
+        G = (R[:, free, None] * Xt[:, None, :]).reshape(Xt.shape[0], q)
+        meat += G.T @ (loss.sample_weight[rows, None] * G)
+    return meat
 
 
 def _chunk_blocks(loss, w, mass):
