@@ -152,6 +152,19 @@ def test_compile_command_runs_its_groups_in_parallel_processes(capsys):
     assert sum("float32" in line or "float64" in line for line in err.splitlines()) == 8
 
 
+def test_compile_command_compiles_in_its_own_process_where_none_can_be_started(capsys, monkeypatch):
+    import concurrent.futures
+
+    def refuse(*args, **kwargs):
+        raise OSError("process limit reached")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    code, out, err = run(capsys, "compile", "--jobs", "2")
+    assert code == 0, err
+    assert "no worker processes (process limit reached)" in err
+    assert sum("float32" in line or "float64" in line for line in err.splitlines()) == 8
+
+
 def test_builtin_names_and_datasets_command(tmp_path, capsys):
     code, out, err = run(capsys, "datasets")
     assert code == 0 and all(n in out for n in ("fashion-mnist", "digits", "iris", "wine"))

@@ -763,7 +763,7 @@ def _timed(fn, args):
     return time.perf_counter() - start
 
 
-def _warm_kernels(jobs=1):
+def _warm_kernels(jobs=1, notes=None):
     """Run every fused kernel once, float32 and float64, on inputs just large enough to take it.
 
     Yields (what, seconds) as each group finishes. Numba compiles each kernel
@@ -771,6 +771,8 @@ def _warm_kernels(jobs=1):
     processes load it instead of compiling. With ``jobs > 1`` the groups run
     in that many fresh processes at once (each compilation uses one core);
     the cache takes concurrent writers (:mod:`softmaxreg._native.cache`).
+    Where no process can be started, the rest runs here and a line saying
+    why is appended to ``notes``.
     """
     tasks = _warm_tasks()
     if jobs <= 1:
@@ -779,13 +781,24 @@ def _warm_kernels(jobs=1):
         return
     import concurrent.futures
     import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
 
-    # Fresh interpreters ("spawn"): a fork would copy this process's threads and Numba state.
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                                                mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_timed, fn, args): what for what, fn, args in tasks}
-        for future in concurrent.futures.as_completed(futures):
-            yield futures[future], future.result()
+    done = set()
+    try:
+        # Fresh interpreters ("spawn"): a fork would copy this process's threads and Numba state.
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_timed, fn, args): what for what, fn, args in tasks}
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], future.result()
+                done.add(futures[future])
+    except (OSError, BrokenProcessPool) as exc:
+        # No worker processes here (a sandbox, a dead worker): what is left compiles in this process.
+        if notes is not None:
+            notes.append(f"no worker processes ({exc or type(exc).__name__}); compiled in this process")
+        for what, fn, args in tasks:
+            if what not in done:
+                yield what, _timed(fn, args)
 
 
 def cmd_compile(args) -> int:
@@ -793,12 +806,16 @@ def cmd_compile(args) -> int:
     jobs = args.jobs if args.jobs else min(os.cpu_count() or 1, len(_warm_tasks()))
     total = time.perf_counter()
     busy = 0.0
-    for what, seconds in _warm_kernels(jobs):
+    notes = []
+    for what, seconds in _warm_kernels(jobs, notes):
         busy += seconds
         _say(args, f"  {what}: {seconds:.1f} s")
+    for note in notes:
+        _say(args, f"softmaxreg: {note}")
     wall = time.perf_counter() - total
+    parallel = jobs > 1 and not notes
     _say(args, f"softmaxreg: kernels compiled and cached in {wall:.1f} s"
-               + (f" ({busy:.1f} s of compilation in {jobs} processes)" if jobs > 1 else ""))
+               + (f" ({busy:.1f} s of compilation in {jobs} processes)" if parallel else ""))
     return 0
 
 
