@@ -12,7 +12,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .vec import lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
+from .vec import AVX512, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
 
 __all__ = ["MAX_ASKED", "dot4x5", "dot4x1", "strip1", "strip2", "strip3", "strip4", "strip5"]
 
@@ -20,10 +20,14 @@ __all__ = ["MAX_ASKED", "dot4x5", "dot4x1", "strip1", "strip2", "strip3", "strip
 # block make at least 8 tile calls for the 32 rows of the next block).
 MAX_ASKED = 4
 
+#: Bits of a tile's vectors: a register's. A 4-row x 5-class tile of 512-bit accumulators on a machine
+#: without AVX-512 would take 40 of its 16 vector registers.
+VECTOR_BITS = 512 if AVX512 else 256
+
 
 def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None):
     """The column loop of a tile: ``step(j)`` for j = 0, L, 2L, ... below ``p - p mod L`` (L lanes
-    of X's dtype in 512 bits), then ``between()``, then ``tail(j)`` for the last columns one at a time.
+    of X's dtype in VECTOR_BITS), then ``between()``, then ``tail(j)`` for the last columns one at a time.
 
     At each step it also prefetches the same columns of rows ``ip .. ip + npf - 1``
     of ``P`` (``llvm.prefetch`` into L1, one cache line per row per step, at
@@ -32,7 +36,7 @@ def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None
     queue of misses cannot hold.
     """
     i64 = ir.IntType(64)
-    lanes = 512 // X_t.dtype.bitwidth
+    lanes = VECTOR_BITS // X_t.dtype.bitwidth
     # Row pointers by arithmetic only: a row at or past npf is never touched.
     prefetched = rows_of(context, builder, P_t, pre, ip, MAX_ASKED)
     steps = builder.udiv(p, ir.Constant(i64, lanes))
@@ -80,7 +84,7 @@ def _dot_tile(classes):
             i, k, c, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7, 8))
             i64 = ir.IntType(64)
             ft = context.get_value_type(X_t.dtype)
-            lanes = 512 // X_t.dtype.bitwidth
+            lanes = VECTOR_BITS // X_t.dtype.bitwidth
             vt = ir.VectorType(ft, lanes)
             xs, ws = rows_of(context, builder, X_t, x, i, 4), rows_of(context, builder, W_t, w, k, classes)
             acc = [cgutils.alloca_once_value(builder, ir.Constant(vt, [0.0] * lanes)) for _ in range(4 * classes)]
@@ -153,7 +157,7 @@ def _strip_tile(classes, vectors=4):
             npf = builder.select(builder.icmp_signed("<", npf, zero), zero, npf)
             npf = builder.select(builder.icmp_signed(">", npf, n), n, npf)
             ft = context.get_value_type(X_t.dtype)
-            lanes = 512 // X_t.dtype.bitwidth
+            lanes = VECTOR_BITS // X_t.dtype.bitwidth
             vt = ir.VectorType(ft, lanes)
             al = X_t.dtype.bitwidth // 8
             gs = rows_of(context, builder, G_t, g, k, classes)
