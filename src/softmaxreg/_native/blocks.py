@@ -277,9 +277,9 @@ def _group_columns(builder, px, g, k, vt, is_last):
 
 
 #: Groups of rows interleaved in one pass of the register kernels, by itemsize: two float32 groups'
-#: exponentials overlap; two float64 groups run out of registers, and every group repeats the code of each
-#: row length (benchmarks/history.md).
-_GROUPS = {4: 2, 8: 1}
+#: exponentials overlap on AVX-512; two float64 groups, or two float32 ones in half-width registers (no
+#: AVX-512), run out of registers, and every group repeats the code of each row length (benchmarks/history.md).
+_GROUPS = {4: 2 if AVX512 else 1, 8: 1}
 
 
 def _emit_rows(context, builder, signature, args, finish):
