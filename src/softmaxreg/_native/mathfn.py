@@ -4,8 +4,9 @@
 reduction ``t = n ln2 + r`` with ``|r| <= ln2 / 2`` (through explicit
 ``fma`` calls, which fast-math reassociation cannot merge back into one
 inexact product), a polynomial for ``exp(r)`` and the factor ``2**n``
-applied by ``ldexp`` (``vscalefps``/``pd`` on AVX-512), which rounds once, so
-results in the subnormal range underflow gradually, as ``np.exp`` does.
+applied by ``ldexp`` (``vscalefps``/``pd`` on AVX-512, two multiplications by
+powers of two elsewhere), which rounds once, so results in the subnormal
+range underflow gradually, as ``np.exp`` does.
 Unlike a call into libm it vectorises. The scalar and the vector forms run
 the same steps with the same constants, so they give the same bits.
 
@@ -22,8 +23,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import overload
 
-from .vec import (AVX512, FASTMATH, JIT, f64_as_i64, fma, i64_as_f64, ldexp, splat, vector_call, vector_fma,
-                  vector_suffix)
+from .vec import (AVX512, FASTMATH, JIT, f64_as_i64, fma, i64_as_f64, ldexp, scale_by_power_of_two, splat,
+                  vector_call, vector_fma)
 
 __all__ = ["exp", "exp32", "exp64", "vector_exp", "log1p", "vector_log1p"]
 
@@ -98,11 +99,7 @@ def vector_exp(builder, t):
         mask = ir.IntType(vt.count)
         scalef = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt, mask, ir.IntType(32)]), name)
         return builder.call(scalef, [p, nf, ir.Constant(vt, None), ir.Constant(mask, -1), ir.Constant(ir.IntType(32), 4)])
-    n = builder.fptosi(nf, ir.VectorType(ir.IntType(32), vt.count))
-    ldexp = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vt, [vt, n.type]), f"llvm.ldexp.{vector_suffix(vt)}.v{vt.count}i32"
-    )
-    return builder.call(ldexp, [p, n])
+    return scale_by_power_of_two(builder, p, builder.fptosi(nf, ir.VectorType(ir.IntType(32), vt.count)))
 
 
 def exp(t):

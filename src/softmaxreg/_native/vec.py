@@ -85,20 +85,55 @@ def fma(typingctx, a, b, c):
     return sig, codegen
 
 
+def scale_by_power_of_two(builder, x, n):
+    """``x * 2**n`` rounded once, for a float or float vector ``x`` and int32 ``n`` (of the same lanes),
+    ``n`` from about -2 (bias - 1) to 2 bias (-252 to 254 for float32, -2044 to 2046 for float64).
+
+    On AVX-512, ``llvm.ldexp`` (one ``vscalefps``/``pd``). Elsewhere LLVM lowers ``llvm.ldexp`` to a call of
+    libm's ``ldexpf``/``ldexp`` per element, so the factor is applied in two multiplications by powers of
+    two built from their bits, ``2**(n >> 1)`` and ``2**(n - (n >> 1))``, both normal: the first product
+    is exact (a normal number scaled by a normal power of two stays normal for these ``n`` and ``|x|``
+    near 1), so only the second rounds, as ``ldexp`` does, also into the subnormal range.
+    """
+    ft = x.type
+    lanes = ft.count if isinstance(ft, ir.VectorType) else None
+    element = ft.element if lanes else ft
+    single = isinstance(element, ir.FloatType)
+    if AVX512:
+        name = f"llvm.ldexp.{vector_suffix(ft)}.v{lanes}i32" if lanes else ("llvm.ldexp.f32.i32" if single
+                                                                             else "llvm.ldexp.f64.i32")
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ft, [ft, n.type]), name)
+        return builder.call(fn, [x, n])
+    width, bits, bias = (32, 23, 127) if single else (64, 52, 1023)
+    it = ir.IntType(width)
+    if lanes:
+        it = ir.VectorType(it, lanes)
+
+    def const(v):
+        return ir.Constant(it, [v] * lanes) if lanes else ir.Constant(it, v)
+
+    if not single:
+        n = builder.sext(n, it)
+    half = builder.ashr(n, const(1))
+    rest = builder.sub(n, half)
+
+    def power(k):  # 2**k for a normal exponent k, from its bits
+        return builder.bitcast(builder.shl(builder.add(k, const(bias)), const(bits)), ft)
+
+    return builder.fmul(builder.fmul(x, power(half)), power(rest))
+
+
 @intrinsic
 def ldexp(typingctx, x, n):
-    """x * 2**n rounded once (llvm.ldexp), also into the subnormal range.
+    """x * 2**n rounded once, also into the subnormal range (:func:`scale_by_power_of_two`).
 
-    It vectorises, and on AVX-512 it is one instruction (vscalefps/pd), cheaper
-    than building 2**n from its bits.
+    It vectorises: on AVX-512 one instruction (vscalefps/pd), elsewhere two
+    multiplications by powers of two built from their bits.
     """
     sig = x(x, types.int32)
 
     def codegen(context, builder, signature, args):
-        ft = args[0].type
-        i32 = ir.IntType(32)
-        fn = builder.module.declare_intrinsic("llvm.ldexp", [ft, i32], ir.FunctionType(ft, [ft, i32]))
-        return builder.call(fn, args)
+        return scale_by_power_of_two(builder, *args)
 
     return sig, codegen
 
