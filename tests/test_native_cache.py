@@ -22,7 +22,7 @@ def test_the_stamp_follows_the_content_of_every_module(tmp_path):
     assert cache.package_stamp(tmp_path) not in (first, second)
 
 
-@pytest.mark.parametrize("kernel", [rows.softmax_rows, rows._rows_small, linear._pass, sgd._epoch_worker])
+@pytest.mark.parametrize("kernel", [rows.family_rows, rows._rows_small, linear._pass, sgd._epoch_worker])
 def test_every_kernel_is_stamped_with_the_whole_package(kernel):
     locator = kernel._cache._impl.locator
     assert locator.get_source_stamp() == cache.package_stamp()

@@ -176,9 +176,17 @@ def _rest_sum(xi, m, inv_t):
     return _rest(xi, m, inv_t, xi, False)
 
 
+SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
+
+
 @numba.njit(**JIT)
-def softmax_rows(x, inv_t, out, flagged):
-    """out[i] = softmax(x[i] * inv_t); flags rows with a non-finite max or a NaN."""
+def family_rows(x, inv_t, mode, out, flagged):
+    """Long rows, one at a time: ``out[i]`` = softmax(x[i] * inv_t) (``mode`` SOFTMAX), log_softmax
+    = (x - m) inv_t - log1p(rest) (LOG_SOFTMAX), or ``out[i, 0]`` = logsumexp(x[i]) = m + log1p(rest)
+    (LOGSUMEXP, ``inv_t`` 1, ``out`` of shape (n, 1)); flags rows with a non-finite max or a NaN.
+
+    One kernel for the three: most of a kernel's compilation is shared code.
+    """
     inv_t = x.dtype.type(inv_t)
     for i in range(x.shape[0]):
         xi = x[i]
@@ -186,46 +194,24 @@ def softmax_rows(x, inv_t, out, flagged):
         m = _rowmax(xi)
         if not np.isfinite(m):
             flagged[i] = True
+            if mode == LOGSUMEXP:
+                oi[0] = m
             continue
-        rest = _rest(xi, m, inv_t, oi, True)
-        flagged[i] = rest != rest
-        scale = x.dtype.type(1.0 / (1.0 + rest))
-        for j in range(oi.shape[0]):
-            oi[j] *= scale
-
-
-@numba.njit(**JIT)
-def log_softmax_rows(x, inv_t, out, flagged):
-    """out[i] = log_softmax(x[i] * inv_t) = (x - m) inv_t - log1p(rest)."""
-    inv_t = x.dtype.type(inv_t)
-    for i in range(x.shape[0]):
-        xi = x[i]
-        oi = out[i]
-        m = _rowmax(xi)
-        if not np.isfinite(m):
-            flagged[i] = True
+        if mode == SOFTMAX:
+            rest = _rest(xi, m, inv_t, oi, True)
+            flagged[i] = rest != rest
+            scale = x.dtype.type(1.0 / (1.0 + rest))
+            for j in range(oi.shape[0]):
+                oi[j] *= scale
             continue
         rest = _rest_sum(xi, m, inv_t)
         flagged[i] = rest != rest
+        if mode == LOGSUMEXP:
+            oi[0] = m + x.dtype.type(np.log1p(rest))
+            continue
         lse = x.dtype.type(np.log1p(rest))
         for j in range(oi.shape[0]):
             oi[j] = (xi[j] - m) * inv_t - lse
-
-
-@numba.njit(**JIT)
-def logsumexp_rows(x, out, flagged):
-    """out[i] = logsumexp(x[i]) = m + log1p(rest)."""
-    one = x.dtype.type(1.0)
-    for i in range(x.shape[0]):
-        xi = x[i]
-        m = _rowmax(xi)
-        if not np.isfinite(m):
-            flagged[i] = True
-            out[i] = m
-            continue
-        rest = _rest_sum(xi, m, one)
-        flagged[i] = rest != rest
-        out[i] = m + x.dtype.type(np.log1p(rest))
 
 
 @numba.njit(**JIT)
@@ -266,7 +252,7 @@ def shifted_exp(z, bias=None):
     row's non-maximal terms (float64, so ``m + log1p(rest)`` is its
     logsumexp). A row of ``-inf`` only gets ``m = -inf``; a row with a ``+inf``
     or NaN gets ``m = NaN``; both are set to 0 with ``rest = 0``, for the
-    caller to treat as :func:`softmax_rows` flags them. ``z`` is a
+    caller to treat as :func:`family_rows` flags them. ``z`` is a
     C-contiguous float32/float64 array of rows; ``bias``, if given, one row
     of ``z``'s dtype.
 
@@ -292,7 +278,6 @@ def shifted_exp(z, bias=None):
 # Each step is a loop of its own: with the exp, its store and the row sums'
 # read-modify-write in one loop LLVM vectorises poorly.
 
-SOFTMAX, LOG_SOFTMAX, LOGSUMEXP = 0, 1, 2
 
 @numba.njit(inline="always", **JIT)
 def _load_block(xf, r0, nb, K, T):
@@ -683,14 +668,13 @@ def softmax_family(x, *, axis, temperature, mode, reference, out=None):
         if K < SMALL_K:
             rows_small(rows, 1.0, LOGSUMEXP, res, flagged, 0, False, register_rows(rows, LOGSUMEXP))
         else:
-            on_rows(n, K, lambda r: logsumexp_rows(rows[r], res[r, 0], flagged[r]))
+            on_rows(n, K, lambda r: family_rows(rows[r], 1.0, LOGSUMEXP, res[r], flagged[r]))
     else:
         res = _result_rows(rows, x, axis, out)
         if K < SMALL_K:
             rows_small(rows, 1.0 / temperature, mode, res, flagged, *stream_plan(res), register_rows(rows, mode))
         else:
-            kernel = softmax_rows if mode == SOFTMAX else log_softmax_rows
-            on_rows(n, K, lambda r: kernel(rows[r], 1.0 / temperature, res[r], flagged[r]))
+            on_rows(n, K, lambda r: family_rows(rows[r], 1.0 / temperature, mode, res[r], flagged[r]))
     if flagged.any():
         res[flagged] = np.reshape(reference(rows[flagged]), (-1, res.shape[1]))
     if mode == LOGSUMEXP:
