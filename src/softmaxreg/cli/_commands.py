@@ -768,37 +768,82 @@ def _warm_kernels(jobs=1, notes=None):
 
     Yields (what, seconds) as each group finishes. Numba compiles each kernel
     on its first call and caches the machine code on disk, so later
-    processes load it instead of compiling. With ``jobs > 1`` the groups run
-    in that many fresh processes at once (each compilation uses one core);
-    the cache takes concurrent writers (:mod:`softmaxreg._native.cache`).
-    Where no process can be started, the rest runs here and a line saying
-    why is appended to ``notes``.
+    processes load it instead of compiling. With ``jobs > 1`` this process
+    and ``jobs - 1`` fresh ones take the groups in turn, longest first (each
+    compilation uses one core; this process starts at once, while the others
+    start their interpreters); the cache takes concurrent writers
+    (:mod:`softmaxreg._native.cache`). Groups no other process could run are
+    run here, and a line saying why is appended to ``notes``.
     """
     tasks = _warm_tasks()
     if jobs <= 1:
         for what, fn, args in tasks:
             yield what, _timed(fn, args)
         return
+    import collections
     import concurrent.futures
     import multiprocessing
-    from concurrent.futures.process import BrokenProcessPool
+    import queue
+    import threading
 
-    done = set()
+    pending = collections.deque(tasks)
+    lock = threading.Lock()
+    finished = queue.SimpleQueue()
+
+    def take():
+        with lock:
+            return pending.popleft() if pending else None
+
+    def feed(pool):
+        """Hand the groups to one worker process, one at a time, until none is left."""
+        while (task := take()) is not None:
+            try:
+                finished.put((task, pool.submit(_timed, task[1], task[2]).result()))
+            except BaseException as exc:  # noqa: BLE001 (the group runs in this process instead)
+                finished.put((task, exc))
+                return
+
+    failed = []
+
+    def drain():
+        while True:
+            try:
+                task, result = finished.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(result, BaseException):
+                failed.append((task, result))
+            else:
+                yield task[0], result
+
     try:
         # Fresh interpreters ("spawn"): a fork would copy this process's threads and Numba state.
-        with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_timed, fn, args): what for what, fn, args in tasks}
-            for future in concurrent.futures.as_completed(futures):
-                yield futures[future], future.result()
-                done.add(futures[future])
-    except (OSError, BrokenProcessPool) as exc:
-        # No worker processes here (a sandbox, a dead worker): what is left compiles in this process.
-        if notes is not None:
-            notes.append(f"no worker processes ({exc or type(exc).__name__}); compiled in this process")
-        for what, fn, args in tasks:
-            if what not in done:
-                yield what, _timed(fn, args)
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs - 1,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+    except OSError as exc:
+        failed = [(task, exc) for task in tasks]
+        pending.clear()
+    else:
+        feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(jobs - 1)]
+        try:
+            for feeder in feeders:
+                feeder.start()
+            while (task := take()) is not None:
+                yield task[0], _timed(task[1], task[2])
+                yield from drain()
+            for feeder in feeders:
+                feeder.join()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        yield from drain()
+    if failed and notes is not None:
+        exc = failed[0][1]
+        notes.append(f"no worker processes ({exc or type(exc).__name__}); {len(failed)} group(s) compiled in this "
+                     "process")
+    for (what, fn, args), _ in failed:
+        yield what, _timed(fn, args)
 
 
 def cmd_compile(args) -> int:
