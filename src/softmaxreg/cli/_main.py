@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 
-from . import _commands, _dask, _inference, _skipgram
+from . import _commands, _compile, _dask, _inference, _skipgram
 from ._dask import add_dask_options, with_dask
 from ._export import add_export_parser
 from ._options import add_summary_options, add_train_options
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
                    help="compile in N processes at once (default: one per core)")
     _common(p)
-    p.set_defaults(func=_commands.cmd_compile)
+    p.set_defaults(func=_compile.cmd_compile)
 
     p = sub.add_parser("datasets", help="list the built-in data sets and where they are")
     _common(p)
