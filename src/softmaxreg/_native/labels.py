@@ -17,9 +17,9 @@ import numpy as np
 
 from .blocks import (BLOCK, SMALL_K, _block_grad, _block_label_logit, _rows_grad, _rows_label_logit)
 from .mathfn import log1p
-from .rows import (on_blocks, on_rows, _block_count, _block_labels, _block_rows, _block_span, _cast, _flush_block, _load_block,
+from .rows import (_block_count, _block_labels, _block_rows, _block_span, _cast, _flush_block, _load_block,
                    _register_target, _rest, _rest_sum, _result_rows, _rowmax, _rows, _small_block, _store_block,
-                   copy_into, register_rows, stream_plan)
+                   copy_into, on_blocks, on_rows, register_rows, stream_plan)
 from .vec import JIT, SHUFFLE_K, store_fence
 
 __all__ = ["cross_entropy_labels"]
@@ -82,19 +82,16 @@ def label_denominator(labels, w, has_w, ignore, has_ignore, K):
     n = labels.shape[0]
     parts = np.zeros(((n + _DEN_BLOCK - 1) // _DEN_BLOCK, 2))
 
-    def work(rows):
-        b0, b1 = rows.start // _DEN_BLOCK, -(-rows.stop // _DEN_BLOCK)
-        _label_parts(labels[rows], w, has_w, ignore, has_ignore, K, parts[b0:b1])
-
-    _on_whole_blocks(n, 1, _DEN_BLOCK, work)
+    _on_whole_blocks(n, 1, _DEN_BLOCK,
+                     lambda r, b: _label_parts(labels[r], w, has_w, ignore, has_ignore, K, parts[b]))
     return parts[:, 0].sum(), parts[:, 1].sum()
 
 
 def _on_whole_blocks(n, K, block, call):
-    """``call(rows)`` on ranges of rows of K, every one but the last a whole number of ``block`` rows, one
-    per thread (:func:`.rows.on_rows`)."""
+    """``call(rows, blocks)`` on ranges of rows of K, every one but the last a whole number of ``block``
+    rows (``rows`` a ``slice`` of the rows, ``blocks`` of the blocks), one per thread (:func:`.rows.on_rows`)."""
     nblocks = (n + block - 1) // block
-    return on_rows(nblocks, K * block, lambda b: call(slice(b.start * block, min(n, b.stop * block))))
+    return on_rows(nblocks, K * block, lambda b: call(slice(b.start * block, min(n, b.stop * block)), b))
 
 
 def _ce_labels(kernel, x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_row, out, flagged):
@@ -103,10 +100,9 @@ def _ce_labels(kernel, x, labels, w, has_w, ignore, has_ignore, eps, inv_t, per_
     n = x.shape[0]
     parts = np.zeros(((n + BLOCK - 1) // BLOCK, 2))
 
-    def work(r):
+    def work(r, b):
         o = out[r] if per_row else out
-        b0, b1 = r.start // BLOCK, -(-r.stop // BLOCK)
-        kernel(x[r], labels[r], w, has_w, ignore, has_ignore, eps, inv_t, per_row, o, flagged[r], parts[b0:b1])
+        kernel(x[r], labels[r], w, has_w, ignore, has_ignore, eps, inv_t, per_row, o, flagged[r], parts[b])
 
     _on_whole_blocks(n, x.shape[1], BLOCK, work)
     return parts[:, 0].sum(), parts[:, 1].sum()

@@ -370,15 +370,13 @@ def _small_block(xf, r0, K, inv_t, T, U, m, rest):
     _block_terms(T, U, m, rest, K, inv_t)
 
 
-@numba.njit(inline="always", **JIT)
-def _block_count(n, lead):
+def block_count(n, lead):
     """How many blocks cover n rows: ``lead`` rows first (0 <= lead < BLOCK), then blocks of BLOCK."""
     return (lead > 0) + (n - lead + BLOCK - 1) // BLOCK
 
 
-@numba.njit(inline="always", **JIT)
-def _block_span(b, lead, n):
-    """(first row, rows) of block ``b`` of :func:`_block_count`'s blocks: the ``lead`` rows, then BLOCK at a
+def block_span(b, lead, n):
+    """(first row, rows) of block ``b`` of :func:`block_count`'s blocks: the ``lead`` rows, then BLOCK at a
     time from row ``lead`` (the last block partial). With ``lead`` chosen so that row ``lead`` of the output
     starts on a 64-byte boundary, every whole block does, and can be written by non-temporal stores."""
     if lead > 0:
@@ -388,6 +386,11 @@ def _block_span(b, lead, n):
     else:
         r0 = b * BLOCK
     return r0, min(BLOCK, n - r0)
+
+
+# The same two in the kernels, and in :func:`on_blocks`, which hands whole blocks to the threads.
+_block_count = numba.njit(inline="always", **JIT)(block_count)
+_block_span = numba.njit(inline="always", **JIT)(block_span)
 
 
 @numba.njit(inline="always", **JIT)
@@ -470,31 +473,22 @@ def _rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
         store_fence()
 
 
-def _block_start(b, lead):
-    """The first row of block ``b`` of the short-row kernels: the ``lead`` rows, then blocks of BLOCK
-    (:func:`_block_span`)."""
-    if lead > 0:
-        return 0 if b == 0 else lead + (b - 1) * BLOCK
-    return b * BLOCK
-
-
 def on_blocks(n, K, lead, call):
-    """``call(rows, lead)`` on ranges of whole blocks of :func:`_block_span` (``rows`` a ``slice``, ``lead``
+    """``call(rows, lead)`` on ranges of whole blocks of :func:`block_span` (``rows`` a ``slice``, ``lead``
     that of its first block: ``lead`` for the first range, 0 for the others, which start on a block), one
     per thread (:func:`on_rows`'s grain); the results in order."""
-    nblocks = (lead > 0) + (n - lead + BLOCK - 1) // BLOCK
 
     def work(b0, b1):
-        return call(slice(_block_start(b0, lead), min(n, _block_start(b1, lead))), lead if b0 == 0 else 0)
+        return call(slice(block_span(b0, lead, n)[0], min(n, block_span(b1, lead, n)[0])), lead if b0 == 0 else 0)
 
-    return over_ranges(nblocks, work, GRAIN // (BLOCK * max(1, K)))
+    return over_ranges(block_count(n, lead), work, GRAIN // (BLOCK * max(1, K)))
 
 
 def rows_small(x, inv_t, mode, out, flagged, lead, stream, registers):
     """softmax / log_softmax / logsumexp of short C-contiguous rows (see SMALL_K).
 
     ``out`` is C-contiguous, of shape (n, K), or (n, 1) for logsumexp. Blocks
-    of rows start after ``lead`` rows (:func:`_block_span`); with ``stream``
+    of rows start after ``lead`` rows (:func:`block_span`); with ``stream``
     the whole blocks are written by non-temporal stores (softmax and
     log_softmax, K <= SHUFFLE_K), for which row ``lead`` of ``out`` must start
     on a 64-byte boundary (:func:`stream_plan`). With ``registers``
@@ -600,7 +594,7 @@ def stream_plan(res):
     There the kernel is close to bound by memory traffic, and skipping the
     read of each output line saves a pass over it. float64 rows are bound by
     the exponential's compute, so they are not streamed. ``lead``: the rows before the first row
-    that starts on a 64-byte boundary (:func:`_block_span`); if none does,
+    that starts on a 64-byte boundary (:func:`block_span`); if none does,
     nothing is streamed.
 
     Examples
