@@ -63,10 +63,10 @@ def test_gradient_by_central_differences():
 def test_meat_is_the_sum_of_score_outer_products(kw, rows_at_a_time, monkeypatch):
     """Whatever the block of rows the chunks form their scores in (here down to one row)."""
     if rows_at_a_time is not None:
-        import softmaxreg.loss._dask as dask_loss
+        import softmaxreg.loss._scores as scores
 
         q = (3 - ("reference_class" in kw)) * (4 + kw.get("fit_intercept", True))
-        monkeypatch.setattr(dask_loss, "_MEAT_BLOCK_BYTES", 8 * q * rows_at_a_time)
+        monkeypatch.setattr(scores, "_CHUNK_FLOATS", (q + 3) * rows_at_a_time)
     mem, lazy, w, _, (X, y, s) = _problem(seed=4, **kw)
     coef, b = mem.unpack(w)
     Z = X @ coef.T + b

@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 
 from ._linear_softmax import LinearSoftmaxLoss, block_preconditioner
+from ._scores import score_outer_products
 
 __all__ = ["DaskLinearSoftmaxLoss", "dask_persist"]
 
@@ -584,34 +585,8 @@ def _sum_partials(*parts):
     return tuple(sum(values[1:], values[0]) for values in zip(*parts))
 
 
-#: Bytes of per-row scores the sandwich's meat forms at a time: a worker then holds that much beside its
-#: chunk, not an n x (free classes x features) float64 array the size of many chunks.
-_MEAT_BLOCK_BYTES = 1 << 25
-
-
 def _chunk_meat(loss, w):
-    r"""The chunk's part of the sandwich's meat, :math:`\sum_i s_i g_i g_i^\top` with
-    :math:`g_i = (p_i - y_i)_{\text{free}} \otimes \tilde x_i` (:math:`\tilde x_i` the row with a trailing 1
-    when there is an intercept), formed a block of rows at a time in float64."""
-    free = np.array([k for k in range(loss.n_classes) if k != loss.reference_class])
-    coef, intercept = loss.unpack(np.asarray(w, dtype=np.float64))
-    d = loss.n_features + int(loss.fit_intercept)
-    q = free.size * d
-    n = loss.n_samples
-    meat = np.zeros((q, q))
-    step = max(1, _MEAT_BLOCK_BYTES // (8 * q))
-    from softmaxreg.functional import softmax
-
-    for i0 in range(0, n, step):
-        rows = slice(i0, min(n, i0 + step))
-        Xt = np.asarray(loss.X[rows], dtype=np.float64)
-        R = softmax(Xt @ coef.T + intercept, axis=1)
-        R[np.arange(R.shape[0]), loss.y[rows]] -= 1.0
-        if loss.fit_intercept:
-            Xt = np.hstack([Xt, np.ones((Xt.shape[0], 1))])
-        G = (R[:, free, None] * Xt[:, None, :]).reshape(Xt.shape[0], q)
-        meat += G.T @ (loss.sample_weight[rows, None] * G)
-    return meat
+    return score_outer_products(loss, *loss.unpack(np.asarray(w, dtype=np.float64)))
 
 
 def _chunk_blocks(loss, w, mass):

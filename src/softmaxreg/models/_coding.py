@@ -93,12 +93,3 @@ def _dense_rows(X, rows, fit_intercept):
     if fit_intercept:
         Xc = np.hstack([np.ones((Xc.shape[0], 1)), Xc])
     return Xc
-
-
-def _targets(loss, rows):
-    y = loss.y[rows]
-    if y.ndim == 2:
-        return np.asarray(y, dtype=np.float64)
-    Y = np.zeros((y.shape[0], loss.n_classes))
-    Y[np.arange(y.shape[0]), y] = 1.0
-    return Y

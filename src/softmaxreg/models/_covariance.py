@@ -73,9 +73,8 @@ zeros the penalty creates.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from softmaxreg.functional import softmax
+from softmaxreg.loss import score_outer_products
 
 from ._coding import (
     _check_reference,
@@ -85,8 +84,6 @@ from ._coding import (
     _feature_names,
     _intercept_name,
     _label,
-    _row_chunks,
-    _targets,
 )
 from ._identification import IdentificationError, check_identification
 from ._inference_result import InferenceResult
@@ -112,33 +109,6 @@ def _group_codes(groups, n_samples):
     if n_groups < 2:
         raise ValueError(f'cov_type="cluster" needs at least two clusters, got {n_groups}.')
     return codes.ravel(), n_groups
-
-
-def _meat(loss, coef, intercept, groups=None):
-    """sum_i s_i g_i g_i^T in the loss's flat layout (free classes, intercept last).
-
-    With ``groups`` (codes ``0..G-1``): ``sum_g u_g u_g^T``, ``u_g = sum_{i in g} s_i g_i``.
-    """
-    free = np.array([k for k in range(loss.n_classes) if k != loss.reference_class])
-    d = loss.n_features + int(loss.fit_intercept)
-    q = free.size * d
-    M = np.zeros((q, q))
-    U = None if groups is None else np.zeros((int(groups.max()) + 1, q))
-    for rows in _row_chunks(loss.n_samples, q + loss.n_classes):
-        Xc = loss.X[rows]
-        Xc = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
-        Xc = Xc.astype(np.float64, copy=False)
-        Z = Xc @ coef.T
-        if loss.fit_intercept:
-            Z += intercept
-            Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])
-        Rres = (softmax(Z, axis=1) - _targets(loss, rows))[:, free]
-        G = (Rres[:, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], q)
-        if U is None:
-            M += G.T @ (loss.sample_weight[rows][:, None] * G)
-        else:
-            np.add.at(U, groups[rows], loss.sample_weight[rows][:, None] * G)
-    return M if U is None else U.T @ U
 
 
 def _invert(H, null, describe):
@@ -289,7 +259,7 @@ def compute_inference(
         cov = bread
     else:
         W_coef, b = loss.unpack(w)
-        cov = bread @ _meat(loss, W_coef, b, None if codes is None else codes[0]) @ bread
+        cov = bread @ score_outer_products(loss, W_coef, b, None if codes is None else codes[0]) @ bread
         if codes is not None:
             n_groups = codes[1]
             cov *= n_groups / (n_groups - 1.0) * (S - 1.0) / (S - q)
