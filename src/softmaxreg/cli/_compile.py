@@ -143,7 +143,6 @@ def _warm_kernels(jobs=1, notes=None):
                                                       mp_context=multiprocessing.get_context("spawn"))
     except OSError as exc:
         failed = [(task, exc) for task in tasks]
-        pending.clear()
     else:
         feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(jobs - 1)]
         try:
