@@ -24,7 +24,9 @@ def score_outer_products(loss, coef, intercept, groups=None):
     :math:`g_i = (p_i - y_i)_{\text{free}} \otimes \tilde x_i` is row i's score
     (:math:`\tilde x_i` the row with a trailing 1 when there is an intercept),
     :math:`s_i` its sample weight; ``coef`` (n_classes, n_features) and
-    ``intercept`` (n_classes,) are the full coefficients. With ``groups``
+    ``intercept`` (n_classes,) are the full coefficients; ``loss`` needs only
+    the attributes of the data (``X``, ``y``, ``sample_weight``, the sizes).
+    With ``groups``
     (cluster codes ``0..G-1``, one per row): :math:`\sum_g u_g u_g^\top`,
     :math:`u_g = \sum_{i \in g} s_i g_i`.
 
@@ -55,10 +57,19 @@ def score_outer_products(loss, coef, intercept, groups=None):
         if loss.fit_intercept:
             Z += intercept
             Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])
-        Y = np.asarray(loss._targets(rows), dtype=np.float64)
+        Y = _targets(loss.y[rows], loss.n_classes)
         G = ((softmax(Z, axis=1) - Y)[:, free, None] * Xc[:, None, :]).reshape(Xc.shape[0], q)
         if U is None:
             M += G.T @ (loss.sample_weight[rows][:, None] * G)
         else:
             np.add.at(U, groups[rows], loss.sample_weight[rows][:, None] * G)
     return M if U is None else U.T @ U
+
+
+def _targets(y, n_classes):
+    """Target probabilities of a block of rows: ``y`` itself (n, K), or the one-hot rows of labels."""
+    if y.ndim == 2:
+        return np.asarray(y, dtype=np.float64)
+    Y = np.zeros((y.shape[0], n_classes))
+    Y[np.arange(y.shape[0]), y] = 1.0
+    return Y
