@@ -106,21 +106,30 @@ def test_class_weight_and_fit_intercept(tmp_path, csv, capsys):
                        (["--reference-class", "nope"], "not one of"), (["--sample-weight", "v"], "no column")):
         code, out, err = run(capsys, "train", path, "--target", "grade", *bad, "-o", tmp_path / "c.srm")
         assert code != 0 and words in err, (bad, err)
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--model", "mlp", "--no-fit-intercept",
+                         "-o", tmp_path / "d.srm")
+    assert code != 0 and "--no-fit-intercept is for --model softmax" in err, err
 
 
-def test_sample_weight_is_not_a_feature_and_weighs_rows(tmp_path, csv, capsys):
+@pytest.mark.parametrize("prep", [[], ["--standardize"], ["--standardize", "--impute"]])
+def test_sample_weight_is_not_a_feature_and_weighs_rows(tmp_path, csv, capsys, prep):
+    """Frequency weights equal repeated rows, the standardization's statistics and imputed values included."""
     path, frame = csv
-    code, out, err = run(capsys, "train", path, "--target", "grade", "--sample-weight", "w",
+    if "--impute" in prep:
+        frame = frame.assign(mu=frame["mu"].mask(frame.index % 7 == 0))
+        frame.to_csv(path, index=False)
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--sample-weight", "w", *prep,
                          "-o", tmp_path / "w.srm")
     assert code == 0, err
     bundle = load_model(tmp_path / "w.srm")
     assert "w" not in bundle.feature_names and bundle.estimator.n_features_in_ == 3
     repeated = frame.loc[np.repeat(frame.index, frame["w"])].drop(columns="w")
     repeated.to_csv(tmp_path / "r.csv", index=False)
-    code, out, err = run(capsys, "train", tmp_path / "r.csv", "--target", "grade", "-o", tmp_path / "r.srm")
+    code, out, err = run(capsys, "train", tmp_path / "r.csv", "--target", "grade", *prep, "-o", tmp_path / "r.srm")
     assert code == 0, err
-    np.testing.assert_allclose(bundle.estimator.coef_, load_model(tmp_path / "r.srm").estimator.coef_,
-                               rtol=1e-6, atol=1e-8)
+    other = load_model(tmp_path / "r.srm")
+    np.testing.assert_allclose(bundle.estimator.coef_, other.estimator.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(bundle.predict_proba(frame), other.predict_proba(frame), rtol=1e-6, atol=1e-9)
 
 
 def test_lr_schedule_reaches_both_models(tmp_path, csv, capsys):
@@ -138,3 +147,20 @@ def test_lr_schedule_reaches_both_models(tmp_path, csv, capsys):
     code, out, err = run(capsys, "train", path, "--target", "grade", "--solver", "sgd",
                          "--lr-schedule", "invscaling", "-o", tmp_path / "x.srm")
     assert code != 0 and "inverse_time" in err and not (tmp_path / "x.srm").exists()
+
+
+def test_integer_labels_class_weight_and_table(tmp_path, csv, capsys):
+    """Integer class labels: a JSON --class-weight keyed by them is stored, and the summary names
+    the classes as the data does (2, not 2.0000)."""
+    path, frame = csv
+    frame = frame.assign(grade=frame["grade"].map({"low": 0, "mid": 1, "top": 2}))
+    frame.to_csv(path, index=False)
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--class-weight", '{"0": 3, "2": 1}',
+                         "-o", tmp_path / "a.srm")
+    assert code == 0, err
+    est = load_model(tmp_path / "a.srm").estimator
+    assert est.class_weight == {0: 3.0, 2: 1.0}
+    code, out, err = run(capsys, "summary", tmp_path / "a.srm")
+    assert code == 0, err
+    classes = {line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["intercept"]}
+    assert classes == {"0", "1", "2"}

@@ -247,3 +247,17 @@ def test_format_1_files_still_load_and_format_2_checks_meta(tmp_path, saved, dat
              edit_meta=lambda m: m["preprocessing"].update(mean=[0.0]))
     with pytest.raises(ValueError, match="malformed preprocessing record"):
         load_model(tmp_path / "badpre.srm")
+
+
+@pytest.mark.parametrize("weights", [{0: 3.0, 2: 0.5}, {np.int64(1): 2}, {1.5: 1.0, "b": 2.0}])
+def test_dicts_with_non_string_keys_round_trip(tmp_path, weights):
+    """A class_weight keyed by integer labels (as scikit-learn's) is stored and read back."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))
+    y = np.arange(60) % 3
+    est = SoftmaxRegression(class_weight=weights if 1.5 not in weights else None).fit(X, y)
+    save_model(tmp_path / "m.srm", est, metadata={"mapping": weights})
+    back = load_model(tmp_path / "m.srm")
+    assert back.metadata["mapping"] == {(k.item() if hasattr(k, "item") else k): v for k, v in weights.items()}
+    assert back.estimator.get_params()["class_weight"] == est.get_params()["class_weight"]
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))

@@ -93,3 +93,37 @@ def test_arrays_and_sparse():
     assert Preprocessor().fit(X32).transform(X32).dtype == np.float32
     with pytest.raises(ValueError, match="infinite"):
         Preprocessor().fit(np.array([[1.0], [np.inf]]))
+
+
+@pytest.mark.parametrize("kind", ["frame", "array", "sparse"])
+def test_sample_weight_counts_rows(kind):
+    """Frequency weights give the statistics (means, scales, imputed values) of the repeated rows."""
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": 3 * rng.normal(size=n) + 1,
+                          "c": rng.choice(["red", "green", "blue"], n)})
+    w = rng.integers(0, 4, n)
+    if kind == "frame":
+        frame.loc[[2, 5], "a"] = np.nan
+        frame.loc[[1, 8, 9], "c"] = None
+        X = frame
+    elif kind == "array":
+        X = frame[["a", "b"]].to_numpy(copy=True)
+        X[[2, 5], 0] = np.nan
+    else:
+        X = sp.csr_matrix(np.where(rng.random((n, 2)) < 0.5, 0.0, frame[["a", "b"]].to_numpy()))
+    rows = np.repeat(np.arange(n), w)
+    repeated = X.iloc[rows] if kind == "frame" else X[rows]
+    weighted = Preprocessor(standardize=True, impute=kind != "sparse").fit(X, sample_weight=w)
+    plain = Preprocessor(standardize=True, impute=kind != "sparse").fit(repeated)
+    np.testing.assert_allclose(weighted.mean_, plain.mean_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weighted.scale_, plain.scale_, rtol=1e-12)
+    for a, b in zip(weighted.columns_, plain.columns_):
+        if isinstance(a["fill"], float):
+            assert a["fill"] == pytest.approx(b["fill"], rel=1e-12)
+        else:
+            assert a == b
+    with pytest.raises(ValueError, match="one per row"):
+        Preprocessor().fit(X, sample_weight=w[:-1])
+    with pytest.raises(ValueError, match="not all zero"):
+        Preprocessor().fit(X, sample_weight=-w)

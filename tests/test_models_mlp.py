@@ -332,6 +332,22 @@ def test_partial_fit_adds_unseen_classes():
     assert clf.score(X, y) > 0.8
 
 
+def test_partial_fit_after_fit_adds_classes_and_never_stops_early():
+    """As scikit-learn, early_stopping applies to fit only: partial_fit trains one epoch either way."""
+    X, y = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, tol=None, random_state=0)
+    clf.fit(X[y < 2], y[y < 2])
+    clf.partial_fit(X, y)  # fit was given no classes=: the new label is added
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.n_iter_ == 4
+    for start in ("fit", "partial_fit"):
+        est = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True, max_iter=3, random_state=0)
+        if start == "fit":
+            est.fit(X, y)
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+        assert np.isfinite(est.best_loss_) and est.best_loss_ == min(est.loss_curve_[-2:])
+
+
 def test_model_file_round_trip(tmp_path):
     from softmaxreg.io._model_file import load_model, save_model
 

@@ -374,8 +374,7 @@ def _table_record(table) -> dict | None:
         frame = table.reset_index()
         return {
             "columns": [str(c) for c in frame.columns],
-            "data": {str(c): (frame[c].to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(frame[c])
-                              else [str(v) for v in frame[c].tolist()]) for c in frame.columns},
+            "data": {str(c): _column_record(frame[c]) for c in frame.columns},
         }
     frame = getattr(table, "frame", None) or getattr(table, "to_frame", None)
     if callable(frame):
@@ -383,6 +382,15 @@ def _table_record(table) -> dict | None:
     if isinstance(frame, pd.DataFrame):
         return _table_record(frame)
     return None
+
+
+def _column_record(column):
+    """A table column as stored: integers (class labels) as int64, other numbers as float64, else text."""
+    if pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=float)
+    return [str(v) for v in column.tolist()]
 
 
 def _record_to_frame(rec) -> pd.DataFrame:
@@ -423,7 +431,7 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
             and weight_column in test_data.X.columns):
         pop_sample_weight(test_data, weight_column)  # evaluated unweighted, as the features
     pre = Preprocessor(standardize=args.standardize, impute=args.impute).fit(
-        data.X, data.feature_names, name=repr(data.name))
+        data.X, data.feature_names, name=repr(data.name), sample_weight=sample_weight)
     for note in pre.notes_:
         _say(args, f"softmaxreg: {note}")
     Z = pre.transform(data.X, repr(data.name))

@@ -76,9 +76,11 @@ def estimator_options(args, y) -> dict:
     if getattr(args, "fit_intercept", None) is not None:
         out["fit_intercept"] = bool(args.fit_intercept)
     if args.model == "mlp":
-        for key in ("reference_class", "fit_intercept"):
+        flags = {"reference_class": "--reference-class",
+                 "fit_intercept": "--fit-intercept" if out.get("fit_intercept") else "--no-fit-intercept"}
+        for key, flag in flags.items():
             if key in out:
-                raise ValueError(f"--{key.replace('_', '-')} is for --model softmax")
+                raise ValueError(f"{flag} is for --model softmax")
     return out
 
 

@@ -125,9 +125,14 @@ class _Encoder:
         if isinstance(value, list):
             return [self.encode(v, f"{name}.{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
-            if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"{name}: only dicts with string keys can be stored")
-            return {"__dict__": {k: self.encode(v, f"{name}.{k}") for k, v in value.items()}}
+            if all(isinstance(k, str) for k in value):
+                return {"__dict__": {k: self.encode(v, f"{name}.{k}") for k, v in value.items()}}
+            # other keys (a class_weight keyed by integer labels): a list of pairs, the keys scalars
+            for k in value:
+                if not isinstance(k, (str, bool, int, float, np.bool_, np.integer, np.floating)):
+                    raise TypeError(f"{name}: a dict key of type {type(k).__name__} cannot be stored")
+            return {"__items__": [[self.encode(k, f"{name}.key"), self.encode(v, f"{name}.{k}")]
+                                  for k, v in value.items()]}
         raise TypeError(f"{name}: values of type {type(value).__name__} cannot be stored")
 
 
@@ -148,6 +153,12 @@ def _decode(node, arrays: dict[str, np.ndarray]):
             return tuple(_decode(v, arrays) for v in body)
         if tag == "__dict__" and isinstance(body, dict):
             return {k: _decode(v, arrays) for k, v in body.items()}
+        if tag == "__items__" and isinstance(body, list) and all(
+                isinstance(kv, list) and len(kv) == 2 for kv in body):
+            keys = [_decode(k, arrays) for k, _ in body]
+            if not all(isinstance(k, (str, bool, int, float)) for k in keys):
+                raise ValueError("a stored mapping has a key that is not a number or a string")
+            return {k: _decode(v, arrays) for k, (_, v) in zip(keys, body)}
     raise ValueError(f"unrecognized value in the metadata: {str(node)[:80]}")
 
 

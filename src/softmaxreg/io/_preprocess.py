@@ -76,12 +76,18 @@ class Preprocessor:
         self.impute = impute
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, feature_names=None, name: str = "the data") -> "Preprocessor":
-        """Learn the encoding from ``X`` (DataFrame, ndarray or sparse matrix)."""
+    def fit(self, X, feature_names=None, name: str = "the data", sample_weight=None) -> "Preprocessor":
+        """Learn the encoding from ``X`` (DataFrame, ndarray or sparse matrix).
+
+        ``sample_weight`` (frequency weights, one per row) weights the
+        statistics: the standardization's means and variances and the imputed
+        values, so that a row of weight 2 counts as that row twice.
+        """
         self.notes_: list[str] = []
+        w = self._check_weights(sample_weight, X.shape[0], name)
         if isinstance(X, pd.DataFrame):
             self.kind_ = "frame"
-            self.columns_ = [self._fit_column(X[c], str(c), name) for c in X.columns]
+            self.columns_ = [self._fit_column(X[c], str(c), name, w) for c in X.columns]
             self._check_missing_frame(X, name)
         else:
             self.kind_ = "sparse" if sp.issparse(X) else "array"
@@ -92,7 +98,7 @@ class Preprocessor:
             names = list(feature_names) if feature_names is not None else [
                 f"x{j}" for j in range(X.shape[1])
             ]
-            fills = self._fit_array_fill(X, names, name)
+            fills = self._fit_array_fill(X, names, name, w)
             self.columns_ = [
                 {"name": n, "type": "numeric", "fill": f} for n, f in zip(names, fills)
             ]
@@ -109,7 +115,14 @@ class Preprocessor:
         if self.standardize:
             Z = self._encode(X, name, scale=False)
             numeric = self._numeric_mask()
-            if sp.issparse(Z):
+            if w is not None:
+                share = w / w.sum()
+                mean = np.asarray(Z.T @ share).ravel()
+                if sp.issparse(Z):
+                    var = np.asarray(Z.multiply(Z).T @ share).ravel() - mean**2
+                else:
+                    var = ((Z - mean) ** 2).T @ share
+            elif sp.issparse(Z):
                 mean = np.asarray(Z.mean(axis=0)).ravel()
                 var = np.asarray(Z.multiply(Z).mean(axis=0)).ravel() - mean**2
             else:
@@ -130,18 +143,33 @@ class Preprocessor:
                 mask.extend([False] * len(c["categories"]))
         return np.asarray(mask, dtype=bool)
 
-    def _fit_column(self, col: pd.Series, cname: str, name: str) -> dict:
+    @staticmethod
+    def _check_weights(sample_weight, n, name):
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"{name}: sample_weight has shape {w.shape}; expected ({n},), one per row")
+        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError(f"{name}: sample_weight must be finite, >= 0 and not all zero")
+        return w
+
+    def _fit_column(self, col: pd.Series, cname: str, name: str, w=None) -> dict:
         if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
             values = pd.to_numeric(col, errors="coerce").astype(float)
             spec = {"name": cname, "type": "numeric", "fill": None}
-            finite = values[values.notna()]
+            seen = values.notna().to_numpy()
+            finite = values[seen]
             if np.isinf(finite.to_numpy()).any():
                 raise ValueError(
                     f"{name}: column {cname!r} holds infinite values (rows "
                     f"{_rows(np.isinf(values.to_numpy()))}); replace them"
                 )
             if self.impute and finite.size:
-                spec["fill"] = float(finite.mean())
+                if w is not None and w[seen].sum() > 0:
+                    spec["fill"] = float(np.average(finite.to_numpy(), weights=w[seen]))
+                else:
+                    spec["fill"] = float(finite.mean())
             return spec
         if pd.api.types.is_datetime64_any_dtype(col):
             raise ValueError(
@@ -153,7 +181,7 @@ class Preprocessor:
             parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
             bad = parsed.isna().to_numpy()
             if not bad.any():
-                return self._fit_column(pd.to_numeric(col, errors="coerce"), cname, name)
+                return self._fit_column(pd.to_numeric(col, errors="coerce"), cname, name, w)
             if bad.mean() <= 0.5 and bad.sum() <= max(3, 0.05 * present.size):
                 full_bad = np.zeros(len(col), dtype=bool)
                 full_bad[np.flatnonzero(col.notna().to_numpy())[bad]] = True
@@ -168,7 +196,11 @@ class Preprocessor:
             raise ValueError(f"{name}: column {cname!r} is entirely empty; drop it")
         spec = {"name": cname, "type": "categorical", "categories": categories, "fill": None}
         if self.impute:
-            spec["fill"] = str(present.astype(str).value_counts().idxmax())
+            seen = col.notna().to_numpy()
+            if w is not None and w[seen].sum() > 0:  # the most frequent category, rows weighted
+                spec["fill"] = str(pd.Series(w[seen]).groupby(present.astype(str).to_numpy()).sum().idxmax())
+            else:
+                spec["fill"] = str(present.astype(str).value_counts().idxmax())
         self.notes_.append(
             f"one-hot encoded column {cname!r} ({_plural(len(categories), 'category', 'categories')}"
             f"{': ' + ', '.join(categories[:5]) if len(categories) <= 5 else ''})"
@@ -198,7 +230,7 @@ class Preprocessor:
                     f"{c['name']!r} with {c['fill']!r}"
                 )
 
-    def _fit_array_fill(self, X, names, name):
+    def _fit_array_fill(self, X, names, name, w=None):
         data = X.data if sp.issparse(X) else X
         if data.dtype.kind != "f":
             return [None] * len(names)
@@ -216,6 +248,10 @@ class Preprocessor:
         dense = X.toarray() if sp.issparse(X) else X
         with np.errstate(invalid="ignore"):
             means = np.nanmean(np.where(nan.all(axis=0), 0.0, dense), axis=0)
+            if w is not None:  # each column's mean over its present rows, weighted
+                total = w @ ~nan
+                weighted = (np.where(nan, 0.0, dense).T @ w) / np.where(total > 0, total, 1.0)
+                means = np.where(total > 0, weighted, means)
         self.notes_.append(f"imputed {int(nan.sum())} missing values with column means")
         return [float(m) if per_col[j] else None for j, m in enumerate(means)]
 

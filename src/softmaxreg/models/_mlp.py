@@ -333,12 +333,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         The first call builds the network (as ``fit`` does). When it is given
         ``classes`` (all labels), those are the classes for good and a label
         outside them later is an error. Without ``classes``, the classes are
-        those seen so far, and a later batch with a new label adds it: the
-        output layer grows by one row of weights per new class (drawn as the
-        output layer's initial weights, bias 0, zero optimizer state) and
-        ``classes_`` stays sorted. The schedule is indexed by the number of
-        epochs so far; there is no early stopping, and ``class_weight``
-        must be a dict or None.
+        those seen so far (after ``fit``, those of its ``y``), and a later batch
+        with a new label adds it: the output layer grows by one row of weights
+        per new class (drawn as the output layer's initial weights, bias 0, zero
+        optimizer state) and ``classes_`` stays sorted. The schedule is indexed
+        by the number of epochs so far; there is no early stopping (as in
+        scikit-learn, ``early_stopping`` applies to ``fit`` only), and
+        ``class_weight`` must be a dict or None.
 
         Examples
         --------
@@ -385,6 +386,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             rng = np.random.default_rng(self.random_state)
             net, linears = self._build(hidden, X.shape[1], classes.size, X.dtype, rng)
             self.classes_ = classes
+            self._classes_fixed = False  # a later partial_fit may add classes
             self._setup(net, linears, rng, cfg)
             self.loss_curve_ = self.history_ = []
             self.t_ = 0
@@ -392,7 +394,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping:
             X, codes, sw, X_val, codes_val, sw_val = self._split(X, codes, sw, rng)
         _seed_dropout(self._net, rng)
-        self._start_run()
+        self._start_run(self.early_stopping)
         self.n_iter_ = 0
         self.converged_ = self._train(X, codes, sw, cfg, (X_val, codes_val, sw_val))
         return self
@@ -420,7 +422,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._setup(net, linears, rng, cfg)
             self.loss_curve_ = self.history_ = []
             self.n_iter_ = self.t_ = 0
-            self._start_run()
+            self._start_run(early_stopping=False)
         else:
             known = self.classes_
             if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), known):
@@ -431,14 +433,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if not self._net_matches_coefs():
                 self._rebuild_from_coefs(hidden, np.random.default_rng(self.random_state), cfg)
             if not hasattr(self, "_stop_state"):
-                self._start_run()
+                self._start_run(early_stopping=False)
             X = X.astype(self.coefs_[0].dtype, copy=False)
         new = np.setdiff1d(np.unique(y), known)
         if new.size:
-            if getattr(self, "_classes_fixed", True):
+            if getattr(self, "_classes_fixed", False):
                 raise ValueError(
                     f"y holds labels {new.tolist()} that are not among the classes {known.tolist()} "
-                    "fixed by the first partial_fit call's classes=[...]."
+                    "given to the first partial_fit call as classes=[...]."
                 )
             self._grow_classes(new, cfg)
         codes = np.searchsorted(self.classes_, y)
@@ -651,12 +653,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         part = (lambda a, i: None if a is None else a[i])  # noqa: E731
         return X[train], codes[train], part(sw, train), X[val], codes[val], part(sw, val)
 
-    def _start_run(self):
-        """The stopping rule's state at the start of a fit (kept across partial_fit calls)."""
+    def _start_run(self, early_stopping):
+        """The stopping rule's state at the start of a fit (kept across partial_fit calls, which
+        never stop early)."""
         self._stop_state = {"no_change": 0, "lr_scale": 1.0}
-        self.best_loss_ = None if self.early_stopping else np.inf
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self.best_loss_ = None if early_stopping else np.inf
+        self.validation_scores_ = [] if early_stopping else None
+        self.best_validation_score_ = -np.inf if early_stopping else None
 
     def _rate(self, cfg, epoch):
         sched, lr0 = cfg["schedule"], cfg["lr"]
@@ -753,8 +756,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     self.best_validation_score_ = score
                     self._best = [p.copy() for p, _ in self._all_params()]
             else:
-                worse = tol is not None and self.loss_ > self.best_loss_ - tol
-                self.best_loss_ = min(self.best_loss_, self.loss_)
+                # a partial_fit after an early-stopping fit starts the training loss's record afresh
+                best = np.inf if self.best_loss_ is None else self.best_loss_
+                worse = tol is not None and self.loss_ > best - tol
+                self.best_loss_ = min(best, self.loss_)
             state["no_change"] = state["no_change"] + 1 if worse else 0
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
