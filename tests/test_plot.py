@@ -44,7 +44,7 @@ def _renders(disp):
 @pytest.mark.parametrize("normalize", [None, "true", "pred", "all"])
 def test_confusion_matrix_cells_are_the_metric(clf, iris, normalize):
     X, y = iris
-    disp = plot.confusion_matrix(clf, X, y, normalize=normalize)
+    disp = plot.ConfusionMatrixDisplay.from_estimator(clf, X, y, normalize=normalize)
     expected = metrics.confusion_matrix(y, clf.predict(X), labels=clf.classes_, normalize=normalize)
     np.testing.assert_array_equal(disp.confusion_matrix, expected)
     np.testing.assert_array_equal(np.asarray(disp.im_.get_array()), expected)
@@ -60,7 +60,7 @@ def test_confusion_matrix_on_a_given_axes_and_a_bundle(iris):
     pre = Preprocessor(standardize=True).fit(X * 10 + 3)
     bundle = ModelBundle(SoftmaxRegression().fit(pre.transform(X * 10 + 3), y), pre)
     fig, (a, b) = plt.subplots(1, 2)
-    disp = plot.confusion_matrix(bundle, X * 10 + 3, y, ax=b)
+    disp = plot.ConfusionMatrixDisplay.from_estimator(bundle, X * 10 + 3, y, ax=b)
     assert disp.ax_ is b and disp.figure_ is fig
     assert disp.confusion_matrix.sum() == len(y)
     np.testing.assert_array_equal(
@@ -70,7 +70,7 @@ def test_confusion_matrix_on_a_given_axes_and_a_bundle(iris):
 @pytest.mark.parametrize("strategy", ["uniform", "quantile"])
 def test_calibration_points_are_the_metric(clf, iris, strategy):
     X, y = iris
-    disp = plot.calibration(clf, X, y, n_bins=8, strategy=strategy)
+    disp = plot.CalibrationDisplay.from_estimator(clf, X, y, n_bins=8, strategy=strategy)
     ece, bins = metrics.expected_calibration_error(y, clf.predict_proba(X), labels=clf.classes_, n_bins=8,
                                                    strategy=strategy, return_bins=True)
     assert disp.ece == ece
@@ -84,7 +84,7 @@ def test_calibration_points_are_the_metric(clf, iris, strategy):
 def test_calibration_classwise_and_calibrated(clf, iris):
     X, y = iris
     cal = TemperatureScaling(clf).fit(X[::2], y[::2])
-    disp = plot.calibration(cal, X, y, kind="classwise", n_bins=5)
+    disp = plot.CalibrationDisplay.from_estimator(cal, X, y, kind="classwise", n_bins=5)
     assert len(disp.lines_) == 3
     _, bins = metrics.expected_calibration_error(y, cal.predict_proba(X), labels=clf.classes_, n_bins=5,
                                                  kind="classwise", return_bins=True)
@@ -94,14 +94,14 @@ def test_calibration_classwise_and_calibrated(clf, iris):
 
 
 def test_coefficients_heat_map(clf, iris):
-    disp = plot.coefficients(clf)
+    disp = plot.CoefficientsDisplay.from_estimator(clf)
     assert disp.image_shape is None
     np.testing.assert_array_equal(disp.coef, clf.coef_)
     np.testing.assert_array_equal(np.asarray(disp.im_.get_array()), clf.coef_)
     lo, hi = disp.im_.get_clim()
     assert lo == -hi == -np.abs(clf.coef_).max()
     _renders(disp)
-    centred = plot.coefficients(clf, center=True)
+    centred = plot.CoefficientsDisplay.from_estimator(clf, center=True)
     np.testing.assert_allclose(centred.coef, clf.coef_ - clf.coef_.mean(axis=0), atol=1e-15)
 
 
@@ -109,7 +109,7 @@ def test_coefficients_images_for_image_data():
     data = load_builtin("digits")  # 8 x 8 images: 64 features
     X = data.X.to_numpy(dtype=float) if hasattr(data.X, "to_numpy") else np.asarray(data.X, dtype=float)
     clf = SoftmaxRegression(C=0.1, max_iter=30).fit(X[:600] / 16, np.asarray(data.y)[:600])
-    disp = plot.coefficients(clf)
+    disp = plot.CoefficientsDisplay.from_estimator(clf)
     assert disp.image_shape == (8, 8)
     mosaic = np.asarray(disp.im_.get_array())
     assert mosaic.shape == (2 * 9 - 1, 5 * 9 - 1)  # 10 classes as 2 rows of 5 tiles, 1-pixel gaps
@@ -119,8 +119,8 @@ def test_coefficients_images_for_image_data():
     texts = [t.get_text() for t in disp.ax_.texts]
     assert texts == [str(c) for c in clf.classes_]
     _renders(disp)
-    assert plot.coefficients(clf, image_shape=False).image_shape is None
-    assert plot.coefficients(clf, image_shape=(4, 16)).image_shape == (4, 16)
+    assert plot.CoefficientsDisplay.from_estimator(clf, image_shape=False).image_shape is None
+    assert plot.CoefficientsDisplay.from_estimator(clf, image_shape=(4, 16)).image_shape == (4, 16)
 
 
 def test_training_curve_softmax_regression_and_mlp(iris):
@@ -129,7 +129,7 @@ def test_training_curve_softmax_regression_and_mlp(iris):
                       (SoftmaxRegression(solver="sgd", max_iter=12, tol=None, random_state=0), "epoch"),
                       (MLPClassifier(hidden_layer_sizes=(5,), random_state=0), "epoch")):
         est.fit(X, y)
-        disp = plot.training_curve(est)
+        disp = plot.TrainingCurveDisplay.from_estimator(est)
         np.testing.assert_array_equal(disp.line_.get_ydata(), est.history_)
         np.testing.assert_array_equal(disp.line_.get_xdata(), np.arange(1, len(est.history_) + 1))
         assert disp.ax_.get_xlabel() == unit
@@ -140,7 +140,7 @@ def test_training_curve_softmax_regression_and_mlp(iris):
 def test_training_curve_shows_validation_scores(iris):
     X, y = iris
     mlp = MLPClassifier(hidden_layer_sizes=(5,), early_stopping=True, random_state=0).fit(X, y)
-    disp = plot.training_curve(mlp, log=True)
+    disp = plot.TrainingCurveDisplay.from_estimator(mlp, log=True)
     np.testing.assert_array_equal(disp.validation_scores, mlp.validation_scores_)
     assert disp.ax_.get_yscale() == "log"
     _renders(disp)
@@ -173,3 +173,18 @@ def test_missing_matplotlib_names_the_extra(clf, iris, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install softmaxreg\[plot\]"):
         plot.confusion_matrix(clf, *iris)
+
+
+def test_functions_return_the_axes_they_drew_on(clf, iris):
+    """The functions return a matplotlib Axes (``ax`` when given); the Displays carry the numbers."""
+    from matplotlib.axes import Axes
+
+    X, y = iris
+    fig, axes = plt.subplots(2, 2)
+    drawn = [plot.confusion_matrix(clf, X, y, ax=axes[0, 0]), plot.calibration(clf, X, y, ax=axes[0, 1]),
+             plot.coefficients(clf, ax=axes[1, 0]), plot.training_curve(clf, ax=axes[1, 1])]
+    assert drawn == [axes[0, 0], axes[0, 1], axes[1, 0], axes[1, 1]]
+    new = plot.calibration(clf, X, y)
+    assert isinstance(new, Axes) and new.figure is not fig
+    assert [len(a.get_title()) > 0 for a in drawn[:2]] == [True, True]
+    assert plot.ConfusionMatrixDisplay.from_estimator(clf, X, y).confusion_matrix.sum() == len(y)

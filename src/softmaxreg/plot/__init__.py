@@ -1,10 +1,12 @@
 """Plots of a fitted model on matplotlib (an optional extra: ``pip install softmaxreg[plot]``).
 
-Each function draws on ``ax`` (a new figure when None) and returns a Display,
-in the manner of scikit-learn's ``*Display.from_estimator``: the Axes as
-``.ax_``, the Figure as ``.figure_``, and the numbers it plotted (the
-confusion matrix, the calibration bins, the coefficients, the history), so a
-notebook can restyle the plot or reuse the numbers.
+Each function draws on ``ax`` (a new figure when None) and returns that
+Axes. Each has a Display class whose ``from_estimator``, in the manner of
+scikit-learn's ``*Display.from_estimator``, draws the same plot and returns
+the display: the Axes as ``.ax_``, the Figure as ``.figure_``, and the
+numbers it plotted (the confusion matrix, the calibration bins, the
+coefficients, the history), so a notebook can restyle the plot or reuse the
+numbers.
 
 * :func:`calibration` -- reliability diagram with the expected calibration error;
 * :func:`confusion_matrix` -- counts or rates, true class by predicted class;

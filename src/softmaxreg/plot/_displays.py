@@ -86,6 +86,13 @@ class CalibrationDisplay(_Display):
     bins: object = None
     lines_: list = field(default_factory=list)
 
+    @classmethod
+    def from_estimator(cls, model, X, y, *, ax=None, **kwargs) -> "CalibrationDisplay":
+        """Draw :func:`softmaxreg.plot.calibration` (same keywords) and return the display."""
+        from ._evaluation import _calibration
+
+        return _calibration(model, X, y, ax, **kwargs)
+
 
 @dataclass
 class ConfusionMatrixDisplay(_Display):
@@ -108,6 +115,13 @@ class ConfusionMatrixDisplay(_Display):
     im_: object = None
     text_: object = None
 
+    @classmethod
+    def from_estimator(cls, model, X, y, *, ax=None, **kwargs) -> "ConfusionMatrixDisplay":
+        """Draw :func:`softmaxreg.plot.confusion_matrix` (same keywords) and return the display."""
+        from ._evaluation import _confusion_matrix
+
+        return _confusion_matrix(model, X, y, ax, **kwargs)
+
 
 @dataclass
 class CoefficientsDisplay(_Display):
@@ -127,6 +141,13 @@ class CoefficientsDisplay(_Display):
     image_shape: tuple | None = None
     im_: object = None
 
+    @classmethod
+    def from_estimator(cls, model, *, ax=None, **kwargs) -> "CoefficientsDisplay":
+        """Draw :func:`softmaxreg.plot.coefficients` (same keywords) and return the display."""
+        from ._fit import _coefficients
+
+        return _coefficients(model, ax, **kwargs)
+
 
 @dataclass
 class TrainingCurveDisplay(_Display):
@@ -145,3 +166,10 @@ class TrainingCurveDisplay(_Display):
     history: np.ndarray = None
     line_: object = None
     validation_scores: np.ndarray | None = None
+
+    @classmethod
+    def from_estimator(cls, model, *, ax=None, **kwargs) -> "TrainingCurveDisplay":
+        """Draw :func:`softmaxreg.plot.training_curve` (same keywords) and return the display."""
+        from ._fit import _training_curve
+
+        return _training_curve(model, ax, **kwargs)

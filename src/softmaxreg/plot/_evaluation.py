@@ -8,7 +8,7 @@ from softmaxreg import metrics
 
 from ._displays import CalibrationDisplay, ConfusionMatrixDisplay, axes_for, check_fitted, class_names
 
-__all__ = ["calibration", "confusion_matrix"]
+__all__ = ["calibration", "confusion_matrix"]  # and the Displays' from_estimator
 
 
 def _labels_of(y, n: int, name: str = "y"):
@@ -19,7 +19,7 @@ def _labels_of(y, n: int, name: str = "y"):
 
 
 def calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "uniform",
-                kind: str = "top-label", sample_weight=None) -> CalibrationDisplay:
+                kind: str = "top-label", sample_weight=None):
     r"""Reliability diagram: the accuracy in each confidence bin against the bin's mean confidence.
 
     With probabilities :math:`p_i = \mathrm{model.predict\_proba}(X)_i`, the
@@ -48,18 +48,29 @@ def calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "unif
 
     Returns
     -------
-    CalibrationDisplay
-        ``.ax_``, ``.figure_``, ``.ece``, ``.bins`` (the plotted points), ``.lines_``.
+    matplotlib Axes
+        ``ax``, or the new figure's Axes. :meth:`CalibrationDisplay.from_estimator` draws the same
+        and returns the numbers too (``.ece``, ``.bins``, ``.lines_``).
 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> from softmaxreg.models import SoftmaxRegression
     >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = [0, 0, 1, 1]
-    >>> disp = calibration(SoftmaxRegression().fit(X, y), X, y, n_bins=2)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> calibration(model, X, y, n_bins=2).get_xlabel()
+    'confidence (top probability)'
+    >>> disp = CalibrationDisplay.from_estimator(model, X, y, n_bins=2)
     >>> disp.bins.accuracy.tolist()       # every top class is right: accuracy 1 in its bin
     [1.0]
     """
+    return _calibration(model, X, y, ax, n_bins=n_bins, strategy=strategy, kind=kind,
+                        sample_weight=sample_weight).ax_
+
+
+def _calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "uniform",
+                 kind: str = "top-label", sample_weight=None) -> CalibrationDisplay:
+    """:func:`calibration`, returning the whole :class:`CalibrationDisplay`."""
     check_fitted(model)
     proba = np.asarray(model.predict_proba(X))
     y = _labels_of(y, proba.shape[0])
@@ -81,7 +92,7 @@ def calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "unif
 
 
 def confusion_matrix(model, X, y, ax=None, *, normalize: str | None = None, sample_weight=None,
-                     cmap: str = "Blues") -> ConfusionMatrixDisplay:
+                     cmap: str = "Blues"):
     r"""Confusion matrix of ``model.predict(X)`` against ``y``: cell (i, j) counts true i predicted j.
 
     .. math::
@@ -105,18 +116,28 @@ def confusion_matrix(model, X, y, ax=None, *, normalize: str | None = None, samp
 
     Returns
     -------
-    ConfusionMatrixDisplay
-        ``.ax_``, ``.figure_``, ``.confusion_matrix`` (the plotted cells), ``.im_``, ``.text_``.
+    matplotlib Axes
+        ``ax``, or the new figure's Axes. :meth:`ConfusionMatrixDisplay.from_estimator` draws the
+        same and returns the numbers too (``.confusion_matrix``, ``.im_``, ``.text_``).
 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> from softmaxreg.models import SoftmaxRegression
     >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = ["a", "a", "b", "b"]
-    >>> confusion_matrix(SoftmaxRegression().fit(X, y), X, y).confusion_matrix
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> confusion_matrix(model, X, y).get_ylabel()
+    'true class'
+    >>> ConfusionMatrixDisplay.from_estimator(model, X, y).confusion_matrix
     array([[2, 0],
            [0, 2]])
     """
+    return _confusion_matrix(model, X, y, ax, normalize=normalize, sample_weight=sample_weight, cmap=cmap).ax_
+
+
+def _confusion_matrix(model, X, y, ax=None, *, normalize: str | None = None, sample_weight=None,
+                      cmap: str = "Blues") -> ConfusionMatrixDisplay:
+    """:func:`confusion_matrix`, returning the whole :class:`ConfusionMatrixDisplay`."""
     check_fitted(model)
     pred = np.asarray(model.predict(X))
     y = _labels_of(y, pred.shape[0])

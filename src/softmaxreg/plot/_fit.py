@@ -39,7 +39,7 @@ def _feature_names(model, est, n: int):
 
 
 def coefficients(model, ax=None, *, image_shape=None, center: bool = False,
-                 cmap: str = "RdBu_r") -> CoefficientsDisplay:
+                 cmap: str = "RdBu_r"):
     r"""The coefficients ``coef_`` of shape (n_classes, n_features): a heat map, or one image per class.
 
     Cell (k, j) is :math:`W_{kj}`, the change of class :math:`k`'s logit
@@ -64,18 +64,26 @@ def coefficients(model, ax=None, *, image_shape=None, center: bool = False,
 
     Returns
     -------
-    CoefficientsDisplay
-        ``.ax_``, ``.figure_``, ``.coef`` (the plotted values), ``.image_shape``, ``.im_``.
+    matplotlib Axes
+        ``ax``, or the new figure's Axes. :meth:`CoefficientsDisplay.from_estimator` draws the
+        same and returns the numbers too (``.coef``, ``.image_shape``, ``.im_``).
 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> from softmaxreg.models import SoftmaxRegression
     >>> clf = SoftmaxRegression().fit(np.array([[0.0, 1.0], [1.0, 0.0]]), [0, 1])
-    >>> disp = coefficients(clf)
+    >>> ax = coefficients(clf)
+    >>> disp = CoefficientsDisplay.from_estimator(clf)
     >>> disp.coef.shape, disp.image_shape
     ((2, 2), None)
     """
+    return _coefficients(model, ax, image_shape=image_shape, center=center, cmap=cmap).ax_
+
+
+def _coefficients(model, ax=None, *, image_shape=None, center: bool = False,
+                  cmap: str = "RdBu_r") -> CoefficientsDisplay:
+    """:func:`coefficients`, returning the whole :class:`CoefficientsDisplay`."""
     est = estimator_of(model)
     coef = getattr(est, "coef_", None)
     if coef is None:
@@ -116,7 +124,7 @@ def coefficients(model, ax=None, *, image_shape=None, center: bool = False,
     return CoefficientsDisplay(ax, coef=coef, image_shape=shape, im_=im)
 
 
-def training_curve(model, ax=None, *, log: bool = False) -> TrainingCurveDisplay:
+def training_curve(model, ax=None, *, log: bool = False):
     r"""The objective of the fit per iteration (full-batch solvers) or epoch (SGD, MLP).
 
     SoftmaxRegression's ``history_`` holds the per-sample objective
@@ -135,17 +143,25 @@ def training_curve(model, ax=None, *, log: bool = False) -> TrainingCurveDisplay
 
     Returns
     -------
-    TrainingCurveDisplay
-        ``.ax_``, ``.figure_``, ``.history`` (the plotted values), ``.line_``, ``.validation_scores``.
+    matplotlib Axes
+        ``ax``, or the new figure's Axes. :meth:`TrainingCurveDisplay.from_estimator` draws the
+        same and returns the numbers too (``.history``, ``.line_``, ``.validation_scores``).
 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> from softmaxreg.models import SoftmaxRegression
     >>> clf = SoftmaxRegression(solver="lbfgs").fit(np.array([[0.0], [1.0], [2.0]]), [0, 1, 1])
-    >>> bool(np.array_equal(training_curve(clf).history, clf.history_))
+    >>> training_curve(clf).get_ylabel()
+    'objective per sample'
+    >>> bool(np.array_equal(TrainingCurveDisplay.from_estimator(clf).history, clf.history_))
     True
     """
+    return _training_curve(model, ax, log=log).ax_
+
+
+def _training_curve(model, ax=None, *, log: bool = False) -> TrainingCurveDisplay:
+    """:func:`training_curve`, returning the whole :class:`TrainingCurveDisplay`."""
     est = estimator_of(model)
     history = getattr(est, "history_", None)
     if history is None:
