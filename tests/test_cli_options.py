@@ -164,3 +164,20 @@ def test_integer_labels_class_weight_and_table(tmp_path, csv, capsys):
     assert code == 0, err
     classes = {line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["intercept"]}
     assert classes == {"0", "1", "2"}
+
+
+def test_rank_deficient_design_named_by_columns(tmp_path, csv, capsys):
+    """Without a penalty, a constant column and a full one-hot column set are named as the data names
+    them, with what to do."""
+    path, frame = csv
+    frame = frame.assign(const=1.0, color=np.array(["red", "blue", "green"])[np.arange(len(frame)) % 3])
+    frame.to_csv(path, index=False)
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--penalty", "none", "--sample-weight", "w",
+                         "-o", tmp_path / "a.srm")
+    assert code != 0
+    assert "'const' is constant" in err and "color=red" in err and "--formula" in err and "x4" not in err
+    assert not (tmp_path / "a.srm").exists()
+    frame.drop(columns="const").to_csv(path, index=False)
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--penalty", "none", "--sample-weight", "w",
+                         "--no-fit-intercept", "-o", tmp_path / "b.srm")
+    assert code == 0, err  # the one-hot columns take the intercept's place

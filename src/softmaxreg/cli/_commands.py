@@ -12,6 +12,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -316,6 +317,21 @@ def _describe(estimator) -> str:
     return f"{name} ({solver}{reg})"
 
 
+def _with_column_names(message, pre, estimator):
+    """An estimator's message about the matrix it saw (columns ``x0, x1, ...``) in the data's column
+    names; for a rank-deficient design with one-hot columns and an intercept, how to code them."""
+    names = pre.feature_names_out_
+    message = re.sub(r"(?<![\w=])x(\d+)(?![\w=])",
+                     lambda m: names[int(m.group(1))] if int(m.group(1)) < len(names) else m.group(0), message)
+    message = message.replace("penalty='l2'", "--penalty l2")
+    categorical = [c["name"] for c in pre.columns_ if c["type"] == "categorical"]
+    if "not identified" in message and categorical and getattr(estimator, "fit_intercept", False):
+        message += (f" The one-hot columns of {', '.join(map(repr, categorical))} sum to the intercept: "
+                    "without a penalty, code them with --formula 'y ~ ... + C(column)' (which drops the "
+                    "first level) or pass --no-fit-intercept.")
+    return message
+
+
 def _fit_with_progress(estimator, Z, y, args, label, sample_weight=None):
     is_epochs = _epoch_based(estimator)
     total = getattr(estimator, "max_iter", None)
@@ -440,7 +456,10 @@ def train_model(args, data, test_data=None, *, label=None) -> tuple[ModelBundle,
     label = label or (estimator.solver if args.model == "softmax" else "mlp")
     _say(args, f"softmaxreg: training {type(estimator).__name__} ({label}) on "
                f"{Z.shape[0]:,} samples x {Z.shape[1]:,} features, {np.unique(data.y).size} classes")
-    seconds, records = _fit_with_progress(estimator, Z, data.y, args, label, sample_weight)
+    try:
+        seconds, records = _fit_with_progress(estimator, Z, data.y, args, label, sample_weight)
+    except ValueError as exc:
+        raise ValueError(_with_column_names(str(exc), pre, estimator)) from None
     bundle = ModelBundle(estimator=estimator, preprocessor=pre, data_info=_data_info(data))
     results = {"train": evaluate_model(bundle, Z, data.y)}
     if test_data is not None:
