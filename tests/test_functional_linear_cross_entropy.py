@@ -259,11 +259,19 @@ def test_float32_rows_with_float64_weight_compute_in_float64(one_torch_thread):
         _close(g, r, 1e-12)
 
 
-def test_topk_ties_give_distinct_classes_of_equal_probability():
-    classes, probs = linear_topk(np.ones((2, 1)), np.zeros((6, 1)), 3, block_size=(1, 4))
-    assert all(len(set(row)) == 3 for row in classes.tolist())
-    assert np.all((classes >= 0) & (classes < 6))
+@pytest.mark.parametrize("block_size", [None, (1, 4), (3, 1), (2, 5)])
+def test_topk_ties_go_to_the_smaller_class_as_argmax(block_size):
+    """Equal logits: the classes in index order, whatever the blocks, so that the top 1 is argmax."""
+    classes, probs = linear_topk(np.ones((2, 1)), np.zeros((6, 1)), 3, block_size=block_size)
+    assert classes.tolist() == [[0, 1, 2], [0, 1, 2]]
     np.testing.assert_allclose(probs, 1 / 6)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-1, 2, (30, 3)).astype(float)
+    w = rng.integers(-1, 2, (17, 3)).astype(float)  # many ties
+    z = x @ w.T
+    classes, _ = linear_topk(x, w, 5, block_size=block_size)
+    np.testing.assert_array_equal(classes, np.argsort(-z, axis=1, kind="stable")[:, :5])
+    np.testing.assert_array_equal(classes[:, 0], np.argmax(z, axis=1))
 
 
 @pytest.mark.parametrize(
@@ -293,6 +301,20 @@ def test_bad_input_is_a_clear_error(call, match):
 def test_complex_input_is_a_type_error():
     with pytest.raises(TypeError, match="real-valued"):
         linear_cross_entropy(X.astype(complex), WEIGHT, LABELS)
+
+
+def test_non_integer_ignore_index_and_grad_tensors_are_type_errors():
+    """As PyTorch: ignore_index is an int (1.5 is not read as 1); a tensor that records gradients is refused
+    with what to do rather than failing inside the conversion."""
+    for value in (1.5, True, "1"):
+        with pytest.raises(TypeError, match="ignore_index must be an integer"):
+            linear_cross_entropy(X, WEIGHT, LABELS, ignore_index=value)
+        with pytest.raises(TypeError, match="ignore_index must be an integer"):
+            cross_entropy(X @ WEIGHT.T, LABELS, ignore_index=value)
+    assert linear_cross_entropy(X, WEIGHT, LABELS, ignore_index=np.int64(2)) == pytest.approx(
+        float(cross_entropy(X @ WEIGHT.T, LABELS, ignore_index=2)), rel=1e-12)
+    with pytest.raises(TypeError, match="requires grad.*detach"):
+        linear_cross_entropy(torch.tensor(X, requires_grad=True), WEIGHT, LABELS)
 
 
 def test_large_vocabulary_runs_in_bounded_memory():

@@ -234,9 +234,23 @@ def test_divergence_is_an_error_not_nan():
 
 
 def test_not_fitted_and_unwritable_words(tmp_path):
-    with pytest.raises(NotFittedError):
-        SkipGram().most_similar("cat")
+    for call in (lambda m: m.most_similar("cat"), lambda m: m.similarity("cat", "dog"),
+                 lambda m: m.get_vector("cat"), lambda m: m.save_word2vec_format(tmp_path / "u.txt")):
+        with pytest.raises(NotFittedError):
+            call(SkipGram())
+    fitted = SkipGram(vector_size=2, epochs=1, random_state=0).fit(CORPUS)
+    with pytest.raises(FileNotFoundError, match="no-such-folder.*does not exist"):
+        fitted.save_word2vec_format(tmp_path / "no-such-folder" / "v.txt")
     m = SkipGram(vector_size=2, epochs=1, random_state=0).fit([["new york", "is", "big"]])
     with pytest.raises(ValueError, match="whitespace"):
         m.save_word2vec_format(tmp_path / "v.txt")
     assert not os.listdir(tmp_path)
+
+
+def test_an_epoch_without_pairs_is_nan_and_warned():
+    """Subsampling can leave a tiny corpus no pairs: those epochs report NaN, not a perfect 0."""
+    with pytest.warns(UserWarning, match="drew no .center, context. pairs.*lower sample"):
+        m = SkipGram(vector_size=2, epochs=5, random_state=0).fit([["a", "b", "c"], ["b", "c", "d"]])
+    empty = [h for h in m.history_ if h["pairs"] == 0]
+    assert empty and all(np.isnan(h["objective"]) for h in empty)
+    assert all(np.isfinite(h["objective"]) for h in m.history_ if h["pairs"])

@@ -80,3 +80,10 @@ def test_eval_mode_computes_the_loss_only_and_bad_use_is_clear():
         head(x.astype(np.float32), y)
     with pytest.raises(ValueError, match="reduction must be"):
         nn.LinearCrossEntropy(3, 4, reduction="none")
+    # the loss's options are checked when the layer is built
+    with pytest.raises(ValueError, match="label_smoothing must be a number in"):
+        nn.LinearCrossEntropy(3, 4, label_smoothing=2.0)
+    with pytest.raises(TypeError, match="ignore_index must be an integer"):
+        nn.LinearCrossEntropy(3, 4, ignore_index=1.5)
+    with pytest.raises(ValueError, match="class_weight must have shape"):
+        nn.LinearCrossEntropy(3, 4, class_weight=np.ones(3))

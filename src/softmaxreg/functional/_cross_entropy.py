@@ -55,11 +55,21 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def check_ignore_index(ignore_index) -> int | None:
+    """``ignore_index`` as an int (or None); anything but an integer is an error, as in PyTorch."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"ignore_index must be an integer class index or None, got {ignore_index!r}")
+    return int(ignore_index)
+
+
 class _Problem:
     """Validated inputs of a cross-entropy call, class axis last, in the compute dtype."""
 
     def __init__(self, logits, target, *, axis, weight, ignore_index, label_smoothing, temperature, reduction):
         _check_reduction(reduction)
+        ignore_index = check_ignore_index(ignore_index)
         self.reduction = reduction
         self.temperature = check_temperature(temperature)
         eps = float(label_smoothing)
@@ -196,6 +206,9 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
     logits = as_array(logits)
     k = fast_kernels(logits)
     if k is None or reduction not in _REDUCTIONS:
+        return None
+    if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
+                                     or not isinstance(ignore_index, (int, np.integer))):
         return None
     target = as_array(target)
     if type(target) is not np.ndarray or target.dtype.kind not in "iu":

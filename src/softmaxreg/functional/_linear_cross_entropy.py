@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ._array import quiet_fp
-from ._cross_entropy import cross_entropy, cross_entropy_grad
+from ._cross_entropy import check_ignore_index, cross_entropy, cross_entropy_grad
 from ._softmax import fast_kernels, logsumexp, softmax
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_grad", "linear_logsumexp", "linear_topk"]
@@ -102,6 +102,14 @@ def _block(buf, r, kc):
     return buf[: r * kc].reshape(r, kc)
 
 
+def _host_array(a, name):
+    """``a`` as a NumPy array; a tensor that records gradients is refused with what to do."""
+    if getattr(a, "requires_grad", False):
+        raise TypeError(f"{name} is a tensor that requires grad; pass {name}.detach() (these functions return "
+                        "the gradients themselves) or use softmaxreg.nn.LinearCrossEntropy")
+    return np.asarray(a)
+
+
 class _Problem:
     """Validated inputs: arrays in the compute dtype, labels, per-row and per-class coefficients."""
 
@@ -110,8 +118,9 @@ class _Problem:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
-        x = np.asarray(x)
-        weight = np.asarray(weight)
+        ignore_index = check_ignore_index(ignore_index)
+        x = _host_array(x, "x")
+        weight = _host_array(weight, "weight")
         if x.ndim != 2:
             raise ValueError(f"x must be a 2-D array of shape (n_samples, n_features), got shape {x.shape}")
         if weight.ndim != 2 or weight.shape[1] != x.shape[1]:
@@ -122,7 +131,7 @@ class _Problem:
         n, k = x.shape[0], weight.shape[0]
         if k == 0:
             raise ValueError("weight has no rows: there must be at least one class")
-        arrays = [x, weight] + ([np.asarray(bias)] if bias is not None else [])
+        arrays = [x, weight] + ([_host_array(bias, "bias")] if bias is not None else [])
         for a in arrays:
             if a.dtype.kind not in "fiub":
                 raise TypeError(f"expected real-valued arrays, got dtype {a.dtype}")
@@ -641,9 +650,15 @@ def _merge_topk(best_v, best_i, z, c0):
     for s0 in range(0, short_rows.size, step):
         sub = short_rows[s0 : s0 + step]
         zs = z[sub]
-        cand = np.argpartition(zs, kc - kk, axis=1)[:, kc - kk :] if kk < kc else np.broadcast_to(np.arange(kc), (sub.size, kk))
-        parts_r.append(np.repeat(sub, kk))
-        parts_c.append(cand.ravel())
+        # Every entry at least the row's kk-th largest, then the kk largest of those with equal
+        # logits by smaller class (a partition alone picks among ties arbitrarily).
+        thr = np.partition(zs, kc - kk, axis=1)[:, kc - kk] if kk < kc else np.full(sub.size, -np.inf)
+        sr, sc = np.nonzero(zs >= thr[:, None])
+        order = np.lexsort((sc, -zs[sr, sc], sr))
+        sr, sc = sr[order], sc[order]
+        rank = np.arange(sr.size) - np.searchsorted(sr, sr)
+        parts_r.append(sub[sr[rank < kk]])
+        parts_c.append(sc[rank < kk])
     rr, cc = np.concatenate(parts_r), np.concatenate(parts_c)
     if rr.size == 0:
         return best_v, best_i
@@ -678,7 +693,8 @@ def linear_topk(x: Any, weight: Any, k: int, bias: Any = None, *, block_size: tu
     Returns
     -------
     classes : ndarray of int of shape (n_samples, k)
-        Class indices, most probable first (equal probabilities in no promised order).
+        Class indices, most probable first; equal probabilities in class order, as ``argmax``
+        (and so ``predict``) breaks ties.
     probabilities : ndarray of shape (n_samples, k)
         Their probabilities.
 

@@ -38,6 +38,7 @@ import numbers
 import os
 import tempfile
 import time
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -326,7 +327,8 @@ class SkipGram(BaseEstimator):
             elapsed = time.perf_counter() - start
             words = (epoch + 1) * self.corpus_word_count_
             info = {
-                "iteration": epoch + 1, "objective": loss_sum / max(n_pairs, 1), "elapsed": elapsed,
+                "iteration": epoch + 1, "objective": loss_sum / n_pairs if n_pairs else float("nan"),
+                "elapsed": elapsed,
                 "pairs": n_pairs, "words": words, "words_per_second": words / elapsed if elapsed > 0 else np.inf,
                 "learning_rate": lr,
             }
@@ -337,6 +339,12 @@ class SkipGram(BaseEstimator):
         elapsed = time.perf_counter() - start
         words = self.n_epochs_ * self.corpus_word_count_
         self.words_per_second_ = words / elapsed if elapsed > 0 else float("inf")
+        empty = [h["iteration"] for h in self.history_ if h["pairs"] == 0]
+        if empty:
+            warnings.warn(
+                f"epoch(s) {empty} drew no (center, context) pairs, so they trained nothing (their "
+                f"objective is NaN): the corpus is too small for subsampling with sample={self.sample}; "
+                "lower sample (0 turns subsampling off) or use a larger corpus.", UserWarning, stacklevel=3)
 
     def _pair_batches(self, sentences, keep, rng, clock0):
         """Minibatches ``(centers, contexts, clock)`` of one epoch; ``clock`` counts the words consumed."""
@@ -449,7 +457,8 @@ class SkipGram(BaseEstimator):
 
     def get_vector(self, word, norm=False):
         """The input vector of ``word``, ndarray of shape (vector_size,) (unit length with ``norm``)."""
-        v = self.vectors_[self._index(word)]
+        i = self._index(word)  # first: an unfitted model is a NotFittedError
+        v = self.vectors_[i]
         return v / np.linalg.norm(v) if norm else v.copy()
 
     def __contains__(self, word):
@@ -469,7 +478,8 @@ class SkipGram(BaseEstimator):
         >>> round(m.similarity("a", "b"), 6)   # cos 45 degrees
         0.707107
         """
-        u, v = self.vectors_[self._index(word1)], self.vectors_[self._index(word2)]
+        i, j = self._index(word1), self._index(word2)
+        u, v = self.vectors_[i], self.vectors_[j]
         return float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
 
     def most_similar(self, positive=None, negative=None, topn=10):
@@ -549,6 +559,9 @@ class SkipGram(BaseEstimator):
                 raise ValueError(f"word {w!r} is empty or holds whitespace; the word2vec text format "
                                  "separates fields by spaces, so such a word cannot be written.")
         path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist")
         vectors = self.vectors_.astype(np.float32)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".txt", dir=os.path.dirname(os.path.abspath(path)))
         try:

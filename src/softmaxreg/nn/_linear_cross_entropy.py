@@ -82,6 +82,16 @@ class LinearCrossEntropy(Module):
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum' (a fused head returns a scalar loss), got {reduction!r}.")
         self.in_features, self.n_classes = int(in_features), int(n_classes)
+        # the loss's options are checked here, not at the first forward, as the layer's shape is
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+                or not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}.")
+        if ignore_index is not None and (isinstance(ignore_index, bool)
+                                         or not isinstance(ignore_index, numbers.Integral)):
+            raise TypeError(f"ignore_index must be an integer class index or None, got {ignore_index!r}.")
+        if class_weight is not None and np.shape(class_weight) != (self.n_classes,):
+            raise ValueError(f"class_weight must have shape (n_classes,) = ({self.n_classes},), "
+                             f"got {np.shape(class_weight)}.")
         rng = np.random.default_rng(rng)
         init_fn = get_initializer(init)
         shape = (self.n_classes, self.in_features)
