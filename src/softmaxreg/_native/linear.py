@@ -31,6 +31,8 @@ Kernels compile on first use and are cached on disk.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
@@ -299,11 +301,13 @@ def _block_update(X, i0, nb, Rt, Rx, Gb, gb, nxt, per, stop):
 _ROWS = 32
 
 @numba.njit(**JIT)
-def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
-    """One pass; returns (loss, G (T, K, p) float64, gb (T, K) float64, bad).
+def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
+    """One pass over the rows of ``X``; adds the gradient (or Hessian-vector product) to ``G`` (K, p) and
+    ``gb`` (K,), float64, and returns (loss, bad).
 
-    Compiled serial (``n_threads`` ranges in turn) and without the GIL:
-    :func:`_threaded_pass` runs one call per thread on a range of rows.
+    Compiled serial and without the GIL: :func:`_threaded_pass` runs one call
+    per thread on a range of rows. The caller allocates every buffer
+    (:func:`_workspace`), so the kernel compiles no allocator.
 
     ``codes`` (int64, n) are the labels when ``Y`` is empty, else ``Y`` (n, K)
     holds target probabilities. ``sw`` are the sample weights divided by their
@@ -312,84 +316,63 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, n_threads, P):
     ``P`` (n, K) receives the probabilities, or, for HESSP, supplies them
     (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
-    Each thread takes blocks of ``_ROWS`` rows (:func:`_block_logits`,
-    :func:`_block_terms`, :func:`_block_update`), and its tiles prefetch the
-    thread's next block as they go: with a gradient or a Hessian product, the
+    Blocks of ``_ROWS`` rows go through :func:`_block_logits`,
+    :func:`_block_terms` and :func:`_block_update`, and the tiles prefetch
+    the next block as they go: with a gradient or a Hessian product, the
     logits tiles for its first half and the update's strips for the second
     (:func:`_prefetch_halves`), else the logits tiles for all of it (:func:`_prefetch_plan`).
     """
     n, p = X.shape
     K = W.shape[0]
-    T = max(1, min(n_threads, n // _BLOCK))
-    G = np.zeros((T, K, p))
-    gb = np.zeros((T, K))
-    parts = np.zeros((T, 2))
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     cached = (what & HESSP) != 0 and P.shape[0] == n
     sweeps = (0 if cached else 1) + (1 if what & HESSP else 0)  # logits sweeps per block
-    for t in range(T):
-        r0 = t * n // T
-        r1 = (t + 1) * n // T
-        Zt = np.zeros((K, _ROWS))
-        Zvt = np.zeros((K, _ROWS))
-        Pt = np.zeros((K, _ROWS))
-        Rt = np.zeros((K, _ROWS))
-        Rx = np.zeros((_ROWS, K), dtype=X.dtype)
-        S = np.zeros((5, _ROWS))
-        Xq = np.empty((4, p), dtype=X.dtype)
-        Gb = np.zeros((K, p), dtype=X.dtype)
-        loss = 0.0
-        bad = 0.0
-        for i0 in range(r0, r1, _ROWS):
-            nb = min(_ROWS, r1 - i0)
-            tiles = (nb + 3) // 4 * _tiles(K) * sweeps
-            if accumulate:
-                nxt, per, mid, uper, stop = _prefetch_halves(i0, r1, tiles, _strips(K))
-            else:
-                nxt, per, stop = _prefetch_plan(i0, r1, tiles)
-                mid, uper = stop, 0
-            if not cached:
-                nxt = _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, mid)
-            if what & HESSP:
-                nxt = _block_logits(X, i0, nb, V, vb, Zvt, Xq, nxt, per, mid)
-            lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
-            loss += lb
-            bad += bb
-            if accumulate:
-                _block_update(X, i0, nb, Rt, Rx, Gb, gb[t], mid, uper, stop)
-                if (i0 - r0) % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= r1:
-                    for k in range(K):
-                        for j in range(p):
-                            G[t, k, j] += Gb[k, j]
-                            Gb[k, j] = 0.0
-        parts[t, 0] = loss
-        parts[t, 1] = bad
-    return parts[:, 0].sum(), G, gb, parts[:, 1].sum()
+    Zt, Zvt, Pt, Rt = T4[0], T4[1], T4[2], T4[3]
+    loss = 0.0
+    bad = 0
+    for i0 in range(0, n, _ROWS):
+        nb = min(_ROWS, n - i0)
+        tiles = (nb + 3) // 4 * _tiles(K) * sweeps
+        if accumulate:
+            nxt, per, mid, uper, stop = _prefetch_halves(i0, n, tiles, _strips(K))
+        else:
+            nxt, per, stop = _prefetch_plan(i0, n, tiles)
+            mid, uper = stop, 0
+        if not cached:
+            nxt = _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, mid)
+        if what & HESSP:
+            nxt = _block_logits(X, i0, nb, V, vb, Zvt, Xq, nxt, per, mid)
+        lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
+        loss += lb
+        bad += bb
+        if accumulate:
+            _block_update(X, i0, nb, Rt, Rx, Gb, gb, mid, uper, stop)
+            if i0 % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= n:
+                for k in range(K):
+                    for j in range(p):
+                        G[k, j] += Gb[k, j]
+                        Gb[k, j] = 0.0
+    return loss, bad
 
 
 @numba.njit(**JIT)
-def _losses_pass(X, codes, Y, sw, W, b, K):
-    """Data losses at the ``W.shape[0] // K`` points stacked in ``W``; returns (losses, bad).
+def _losses_pass(X, codes, Y, sw, W, b, K, out, Zt, Pt, Rt, S, Xq, P):
+    """Adds to ``out[e]`` the data loss at each of the ``W.shape[0] // K`` points stacked in ``W``;
+    returns the number of rows with a non-finite logit.
 
-    Serial and without the GIL like :func:`_pass`. Point ``e``'s coefficients
-    are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
+    Serial and without the GIL like :func:`_pass`, its buffers the caller's
+    (``Zt`` of shape (W.shape[0], _ROWS), ``P`` empty). Point ``e``'s
+    coefficients are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
     :func:`_block_logits` per block of rows makes every point's logits while
     the rows are in L1, so X is read once for all of them; its tiles prefetch
     the next block as they go (:func:`_prefetch_plan`).
     """
-    n, p = X.shape
+    n = X.shape[0]
     M = W.shape[0]
     E = M // K
-    Zt = np.zeros((M, _ROWS))
-    Pt = np.zeros((K, _ROWS))
-    Rt = np.zeros((K, _ROWS))
-    S = np.zeros((5, _ROWS))
-    Xq = np.empty((4, p), dtype=X.dtype)
-    P = np.empty((0, K))
     use_codes = Y.shape[0] == 0
-    out = np.zeros(E)
-    bad = 0.0
+    bad = 0
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
         nxt, per, stop = _prefetch_plan(i0, n, (nb + 3) // 4 * _tiles(M))
@@ -399,7 +382,7 @@ def _losses_pass(X, codes, Y, sw, W, b, K):
                                   False)
             out[e] += lb
             bad += bb
-    return out, bad
+    return bad
 
 
 # What _predict writes: probabilities, logits or each row's most probable class.
@@ -407,21 +390,18 @@ PROBA, LOGITS, LABELS = 0, 1, 2
 
 
 @numba.njit(**JIT)
-def _predict(X, W, b, out, labels, what):
+def _predict(X, W, b, out, labels, what, Zt, Pt, S, Xq):
     """``out`` = softmax(X W^T + b) (PROBA) or X W^T + b (LOGITS), float64, or ``labels`` = each row's
     first largest logit (LABELS). Returns the number of rows with a non-finite logit.
 
     Serial and without the GIL like :func:`_pass` (:func:`predict` runs one
-    call per thread on a range of rows). Each block's tiles prefetch the next
-    block as they go (:func:`_prefetch_plan`).
+    call per thread on a range of rows, with buffers of its own: ``Zt`` and ``Pt``
+    of shape (K, _ROWS), ``S`` (3, _ROWS), ``Xq`` (4, p)). Each block's tiles
+    prefetch the next block as they go (:func:`_prefetch_plan`).
     """
-    n, p = X.shape
+    n = X.shape[0]
     K = W.shape[0]
     bad = 0
-    Zt = np.zeros((K, _ROWS))
-    Pt = np.zeros((K, _ROWS))
-    S = np.zeros((3, _ROWS))
-    Xq = np.empty((4, p), dtype=X.dtype)
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
         nxt, per, stop = _prefetch_plan(i0, n, (nb + 3) // 4 * _tiles(K))
@@ -570,12 +550,36 @@ def _over_rows(n, work):
     return over_ranges(n, lambda start, stop: work(slice(start, stop)), _BLOCK)
 
 
+class _Workspace(NamedTuple):
+    """A thread's buffers for the kernels, allocated here so that no kernel compiles an allocator."""
+
+    T4: np.ndarray  # (4, K, _ROWS): a block's logits, logits at V, probabilities, dloss/dlogits
+    S: np.ndarray  # (5, _ROWS): the softmax's row statistics
+    Rx: np.ndarray  # (_ROWS, K) in X's dtype: dloss/dlogits transposed for the update
+    Xq: np.ndarray  # (4, p) in X's dtype: the last rows of a range, padded to a group of four
+    Gb: np.ndarray  # (K, p) in X's dtype: the gradient of the current _BLOCK rows
+
+
+def _workspace(K, p, dtype):
+    return _Workspace(np.zeros((4, K, _ROWS)), np.zeros((5, _ROWS)), np.zeros((_ROWS, K), dtype),
+                      np.zeros((4, p), dtype), np.zeros((K, p), dtype))
+
+
+def _pass_rows(X, codes, Y, sw, W, b, V, vb, what, P):
+    """:func:`_pass` on one range of rows with fresh buffers: (loss, G, gb, bad)."""
+    K, p = W.shape
+    G, gb = np.zeros((K, p)), np.zeros(K)
+    w = _workspace(K, p, X.dtype)
+    loss, bad = _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, w.T4, w.S, w.Rx, w.Xq, w.Gb)
+    return loss, G, gb, bad
+
+
 def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
     """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
-    out = _over_rows(X.shape[0], lambda r: _pass(X[r], codes[r], Y[r], sw[r], W, b, V, vb, what, 1, P[r]))
+    out = _over_rows(X.shape[0], lambda r: _pass_rows(X[r], codes[r], Y[r], sw[r], W, b, V, vb, what, P[r]))
     f = sum(o[0] for o in out)
-    G = sum(o[1].sum(axis=0) for o in out)
-    gb = sum(o[2].sum(axis=0) for o in out)
+    G = sum(o[1] for o in out)
+    gb = sum(o[2] for o in out)
     return f, G, gb, sum(o[3] for o in out)
 
 
@@ -613,7 +617,15 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
-    out = _over_rows(X.shape[0], lambda r: _losses_pass(X[r], codes[r], Y[r], sw[r], W, b, K))
+    def losses(r):
+        f = np.zeros(E)
+        w = _workspace(K, p, X.dtype)
+        Zt = np.zeros((E * K, _ROWS))  # every point's logits of a block
+        bad = _losses_pass(X[r], codes[r], Y[r], sw[r], W, b, K, f, Zt, w.T4[2], w.T4[3], w.S, w.Xq,
+                           np.empty((0, K)))
+        return f, bad
+
+    out = _over_rows(X.shape[0], losses)
     if sum(o[1] for o in out):
         return None
     return sum(o[0] for o in out)
@@ -643,7 +655,11 @@ def predict(X, coef, intercept, what=PROBA):
     out = np.empty((n, K) if what != LABELS else (0, K), np.float64)
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
-    if sum(_over_rows(n, lambda r: _predict(X[r], W, b, out[r], labels[r], what))):
+    def rows(r):
+        w = _workspace(K, X.shape[1], X.dtype)
+        return _predict(X[r], W, b, out[r], labels[r], what, w.T4[0], w.T4[2], w.S, w.Xq)
+
+    if sum(_over_rows(n, rows)):
         return None
     return labels if what == LABELS else out
 
