@@ -124,8 +124,11 @@ def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
     return nxt
 
 
-# The block-level steps below are compiled once each and called by the passes and by prediction (LLVM
-# inlines them where it pays); inlined in Numba's IR, every call site would be typed and lowered again.
+# The block-level steps: the logits and the softmax, called from several places, are compiled once
+# each (LLVM inlines them where it pays; inlined in Numba's IR, every call site would be typed and
+# lowered again). The terms and the update are inlined in Numba's IR: a separately compiled step is
+# optimized and emitted once on its own and again inside its caller, which cost more than typing the
+# few call sites.
 @numba.njit(**JIT)
 def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
     """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time; returns the next row to prefetch.
@@ -181,7 +184,7 @@ def _block_softmax(Zt, nb, Pt, m, s, inv):
     return bad
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)
 def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached):
     """Loss of rows i0 .. i0 + nb and their dloss/dlogits into Rt (classes x rows); returns (loss, bad).
 
@@ -263,7 +266,7 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, c
     return loss, bad
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)
 def _block_update(X, i0, nb, Rt, Rx, Gb, gb, nxt, per, stop):
     """Gb += Rt[:, :nb] X[i0 : i0 + nb] by strips of up to five classes (Rx holds Rt transposed, in
     X's dtype), gb += Rt's row sums.
