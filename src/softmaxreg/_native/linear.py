@@ -564,6 +564,7 @@ class _Workspace(NamedTuple):
 
 
 def _workspace(K, p, dtype):
+    """Zeroed buffers for ``K`` classes, ``p`` features and X of ``dtype``."""
     return _Workspace(np.zeros((4, K, _ROWS)), np.zeros((5, _ROWS)), np.zeros((_ROWS, K), dtype),
                       np.zeros((4, p), dtype), np.zeros((K, p), dtype))
 
@@ -620,6 +621,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
     codes, Y = _targets(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
+
     def losses(r):
         f = np.zeros(E)
         w = _workspace(K, p, X.dtype)
