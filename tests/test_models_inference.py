@@ -442,3 +442,26 @@ def test_summary_reads_like_its_table():
     np.testing.assert_allclose(table["P>|z|"].to_numpy(), sm_rows(res.pvalues), rtol=1e-6)
     np.testing.assert_allclose(table[["[0.025", "0.975]"]].to_numpy(),
                                np.asarray(res.conf_int()).reshape(-1, 2), rtol=1e-6)
+
+
+def test_unconverged_fit_is_flagged_in_inference_and_summary():
+    """As statsmodels' header does, the summary says whether the fit converged; standard errors of a fit
+    that stopped early come with a ConvergenceWarning."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from softmaxreg import SoftmaxRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) * [1, 10, 100] + 5
+    y = rng.integers(0, 3, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        stopped = SoftmaxRegression(penalty=None, reference_class=0, max_iter=1).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        text = str(stopped.summary())
+    assert "Converged:" in text and "not the optimum" in text
+    done = SoftmaxRegression(penalty=None, reference_class=0, tol=1e-8).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        text = str(done.summary())
+    assert "not the optimum" not in text and "Converged:" in text

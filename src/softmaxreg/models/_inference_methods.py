@@ -9,7 +9,10 @@ and likelihood-ratio tests (:mod:`._hypothesis`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ._array_api import inference_loss, to_numpy
@@ -71,10 +74,19 @@ class InferenceMethods:
                 penalty=self.penalty,
                 **({} if dask_data else {"groups": groups}),
             )
+            result.converged = bool(getattr(self, "converged_", True))
             if key is None:
-                return result
+                return self._checked_convergence(result)
             self._inference_cache[key] = result
-        return self._inference_cache[key]
+        return self._checked_convergence(self._inference_cache[key])
+
+    def _checked_convergence(self, result):
+        if result.converged is False:
+            warnings.warn(
+                f"{type(self).__name__} did not converge ({getattr(self, 'n_iter_', '?')} iterations): the "
+                "standard errors are computed at a point that is not the optimum; refit with a larger "
+                "max_iter (or scale the features).", ConvergenceWarning, stacklevel=3)
+        return result
 
     def cov_params(self, cov_type="nonrobust", groups=None):
         """Covariance matrix of the free coefficients (see :meth:`inference`)."""

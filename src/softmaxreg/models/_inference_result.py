@@ -46,6 +46,9 @@ class InferenceResult:
     fit_intercept : bool, default=None
         Whether one row per free class is an intercept (None: read it off the
         feature names ``"intercept"`` / ``"(intercept)"``).
+    converged : bool, default=None
+        Whether the fit reached its optimum (None: unknown); the summary's
+        header shows it, as statsmodels' does.
 
     Notes
     -----
@@ -96,6 +99,7 @@ class InferenceResult:
         penalty=None,
         n_classes=None,
         fit_intercept=None,
+        converged=None,
     ):
         params = np.asarray(params, dtype=np.float64)
         if params.ndim != 1:
@@ -131,6 +135,7 @@ class InferenceResult:
         if fit_intercept is None:
             fit_intercept = any(f in ("intercept", "(intercept)") for f in self.features)
         self.fit_intercept = bool(fit_intercept)
+        self.converged = converged
 
     @property
     def index(self):

@@ -139,6 +139,8 @@ class InferenceSummary:
             ("AIC:", _stat(r.aic)),
             ("BIC:", _stat(r.bic)),
         ]
+        if getattr(r, "converged", None) is not None:
+            meta.append(("Converged:", "yes" if r.converged else "no"))
         lines = _header_lines("Softmax regression results", meta, width)
         lines += _block_lines(r.classes, r.features, cols, est, se, r.zvalues, r.pvalues, ci,
                               name_w)
@@ -146,6 +148,9 @@ class InferenceSummary:
         if self.rrr:
             lines.append("Relative-risk ratios exp(b) against the reference class; std err by "
                          "the delta method, exp(b) * se.")
+        if getattr(r, "converged", None) is False:
+            lines.append("The fit did not converge: these estimates are not the optimum and their standard "
+                         "errors do not hold; refit with a larger max_iter.")
         if r.penalty == "l2":
             lines.append(
                 "Penalized fit: covariance is the inverse penalized Hessian (Laplace "

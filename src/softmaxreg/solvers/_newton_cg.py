@@ -11,9 +11,11 @@ from ._result import OptimizeResult, warn_not_converged
 __all__ = ["newton_cg", "newton_refine"]
 
 # Ask the objective for a preconditioner once CG needed this many steps in an
-# iteration (early iterations end on the trust-region boundary after a few
-# steps, where building one would not pay), and for a fresh one when a
-# preconditioned CG needed _REBUILD_AFTER (the Hessian has moved on).
+# iteration, or ran into its cap (early iterations end on the trust-region
+# boundary after a few steps, where building one would not pay), and for a
+# fresh one when a preconditioned CG needed _REBUILD_AFTER or its cap (the
+# Hessian has moved on). The cap matters for small problems: CG on a badly
+# scaled 10-parameter problem ran into its 10 steps for hundreds of iterations.
 _PRECONDITION_AFTER = 20
 _REBUILD_AFTER = 40
 
@@ -73,9 +75,9 @@ def newton_cg(
     precondition : bool, default=True
         Use ``fun.preconditioner(x)`` when ``fun`` has one (it may return None:
         plain CG).  It is asked for one after an iteration whose CG needed 20
-        steps or more, and for a fresh one after a preconditioned CG needed 40;
-        early iterations, which end on the trust-region boundary after a few
-        steps, run plain CG.
+        steps or more (or ``max_cg_iter``, if fewer), and for a fresh one after
+        a preconditioned CG needed 40 (or ``max_cg_iter``); early iterations,
+        which end on the trust-region boundary after a few steps, run plain CG.
 
     Returns
     -------
@@ -117,7 +119,8 @@ def newton_cg(
         if n_iter >= max_iter:
             break
         n_iter += 1
-        if use_pre and cg_steps >= _PRECONDITION_AFTER and (M_inv is None or cg_steps >= _REBUILD_AFTER):
+        if use_pre and cg_steps >= min(_PRECONDITION_AFTER, max_cg) and (
+                M_inv is None or cg_steps >= min(_REBUILD_AFTER, max_cg)):
             M_inv = fun.preconditioner(x)
         # The radius is measured in the norm CG uses (the M-norm once there is
         # a preconditioner; the first one reinterprets the Euclidean radius).
