@@ -236,3 +236,43 @@ def test_temperature_scaling_runs_on_the_device_and_equals_numpy(dispatch, to):
     np.testing.assert_allclose(host(P), expected.predict_proba(X), atol=1e-9)
     assert type(calibrated.predict(to(X))) is type(to(X))
     assert calibrated.score(to(X), to(y)) == pytest.approx(expected.score(X, y))
+
+
+def test_dispatch_off_scores_tensors_on_the_host():
+    """As scikit-learn: with dispatch off a torch X and y are converted, score included."""
+    X, y, _ = data()
+    for dtype in (torch.float64, torch.float32):
+        Xt, yt = torch.asarray(X).to(dtype), torch.asarray(y)
+        model = SoftmaxRegression().fit(Xt, yt)
+        assert model.score(Xt, yt) == pytest.approx(SoftmaxRegression().fit(X.astype(Xt.numpy().dtype), y).score(X, y))
+
+
+@pytest.mark.parametrize("classes", [[0, 1, 2], np.arange(3), "device"])
+def test_partial_fit_classes_of_any_kind_keep_numeric_labels_on_the_device(dispatch, to, classes):
+    X, y, _ = data()
+    given = to(np.arange(3)) if isinstance(classes, str) else classes
+    model = SoftmaxRegression(random_state=0).partial_fit(to(X), to(y), classes=given)
+    assert type(model.classes_) is type(to(X)) and type(model.predict(to(X))) is type(to(X))
+    assert host(model.classes_).tolist() == [0, 1, 2]
+
+
+def test_temperature_scaling_keeps_float32_on_the_device(dispatch):
+    from softmaxreg.models import TemperatureScaling
+
+    X, y, _ = data(n=200)
+    Xt = torch.asarray(X, dtype=torch.float32)
+    calibrated = TemperatureScaling(SoftmaxRegression().fit(Xt, torch.asarray(y))).fit(Xt, torch.asarray(y))
+    for method in ("predict_proba", "predict_log_proba", "decision_function"):
+        assert getattr(calibrated, method)(Xt).dtype == torch.float32, method
+    np.testing.assert_allclose(calibrated.predict_proba(Xt).numpy().sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_intervals_and_margins_take_device_rows(dispatch):
+    """Inference is computed on the host (as summary): device rows are accepted and give host results."""
+    X, y, _ = data()
+    model = SoftmaxRegression(penalty=None, reference_class=0).fit(torch.asarray(X), torch.asarray(y))
+    expected = SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+    got, want = model.predict_interval(torch.asarray(X[:5])), expected.predict_interval(X[:5])
+    np.testing.assert_allclose(got.lower, want.lower, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(model.marginal_effects(torch.asarray(X[:20])).margeff,
+                               expected.marginal_effects(X[:20]).margeff, rtol=1e-8, atol=1e-12)

@@ -333,8 +333,13 @@ def _partial_fit(model, X, xp, device, y, classes=None, sample_weight=None):
     if state is None:
         if fitted:
             known = model.classes_
+        elif classes is not None and is_foreign_array(classes):
+            known = _labels(classes, xp, device)[0]
         elif classes is not None:
-            known = _labels(classes, xp, device)[0] if is_foreign_array(classes) else encode_labels(as_label_array(classes))[0]
+            known = encode_labels(np.asarray(as_label_array(classes)))[0]
+            if is_foreign_array(batch_classes) and known.dtype.kind in "iuf":
+                # numeric labels live on the device, as fit keeps them
+                known = xp.asarray(known, dtype=batch_classes.dtype, device=device)
         else:
             known = batch_classes
         state = {"rng": _make_rng(model.random_state), "epochs": 0, "seen_weight": 0.0, "velocity": None,

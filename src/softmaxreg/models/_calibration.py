@@ -209,7 +209,7 @@ def _logits_and_dtype(estimator, X):
     raw = estimator.decision_function(X) if hasattr(estimator, "decision_function") \
         else estimator.predict_log_proba(X)  # log-probabilities are logits up to a per-row constant
     if is_foreign_array(raw):
-        return device_logits(raw), None
+        return device_logits(raw), raw.dtype
     raw = np.asarray(raw)
     dtype = np.float32 if raw.dtype == np.float32 else np.float64
     z = raw.astype(np.float64, copy=False)
@@ -219,8 +219,10 @@ def _logits_and_dtype(estimator, X):
 
 
 def _in_dtype(z, dtype):
-    """NumPy scores back in the estimator's dtype; device scores as they are."""
-    return z if dtype is None else z.astype(dtype, copy=False)
+    """Scores back in the estimator's dtype (float32 in, float32 out), on the host or the device."""
+    if is_foreign_array(z):
+        return array_api_compat.array_namespace(z).astype(z, dtype)
+    return z.astype(dtype, copy=False)
 
 
 class _PrefitCalibrator:
@@ -268,14 +270,14 @@ class _PrefitCalibrator:
         """Calibrated class probabilities, shape (n_samples, n_classes), in the estimator's dtype."""
         z = self.decision_function(X)  # float32 in, float32 out; the softmax runs in float64
         if is_foreign_array(z):
-            return softmax(z)
+            return _in_dtype(softmax(device_logits(z)), z.dtype)
         return softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Calibrated log-probabilities (computed by log_softmax, never log of softmax)."""
         z = self.decision_function(X)
         if is_foreign_array(z):
-            return log_softmax(z)
+            return _in_dtype(log_softmax(device_logits(z)), z.dtype)
         return log_softmax(z.astype(np.float64)).astype(z.dtype, copy=False)
 
     def predict(self, X) -> np.ndarray:

@@ -49,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
+from ._array_api import to_numpy
 from ._delta import CHUNK_FLOATS, delta_parts, probability_jacobian
 from ._summary import _block_lines, _ci_labels, _header_lines, _table_width
 
@@ -200,9 +201,9 @@ def marginal_effects(model, X=None, *, at="overall", method="dydx", dummy=False,
             "over (in memory, e.g. a sample of the training data)."
         )
     if X is None:
-        X, w = model._loss.X, np.asarray(model._loss.sample_weight, dtype=np.float64)
+        X, w = to_numpy(model._loss.X), np.asarray(to_numpy(model._loss.sample_weight), dtype=np.float64)
     else:
-        X = model._validated(X)
+        X = model._validated(to_numpy(X))  # computed on the host, as the covariance is (a device X too)
         w = np.ones(X.shape[0])
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float64)

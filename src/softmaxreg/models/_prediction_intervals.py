@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, ndtri
 
+from ._array_api import to_numpy
 from ._delta import CHUNK_FLOATS, delta_parts
 
 __all__ = ["ProbabilityInterval", "predict_interval"]
@@ -65,7 +66,7 @@ def predict_interval(model, X, alpha=0.05, cov_type="nonrobust", groups=None):
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}.")
     parts = delta_parts(model, cov_type, groups, what="prediction intervals")
-    X = model._validated(X)
+    X = model._validated(to_numpy(X))  # computed on the host, as the covariance is (a device X too)
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     W, free, V = parts.W, parts.free, parts.cov
     K, D = W.shape

@@ -13,7 +13,7 @@ from softmaxreg.loss import LinearSoftmaxLoss, fused_predict
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, proximal, sgd
 
-from ._array_api import array_api_dispatch
+from ._array_api import array_api_dispatch, to_numpy
 from ._fitted import refine_mle, set_fitted
 from ._inference_methods import InferenceMethods
 from ._vocabulary import check_output_size, is_large, rowwise, topk_codes
@@ -566,7 +566,10 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         if is_dask_collection(X):
             return dask_score(self, X, y, sample_weight)
 
-        return float(accuracy(as_label_array(y), self.predict(X), sample_weight=sample_weight))
+        pred = self.predict(X)
+        if isinstance(pred, np.ndarray):  # the NumPy path (dispatch off): labels of any library on the host
+            y, sample_weight = to_numpy(y), to_numpy(sample_weight)
+        return float(accuracy(as_label_array(y), pred, sample_weight=sample_weight))
 
     @array_api_dispatch
     def predict_proba(self, X, *, allow_large=False):
