@@ -69,3 +69,55 @@ def test_dask_errors(folder, capsys):
     assert main(["train", str(d / "data" / "none-*.parquet"), "--target", "y", "--dask", "local:1",
                  "-o", str(d / "x.srm")]) == 2
     assert "no file matches" in capsys.readouterr().err
+
+
+def test_train_options_reach_the_dask_fit(folder, tmp_path, capsys):
+    """--reference-class, --class-weight and --sample-weight (a column, then no longer a feature) on Dask
+    give the in-memory command's model; --formula is refused."""
+    d, frame = folder
+    weighted = frame.assign(n=np.arange(len(frame)) % 3 + 1)
+    weighted.to_parquet(tmp_path / "w.parquet", index=False)
+    options = ["--target", "y", "--reference-class", "b", "--class-weight", '{"a": 2}', "--sample-weight", "n",
+               "--penalty", "none", "--tol", "1e-10"]
+    assert main(["train", str(tmp_path / "w.parquet"), *options, "--dask", "local:1", "-o", str(tmp_path / "d.srm")]) == 0
+    assert main(["train", str(tmp_path / "w.parquet"), *options, "-o", str(tmp_path / "m.srm")]) == 0
+    on_dask, in_memory = load_model(tmp_path / "d.srm").estimator, load_model(tmp_path / "m.srm").estimator
+    assert on_dask.reference_class == "b" and on_dask.class_weight == {"a": 2.0}
+    assert list(on_dask.feature_names_in_) == ["u", "v", "w"]
+    np.testing.assert_allclose(on_dask.coef_, in_memory.coef_, atol=1e-6)
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "w.parquet"), "--target", "y", "--formula", "y ~ u", "--dask", "local:1",
+                 "-o", str(tmp_path / "f.srm")]) == 2
+    assert "--formula cannot be used with --dask" in capsys.readouterr().err
+
+
+def test_an_address_that_is_no_dask_scheduler_fails_fast(folder, capsys):
+    """A server of another protocol (here a plain TCP listener that closes at once) is named, not waited on."""
+    import socket
+    import threading
+    import time
+
+    d, _ = folder
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def answer():
+        for _ in range(3):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"HTTP/1.0 400 Bad request\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    start = time.monotonic()
+    try:
+        code = main(["train", str(d / "data" / "*.parquet"), "--target", "y", "--dask", f"tcp://127.0.0.1:{port}",
+                     "-o", str(d / "x.srm")])
+    finally:
+        server.close()
+    assert code == 2 and time.monotonic() - start < 15
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err

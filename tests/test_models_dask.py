@@ -309,3 +309,34 @@ def test_bad_persist_and_one_class():
         SoftmaxRegression().fit(Xd, yd, persist="always")
     with pytest.raises(ValueError, match="only one class"):
         SoftmaxRegression().fit(Xd, yd)
+
+
+def test_empty_inputs_non_numeric_columns_and_a_list_of_labels():
+    """The in-memory messages for empty data; pandas' string columns named; nullable columns taken as numbers."""
+    X, y, _ = _data(n=200)
+    Xd, yd = _dask(X, y, chunks=50)
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        SoftmaxRegression().fit(Xd[:0], yd[:0])
+    with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\)"):
+        SoftmaxRegression().fit(Xd[:, :0], yd)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    labels = dd.from_pandas(pd.Series(y), npartitions=4)
+    with pytest.raises(ValueError, match=r"non-numeric columns \['s'\]"):
+        SoftmaxRegression().fit(dd.from_pandas(frame.assign(s="x"), npartitions=4), labels)
+    nullable = SoftmaxRegression().fit(dd.from_pandas(frame.astype("Float64"), npartitions=4), labels)
+    np.testing.assert_allclose(nullable.coef_, SoftmaxRegression().fit(X, y).coef_, atol=1e-6)
+    from_list = SoftmaxRegression().fit(Xd, list(y))
+    np.testing.assert_allclose(from_list.coef_, SoftmaxRegression().fit(X, y).coef_, atol=1e-6)
+
+
+def test_unpenalized_fit_of_a_rank_deficient_design_is_refused_as_in_memory():
+    from softmaxreg.models import IdentificationError
+
+    X, y, _ = _data(n=200)
+    X = np.c_[X, 2 * X[:, 0] - X[:, 1]]
+    with pytest.raises(IdentificationError) as in_memory:
+        SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+    with pytest.raises(IdentificationError) as on_dask:
+        SoftmaxRegression(penalty=None, reference_class=0).fit(*_dask(X, y, chunks=50))
+    assert str(on_dask.value) == str(in_memory.value)
+    SoftmaxRegression(penalty="l2").fit(*_dask(X, y, chunks=50))  # a penalty identifies it

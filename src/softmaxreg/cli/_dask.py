@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from ..io import ModelBundle, load_model, save_model, scan_parquet, scan_zarr
+from ._options import estimator_options
 from ._progress import TrainingProgress, format_duration
 
 __all__ = ["add_dask_options", "with_dask"]
@@ -75,6 +76,7 @@ def dask_client(spec: str, args):
     else:
         address = spec if "://" in spec else f"tcp://{spec}"
         try:
+            _probe_scheduler(address)
             client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise OSError(
@@ -91,6 +93,39 @@ def dask_client(spec: str, args):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _probe_scheduler(address, timeout=10.0):
+    """Raise ``OSError`` unless a Dask scheduler answers Dask's handshake at ``address`` within ``timeout``.
+
+    ``Client`` retries a refused port until its timeout, and against a server of
+    another protocol its handshake can wait for ever (or read a reply as a
+    frame length): one connection attempt, bounded as a whole, says which.
+    """
+    import asyncio
+    import socket
+
+    from distributed.comm import connect, parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme == "tcp":  # a refused or unroutable port fails here at once
+        host, port = parse_host_port(location)
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            pass
+
+    async def handshake():
+        comm = await connect(address, timeout=timeout)
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), timeout))
+    except OSError:
+        raise
+    except asyncio.TimeoutError:
+        raise OSError(f"no Dask handshake within {timeout:g} s: is it a Dask scheduler?") from None
+    except Exception as exc:  # noqa: BLE001 (a server of another protocol fails in any way)
+        raise OSError(f"the server did not answer as a Dask scheduler ({type(exc).__name__})") from None
 
 
 def _scan(spec, target, require_target=True):
@@ -200,13 +235,19 @@ def cmd_train(args) -> int:
     from ._commands import _check_output_dir, _inference_record, build_estimator
 
     _refuse(args, [("--model mlp", "hidden"), ("--standardize", "standardize"), ("--impute", "impute"),
-                   ("--test", "test"), ("--test-size", "test_size"), ("--max-rows", "max_rows")])
+                   ("--test", "test"), ("--test-size", "test_size"), ("--max-rows", "max_rows"),
+                   ("--formula", "formula")])
     if args.model != "softmax":
         raise ValueError("--model mlp cannot be used with --dask")
     _check_output_dir(args.output)
     with dask_client(args.dask, args):
         data = _scan(args.data, args.target)
+        sample_weight = _pop_weight_column(data, getattr(args, "sample_weight", None))
         estimator = build_estimator(args)
+        # the labels an option names are matched to the data's (a pass over y, only then)
+        named = (getattr(args, "reference_class", None) is not None
+                 or getattr(args, "class_weight", None) not in (None, "balanced"))
+        estimator.set_params(**estimator_options(args, _labels_of(data.y) if named else np.empty(0)))
         n_rows = len(data.y)
         _say(args, f"softmaxreg: training SoftmaxRegression ({estimator.solver}) on {n_rows:,} samples x "
                    f"{len(data.feature_names):,} features, {data.X.npartitions if hasattr(data.X, 'npartitions') else data.X.numblocks[0]} partitions")
@@ -219,7 +260,7 @@ def cmd_train(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                estimator.fit(data.X, data.y, persist=persist)
+                estimator.fit(data.X, data.y, sample_weight=sample_weight, persist=persist)
             finally:
                 progress.close()
                 estimator.set_params(callback=None)
@@ -257,6 +298,26 @@ def cmd_train(args) -> int:
     save_model(args.output, bundle)
     print(f"saved SoftmaxRegression to {args.output}", flush=True)
     return 0
+
+
+def _labels_of(y):
+    """The distinct labels of a Dask column (one pass), for matching the options' labels."""
+    import dask.array as da
+
+    return np.asarray((y.unique() if hasattr(y, "unique") else da.unique(y)).compute())
+
+
+def _pop_weight_column(data, column):
+    """``--sample-weight COLUMN`` of a Parquet data set: the column as frequency weights, no longer a feature."""
+    if column is None:
+        return None
+    if not hasattr(data.X, "columns") or column not in data.X.columns:
+        raise ValueError(f"--sample-weight: {data.name} has no column {column!r} "
+                         f"(columns: {', '.join(map(str, data.feature_names))})")
+    weights = data.X[column].astype(np.float64)
+    data.X = data.X.drop(columns=[column])
+    data.feature_names = [n for n in data.feature_names if n != column]
+    return weights  # negative, NaN or all-zero weights are refused by the fit, named by partition
 
 
 def _model_for_dask(args):

@@ -12,11 +12,13 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 
 from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
 from softmaxreg.solvers import PlateauStop, get_schedule, sgd
 
 from ._fitted import refine_mle, set_fitted
+from ._identification import check_design_rank
 from ._validation import (
     as_label_array,
     check_finite,
@@ -53,8 +55,8 @@ def _as_dask_X(X, dtype):
 
     names = None
     if isinstance(X, dd.DataFrame):
-        bad = [str(c) for c, t in X.dtypes.items() if not np.issubdtype(np.dtype(t), np.number)
-               and not np.issubdtype(np.dtype(t), np.bool_)]
+        # pandas' extension dtypes (nullable Float64, Int64, boolean) are numbers too; strings are not
+        bad = [str(c) for c, t in X.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
         if bad:
             raise ValueError(
                 f"X has non-numeric columns {bad}; encode them (or drop them) before fitting."
@@ -62,8 +64,10 @@ def _as_dask_X(X, dtype):
         if all(isinstance(c, str) for c in X.columns):
             names = np.asarray(list(X.columns), dtype=object)
         if dtype is None:
-            dtype = np.float32 if all(np.dtype(t) == np.float32 for t in X.dtypes) else np.float64
-        X = X.to_dask_array().compute_chunk_sizes()
+            dtype = np.float32 if all(t == np.float32 for t in X.dtypes) else np.float64
+        if any(isinstance(t, pd.api.extensions.ExtensionDtype) for t in X.dtypes):
+            X = X.astype(dtype)  # a nullable column's missing values become NaN, which the checks name
+        X = X.to_dask_array(lengths=True)
     elif isinstance(X, dd.Series):
         raise ValueError("X is a dask Series; pass a 2-D array or a DataFrame (X.to_frame()).")
     if not isinstance(X, da.Array):
@@ -81,6 +85,9 @@ def _as_dask_X(X, dtype):
         )
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise ValueError(f"X must hold numbers, got dtype {X.dtype}.")
+    for axis, what in ((0, "sample(s)"), (1, "feature(s)")):
+        if X.shape[axis] == 0:
+            raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
     if dtype is None:
         dtype = np.float32 if X.dtype == np.float32 else np.float64
     if X.dtype != dtype:
@@ -105,7 +112,7 @@ def _as_dask_vector(v, X, name):
             # Dask may merge a single column's partitions; a Series lines up with X by position.
             v = v.rechunk({0: X.chunks[0]})
     if not isinstance(v, da.Array):
-        v = np.asarray(v) if name != "y" else as_label_array(v)
+        v = np.asarray(v if name != "y" else as_label_array(v))
         if v.ndim != 1 or v.shape[0] != X.shape[0]:
             raise ValueError(f"{name} must have shape ({X.shape[0]},), got {v.shape}.")
         return da.from_array(v, chunks=(X.chunks[0],))
@@ -305,6 +312,12 @@ def dask_fit(model, X, y, sample_weight=None, *, persist="auto"):
         l2_reg_strength=l2, reference_class=reference, sum_sample_weight=S, persist=persisted,
     )
     work_dtype = X.dtype
+    if model.penalty is None and solver != "sgd":
+        # As in memory, an unpenalized MLE must be identified; the rank check needs only the design's
+        # Gram matrix (one pass). Separation needs the rows themselves and is not checked here.
+        gram, n_rows = _design_gram(X, sw, model.fit_intercept)
+        check_design_rank(gram, n_rows, fit_intercept=model.fit_intercept, feature_names=names,
+                          dtype=work_dtype)
     model.n_features_in_ = int(X.shape[1])
     if names is not None:
         model.feature_names_in_ = names
@@ -335,6 +348,24 @@ def dask_fit(model, X, y, sample_weight=None, *, persist="auto"):
                intercept=np.ascontiguousarray(intercept, dtype=work_dtype), result=result,
                solver=solver, training=DaskTrainingData(loss, weights))
     return model
+
+
+def _design_gram(X, sw, fit_intercept):
+    """``(G, n)``: the Gram matrix of the design ``(1, x)`` (intercept first) over the rows of positive
+    weight, and their number, summed over the chunks."""
+    import dask
+    import dask.array as da
+
+    Z = X.astype(np.float64)
+    if fit_intercept:
+        Z = da.concatenate([da.ones((X.shape[0], 1), chunks=(X.chunks[0], 1)), Z], axis=1)
+    n_rows = X.shape[0]
+    if sw is not None:
+        keep = sw > 0
+        Z = Z * keep[:, None]
+        n_rows = keep.sum()
+    gram, n_rows = dask.compute(Z.T @ Z, n_rows)
+    return gram, int(n_rows)
 
 
 def _streaming_sgd(model, loss, x0, l1, rng):

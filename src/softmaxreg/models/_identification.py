@@ -60,6 +60,7 @@ softmaxreg.models._identification.IdentificationError: perfect or quasi-complete
 
 from __future__ import annotations
 
+import types
 import warnings
 import weakref
 
@@ -79,7 +80,7 @@ from ._coding import (
     _row_chunks,
 )
 
-__all__ = ["IdentificationError", "check_identification"]
+__all__ = ["IdentificationError", "check_identification", "check_design_rank"]
 
 # Above this many non-zeros in the separation LP's constraint matrix, a random
 # subset of rows is checked first (a non-separable subset settles the question).
@@ -396,6 +397,41 @@ def check_identification(
     if loss.y.ndim == 1 and not _check_separation(loss, classes, columns, force=separation is True):
         return
     _VERIFIED[loss] = (rtol,)
+
+
+def check_design_rank(gram, n_rows, *, fit_intercept, feature_names=None, dtype=np.float64):
+    r"""The rank check of :func:`check_identification` from the design's Gram matrix.
+
+    For data that arrive in chunks (a Dask fit): ``gram`` is
+    :math:`\sum_i \tilde x_i \tilde x_i^\top` over the rows of positive
+    weight, the design :math:`\tilde x = (1, x)` with the intercept first when
+    ``fit_intercept``, and ``n_rows`` their number. The criterion is the same
+    (a column whose part independent of the earlier ones is within the
+    tolerance of zero), on ``G = R^T R``; the separation check needs the rows
+    themselves and is not made.
+
+    Raises
+    ------
+    IdentificationError
+        Naming the dependent columns, as :func:`check_identification` does.
+    """
+    G = np.asarray(gram, dtype=np.float64)
+    d = G.shape[0]
+    features = _feature_names(feature_names, d - int(fit_intercept))
+    coding = types.SimpleNamespace(fit_intercept=bool(fit_intercept))
+    columns = _design_columns(coding, features)
+    if n_rows < d:
+        raise IdentificationError(
+            f"the coefficients are not identified: {n_rows} samples (of positive weight) for "
+            f"{d} design columns per class, so the features are linearly dependent. "
+            "Fit with a penalty (penalty='l2') or use fewer features."
+        )
+    eps64 = np.finfo(np.float64).eps
+    rtol = 10.0 * (np.finfo(dtype).eps + np.sqrt(max(n_rows, d)) * eps64)
+    # On the Gram matrix the tolerance applies to squared norms (as for sparse designs above).
+    R, dependent = _ordered_cholesky(G, rtol)
+    if dependent:
+        raise IdentificationError(_rank_message(coding, R, dependent, columns))
 
 
 def _check_separation(loss, classes, columns, force):
