@@ -190,7 +190,7 @@ class SkipGram(BaseEstimator):
     Examples
     --------
     >>> corpus = [["the", "cat", "sat"], ["the", "dog", "sat"]] * 20
-    >>> model = SkipGram(vector_size=8, window=2, epochs=3, random_state=0).fit(corpus)
+    >>> model = SkipGram(vector_size=8, window=2, epochs=3, sample=0, random_state=0).fit(corpus)
     >>> model.vectors_.shape, model.index_to_key_[0], int(model.word_counts_[0])
     ((4, 8), 'the', 40)
     >>> round(model.similarity("cat", "cat"), 6)
@@ -419,7 +419,8 @@ class SkipGram(BaseEstimator):
         With (almost) no training the output vectors stay at zero, so each of
         the 3 words is equally likely: :math:`\log(1/3) = -1.0986`.
 
-        >>> m = SkipGram(vector_size=4, window=1, epochs=1, alpha=1e-12, min_alpha=0, random_state=0)
+        >>> m = SkipGram(vector_size=4, window=1, epochs=1, alpha=1e-12, min_alpha=0, sample=0,
+        ...                random_state=0)
         >>> m = m.fit([["a", "b", "c"]])
         >>> round(m.log_likelihood([["a", "b"]]), 4)
         -1.0986
@@ -473,7 +474,7 @@ class SkipGram(BaseEstimator):
 
         Examples
         --------
-        >>> m = SkipGram(vector_size=2, epochs=1, random_state=0).fit([["a", "b"]])
+        >>> m = SkipGram(vector_size=2, epochs=1, sample=0, random_state=0).fit([["a", "b"]])
         >>> m.vectors_[:] = [[1.0, 0.0], [1.0, 1.0]]
         >>> round(m.similarity("a", "b"), 6)   # cos 45 degrees
         0.707107
@@ -503,7 +504,7 @@ class SkipGram(BaseEstimator):
 
         Examples
         --------
-        >>> m = SkipGram(vector_size=2, epochs=1, random_state=0).fit([["a", "b", "c"]])
+        >>> m = SkipGram(vector_size=2, epochs=1, sample=0, random_state=0).fit([["a", "b", "c"]])
         >>> m.vectors_[:] = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
         >>> [(w, round(s, 4)) for w, s in m.most_similar("a", topn=2)]
         [('b', 0.7071), ('c', 0.0)]
