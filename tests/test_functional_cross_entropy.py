@@ -209,6 +209,36 @@ def test_binary_cross_entropy_tails():
     np.testing.assert_array_equal(out, [1000.0, 1000.0])
 
 
+def test_binary_cross_entropy_keeps_tiny_losses_and_infinite_logits():
+    """A confident right answer costs softplus(-x) = e^-x (no cancellation to 0); an infinite logit costs
+    0 when right and inf when wrong, never NaN."""
+    x = np.array([40.0, 20.0, -40.0, 700.0])
+    t = np.array([1.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(binary_cross_entropy(x, t, reduction="none"), np.log1p(np.exp(-np.abs(x))),
+                               rtol=1e-14)
+    inf = np.array([np.inf, np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(binary_cross_entropy(inf, np.array([1.0, 0.0, 1.0, 0.0]), reduction="none"),
+                                  [0.0, np.inf, np.inf, 0.0])
+    got = binary_cross_entropy(torch.tensor([40.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64),
+                               reduction="none")
+    assert float(got[0]) == pytest.approx(4.248354255291589e-18, rel=1e-12)
+
+
+@pytest.mark.parametrize("weight", [[np.nan, 1.0, 1.0], [np.inf, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+@pytest.mark.parametrize("n", [2, 30000])  # the reference and the kernels' path
+def test_bad_class_weights_are_an_error_not_a_silent_zero(weight, n):
+    z, y = np.zeros((n, 3)), np.arange(n) % 3
+    for f in (cross_entropy, cross_entropy_grad):
+        with pytest.raises(ValueError, match="finite, non-negative"):
+            f(z, y, weight=np.array(weight))
+
+
+@pytest.mark.parametrize("axis", [(1,), 1.0, None, True])
+def test_axis_must_be_one_integer(axis):
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        cross_entropy(np.zeros((2, 3)), np.array([0, 1]), axis=axis)
+
+
 def test_binary_is_two_class_softmax_cross_entropy():
     x = RNG.normal(size=20)
     t = RNG.integers(0, 2, 20)

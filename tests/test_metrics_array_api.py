@@ -52,3 +52,15 @@ def test_labels_name_the_columns_on_the_device(to):
         log_loss(labels[y], logits=z, labels=labels), rel=1e-12)
     with pytest.raises(ValueError, match="pass labels"):
         log_loss(to(y[y < 3]), logits=to(z[y < 3]))
+
+
+def test_special_values_are_refused_on_the_device_as_on_the_host(to):
+    from softmaxreg.metrics import brier_score, log_loss
+
+    y = to(np.array([0, 1]))
+    bad = to(np.array([[np.nan, 0.5], [0.5, 0.5]]))
+    for call in (lambda: log_loss(y, bad), lambda: brier_score(y, bad)):
+        with pytest.raises(ValueError, match="must be finite"):
+            call()
+    with pytest.raises(ValueError, match="-inf in every class"):
+        log_loss(y, logits=to(np.array([[-np.inf, -np.inf], [0.0, 0.0]])))

@@ -319,3 +319,18 @@ def test_ece_spellings_and_bad_options():
         expected_calibration_error(y, proba, strategy="kmeans")
     with pytest.raises(ValueError, match="kind must be .* got 'marginal'"):
         expected_calibration_error(y, proba, kind="marginal")
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted"])
+@pytest.mark.parametrize("y_true, y_pred", [([0, 1, 2], [0, 0, 0]), ([0, 1, 2, 2], [0, 0, 2, 1]), ([0, 0], [1, 1])])
+def test_zero_division_nan_leaves_classes_out_of_the_average_as_sklearn(average, y_true, y_pred):
+    got = precision_recall_fscore(y_true, y_pred, average=average, zero_division=np.nan)
+    want = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=np.nan,
+                                               labels=sorted(set(y_true) | set(y_pred)))
+    np.testing.assert_allclose([got.precision, got.recall, got.fscore], want[:3])
+
+
+def test_log_loss_refuses_a_row_of_minus_infinite_logits():
+    with pytest.raises(ValueError, match="-inf in every class"):
+        log_loss([0, 1], logits=np.array([[-np.inf, -np.inf], [0.0, 0.0]]))
+    assert log_loss([0, 1], logits=np.array([[-np.inf, 0.0], [0.0, 0.0]])) == np.inf

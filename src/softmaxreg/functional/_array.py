@@ -59,6 +59,8 @@ def normalize_axis(axis: int, ndim: int) -> int:
     """Check ``axis`` against ``ndim`` and return it as a non-negative index."""
     if ndim == 0:
         raise ValueError("expected an array with at least one dimension (the class axis), got a 0-d scalar")
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer (the one class axis), got {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of bounds for an array with {ndim} dimensions")
     return axis % ndim

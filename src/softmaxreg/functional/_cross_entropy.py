@@ -126,6 +126,8 @@ class _Problem:
             if tuple(weight.shape) != (k,):
                 raise ValueError(f"weight must be a per-class vector of shape ({k},), got {tuple(weight.shape)}")
             weight = xp.astype(weight, compute)
+            if not bool(xp.all(xp.isfinite(weight) & (weight >= 0))):
+                raise ValueError("weight must hold finite, non-negative per-class weights")
         self.weight = weight
         self.s = shift(xp, self.z, temperature=self.temperature)
         # Rows with no finite logit (all -inf) carry no information: they contribute 0.
@@ -223,6 +225,8 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
         weight = as_array(weight)
         if type(weight) is not np.ndarray or weight.shape != (n_classes,) or weight.dtype.kind not in "fiu":
             return None
+        if not (np.isfinite(weight).all() and (weight >= 0).all()):
+            return None  # _Problem words the error
     try:
         eps = float(label_smoothing)
         t = check_temperature(temperature)
@@ -281,7 +285,7 @@ def cross_entropy(
     axis : int, default=-1
         The class axis.
     weight : array_like of shape (K,), optional
-        Per-class weight.
+        Per-class weight, finite and non-negative (anything else is a ValueError).
     ignore_index : int, optional
         Samples with this label contribute 0 and are not counted (index targets only).
     label_smoothing : float, default=0.0
@@ -422,13 +426,17 @@ def binary_cross_entropy(
     if tuple(t.shape) != tuple(x.shape):
         raise ValueError(f"target must have the logits' shape {tuple(x.shape)}, got {tuple(t.shape)}")
     with quiet_fp():
+        zero = xp.zeros_like(x)
         tail = xp.log1p(xp.exp(-xp.abs(x)))
-        sp_pos = xp.maximum(x, xp.zeros_like(x)) + tail  # softplus(x)
-        sp_neg = sp_pos - x  # softplus(-x)
-        pos_term = t * sp_neg
+        sp_pos = xp.maximum(x, zero) + tail  # softplus(x)
+        # softplus(-x) on its own: softplus(x) - x cancels to 0 once softplus(-x) < eps * x (x > 37)
+        sp_neg = xp.maximum(-x, zero) + tail
+        # A term whose target weight is 0 is absent, even where its softplus is infinite (x = +-inf):
+        # 0 * inf would make a certain, right prediction NaN.
+        pos_term = xp.where(t == 0, zero, t * sp_neg)
         if pos_weight is not None:
             pos_term = pos_term * xp.astype(xp.asarray(as_array(pos_weight), device=device), compute)
-        loss = pos_term + (1.0 - t) * sp_pos
+        loss = pos_term + xp.where(t == 1, zero, (1.0 - t) * sp_pos)
         if weight is not None:
             loss = loss * xp.astype(xp.asarray(as_array(weight), device=device), compute)
     if reduction == "sum":

@@ -159,6 +159,8 @@ class _Problem:
             class_weight = np.asarray(class_weight, dtype=self.dtype)
             if class_weight.shape != (k,):
                 raise ValueError(f"class_weight must have shape (n_classes,) = ({k},), got {class_weight.shape}")
+            if not np.all(np.isfinite(class_weight)) or np.any(class_weight < 0):
+                raise ValueError("class_weight must be finite and non-negative")
         self.cw = class_weight
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=self.dtype)

@@ -191,6 +191,8 @@ def check_temperature(temperature: Any) -> float:
     ValueError
         If it is not a finite number greater than 0.
     """
+    if isinstance(temperature, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     try:
         t = float(temperature)
     except (TypeError, ValueError):

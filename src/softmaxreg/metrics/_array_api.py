@@ -89,8 +89,7 @@ def log_loss(y_true, y_proba=None, *, log_proba=None, logits=None, labels=None, 
     xp, device = _namespace(y_true, y_proba, log_proba, logits)
     y_true = _as(xp, y_true, device)
     if y_proba is not None:
-        p = _as(xp, y_proba, device)
-        p = xp.astype(p, _float(xp, p))
+        p = _checked_proba(xp, _as(xp, y_proba, device))
         eps = float(xp.finfo(p.dtype).eps)
         pc = xp.clip(p, min=eps, max=1 - eps)
         logp = xp.log(pc / xp.sum(pc, axis=1, keepdims=True))
@@ -100,6 +99,8 @@ def log_loss(y_true, y_proba=None, *, log_proba=None, logits=None, labels=None, 
         if bool(xp.any(xp.isnan(z) | (z == float("inf")))):
             raise ValueError("the log-probabilities or logits must not hold NaN or +inf.")
         logp = z if log_proba is not None else log_softmax(z, axis=1)
+        if log_proba is None and bool(xp.any(xp.all(z == -float("inf"), axis=1))):
+            raise ValueError("a logits row is -inf in every class: it gives no class any probability.")
     codes = _codes(xp, y_true, labels, int(logp.shape[1]), device)
     onehot = xp.astype(codes[:, None] == xp.arange(int(logp.shape[1]), device=device)[None, :], logp.dtype)
     nll = -xp.sum(xp.where(onehot > 0, logp, xp.zeros_like(logp)), axis=1)
@@ -113,12 +114,19 @@ def brier_score(y_true, y_proba, *, labels=None, sample_weight=None):
     """Mean squared distance of ``y_proba`` to the one-hot target (see :func:`softmaxreg.metrics.brier_score`)."""
     xp, device = _namespace(y_true, y_proba)
     y_true = _as(xp, y_true, device)
-    p = _as(xp, y_proba, device)
-    p = xp.astype(p, _float(xp, p))
+    p = _checked_proba(xp, _as(xp, y_proba, device))
     codes = _codes(xp, y_true, labels, int(p.shape[1]), device)
     onehot = xp.astype(codes[:, None] == xp.arange(int(p.shape[1]), device=device)[None, :], p.dtype)
     d = p - onehot
     return _weighted_mean(xp, xp.sum(d * d, axis=1), _as(xp, sample_weight, device))
+
+
+def _checked_proba(xp, p):
+    """Probabilities in a float dtype of the namespace; NaN or inf is an error, as on the host."""
+    p = xp.astype(p, _float(xp, p))
+    if not bool(xp.all(xp.isfinite(p))):
+        raise ValueError("y_proba must be finite; it holds NaN or inf.")
+    return p
 
 
 def _floats(xp, device):

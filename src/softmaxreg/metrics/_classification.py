@@ -313,6 +313,9 @@ def log_loss(
             i, k = np.argwhere(np.isnan(z) | np.isposinf(z))[0]
             raise ValueError(f"{name} must not hold NaN or +inf; row {i}, column {k} is {z[i, k]}.")
         lse = np.asarray(logsumexp(z, axis=1), dtype=np.float64)
+        if log_proba is None and np.isneginf(lse).any():
+            i = int(np.flatnonzero(np.isneginf(lse))[0])
+            raise ValueError(f"logits row {i} is -inf in every class: it gives no class any probability.")
         if log_proba is not None:
             tol = np.sqrt(np.finfo(z.dtype).eps) * z.shape[1]
             if np.any(np.abs(lse) > tol):
@@ -700,7 +703,8 @@ def precision_recall_fscore(
         None: per-class arrays.  "macro": unweighted mean over ``labels``;
         "weighted": mean weighted by support; "micro": from the summed counts.
     zero_division : float, default=0.0
-        Value of a ratio whose denominator is zero.
+        Value of a ratio whose denominator is zero; with ``np.nan`` such a
+        class is left out of the "macro" and "weighted" averages, as in scikit-learn.
 
     Returns
     -------
@@ -754,9 +758,17 @@ def precision_recall_fscore(
         z = float(zero_division)
         return PrecisionRecallFscore(z, z, z, None, labels)
     return PrecisionRecallFscore(
-        float(np.average(precision, weights=avg_w)),
-        float(np.average(recall, weights=avg_w)),
-        float(np.average(fscore, weights=avg_w)),
-        None,
-        labels,
+        _nanaverage(precision, avg_w), _nanaverage(recall, avg_w), _nanaverage(fscore, avg_w), None, labels,
     )
+
+
+def _nanaverage(values, weights):
+    """The (weighted) mean over the entries that are not NaN, as scikit-learn averages per-class scores
+    (``zero_division=np.nan`` leaves a class out of the average); NaN when every entry is."""
+    keep = ~np.isnan(values)
+    if not keep.any():
+        return float("nan")
+    w = None if weights is None else np.asarray(weights, dtype=float)[keep]
+    if w is not None and not w.sum() > 0:
+        w = None
+    return float(np.average(values[keep], weights=w))
