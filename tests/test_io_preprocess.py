@@ -127,3 +127,9 @@ def test_sample_weight_counts_rows(kind):
         Preprocessor().fit(X, sample_weight=w[:-1])
     with pytest.raises(ValueError, match="not all zero"):
         Preprocessor().fit(X, sample_weight=-w)
+
+
+def test_encoded_names_that_collide_are_an_error():
+    frame = pd.DataFrame({"color": ["red", "blue", "red"], "color=red": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"'color=red'.*same name.*rename"):
+        Preprocessor().fit(frame)

@@ -124,3 +124,15 @@ def test_format_override():
     assert detect_format("whatever.txt", "libsvm") == "libsvm"
     with pytest.raises(ValueError, match="unknown format 'xls'"):
         detect_format("a.csv", "xls")
+
+
+def test_write_libsvm_refuses_what_read_libsvm_cannot_read(tmp_path):
+    X = np.array([[1.0, 0.0], [0.0, 2.5]])
+    with pytest.raises(ValueError, match="LibSVM labels are finite numbers"):
+        write_libsvm(tmp_path / "t.svm", X, np.array(["setosa", "virginica"]))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        write_libsvm(tmp_path / "t.svm", np.array([[np.nan, 1.0], [0.0, 1.0]]), np.array([0, 1]))
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    write_libsvm(tmp_path / "t.svm", X, np.array([0, 1]))
+    back = read_libsvm(tmp_path / "t.svm")
+    np.testing.assert_array_equal(np.asarray(back.X.todense() if hasattr(back.X, "todense") else back.X), X)

@@ -9,7 +9,6 @@ into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import io as _io
 import json
 import os
 import re
@@ -401,8 +400,11 @@ def _table_record(table) -> dict | None:
 
 
 def _column_record(column):
-    """A table column as stored: integers (class labels) as int64, other numbers as float64, else text."""
-    if pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    """A table column as stored: integers (class labels) as int64, other numbers as float64, else text
+    (booleans included: True and False as the data write them)."""
+    if pd.api.types.is_bool_dtype(column):
+        return [str(v) for v in column.tolist()]
+    if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(dtype=np.int64)
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype=float)
@@ -568,30 +570,51 @@ def cmd_evaluate(args) -> int:
 
 
 # ----------------------------------------------------------------- predict
-def _write_predictions(frame: pd.DataFrame, path: str, fmt: str | None) -> None:
+_PREDICTION_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".tsv": "tsv", ".tsv.gz": "tsv", ".parquet": "parquet",
+                        ".pq": "parquet", ".npz": "npz"}
+
+
+def _prediction_format(path: str) -> str:
+    """The format ``-o PATH`` asks for by its suffix; an unknown suffix is refused before any work."""
+    if path == "-":
+        return "csv"
+    lower = path.lower()
+    for suffix in sorted(_PREDICTION_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return _PREDICTION_SUFFIXES[suffix]
+    raise ValueError(f"-o {path!r}: predictions are written as {', '.join(_PREDICTION_SUFFIXES)}; "
+                     "name the file with one of these suffixes (or -o - for CSV on stdout)")
+
+
+def _write_predictions(frame: pd.DataFrame, path: str) -> None:
     if path == "-":
         frame.to_csv(sys.stdout, index=False)
         return
     _check_output_dir(path)
-    lower = path.lower()
-    fmt = fmt or ("parquet" if lower.endswith((".parquet", ".pq")) else
-                  "npz" if lower.endswith(".npz") else "csv")
+    fmt = _prediction_format(path)
 
     def write(fh):
         if fmt == "parquet":
             frame.to_parquet(fh, index=False)
         elif fmt == "npz":
-            np.savez(fh, **{c: frame[c].to_numpy() if frame[c].dtype != object
-                            else frame[c].to_numpy(dtype=str) for c in frame.columns})
+            # labels as fixed-width text (as model files keep classes): an object array needs pickle
+            np.savez(fh, **{c: frame[c].to_numpy() if pd.api.types.is_numeric_dtype(frame[c])
+                            or pd.api.types.is_bool_dtype(frame[c]) else frame[c].to_numpy(dtype=str)
+                            for c in frame.columns})
         else:
-            buf = _io.StringIO()
-            frame.to_csv(buf, index=False, float_format="%.17g")
-            fh.write(buf.getvalue().encode("utf-8"))
+            text = frame.to_csv(index=False, float_format="%.17g", sep="\t" if fmt == "tsv" else ",")
+            data = text.encode("utf-8")
+            if path.lower().endswith(".gz"):
+                import gzip
+
+                data = gzip.compress(data, mtime=0)
+            fh.write(data)
 
     atomic_write(path, write)
 
 
 def cmd_predict(args) -> int:
+    _prediction_format(args.output)
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args, require_target=False)
     Z = bundle.transform(data.X, repr(data.name))
@@ -604,7 +627,7 @@ def cmd_predict(args) -> int:
     unseen = getattr(bundle.preprocessor, "unseen_", None) or {}
     for col, n in unseen.items():
         _say(args, f"softmaxreg: warning: {n} rows of {col!r} hold categories not seen in training (encoded as all zeros)")
-    _write_predictions(frame, args.output, None)
+    _write_predictions(frame, args.output)
     if args.output != "-":
         _say(args, f"softmaxreg: wrote {len(frame):,} predictions to {args.output}")
     return 0

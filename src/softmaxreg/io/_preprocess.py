@@ -109,6 +109,12 @@ class Preprocessor:
                 out.append(c["name"])
             else:
                 out.extend(f"{c['name']}={v}" for v in c["categories"])
+        dup = sorted({n for n in out if out.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"{name}: the encoded columns {dup} would have the same name (a one-hot column "
+                "'col=value' equals another column's name); rename that column"
+            )
         self.feature_names_out_ = out
         self.mean_ = np.zeros(len(out))
         self.scale_ = np.ones(len(out))

@@ -155,8 +155,7 @@ def _labels_array(y: pd.Series) -> np.ndarray:
         values = np.asarray(y.astype(str).to_numpy(), dtype=str)
     elif values.dtype.kind == "f" and np.all(values == np.round(values)):
         values = values.astype(np.int64)
-    elif values.dtype.kind == "b":
-        values = values.astype(np.int64)
+    # booleans stay booleans: a True/False column predicts True/False, as the Python API does
     return values
 
 
@@ -372,13 +371,31 @@ def read_libsvm(path, n_features: int | None = None, *, zero_based: bool | str =
 
 
 def write_libsvm(path, X, y) -> None:
-    """Write ``X`` (dense or sparse) and ``y`` in LibSVM format, one-based."""
+    """Write ``X`` (dense or sparse) and ``y`` in LibSVM format, one-based, atomically.
+
+    The format's labels are numbers, so ``y`` must be numeric (encode text labels
+    first): what :func:`read_libsvm` reads back is what was written.
+    """
+    from ._model_file import atomic_write
+
     X = sp.csr_matrix(X)
-    with open(path, "w", encoding="utf-8") as fh:
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have one label per row of X ({X.shape[0]}), got shape {y.shape}")
+    if y.dtype.kind not in "biuf" or not np.all(np.isfinite(y.astype(np.float64))):
+        raise ValueError(f"LibSVM labels are finite numbers; y has dtype {y.dtype} (encode text labels as "
+                         "integers first, e.g. with np.unique(y, return_inverse=True))")
+    if not np.all(np.isfinite(X.data)):
+        raise ValueError("X holds NaN or inf, which LibSVM files cannot hold")
+    labels = y.astype(np.int64) if y.dtype.kind == "b" else y
+
+    def write(fh):
         for i in range(X.shape[0]):
             row = X.getrow(i)
             pairs = " ".join(f"{j + 1}:{v:.17g}" for j, v in zip(row.indices, row.data))
-            fh.write(f"{y[i]} {pairs}\n".rstrip() + "\n")
+            fh.write(f"{labels[i]} {pairs}\n".rstrip().encode("utf-8") + b"\n")
+
+    atomic_write(os.fspath(path), write)
 
 
 def read_data_file(path, target=None, *, format=None, require_target=True,
