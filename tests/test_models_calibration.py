@@ -162,3 +162,16 @@ def test_float32_in_float32_out(dtype, make):
         assert out.dtype == dtype, method
     np.testing.assert_allclose(np.exp(cal.predict_log_proba(X)), cal.predict_proba(X),
                                rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_a_calibrator_used_before_fit_says_so():
+    from sklearn.exceptions import NotFittedError
+
+    from softmaxreg.models import SoftmaxRegression, TemperatureScaling, VectorScaling
+
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = SoftmaxRegression().fit(X, [0, 0, 1, 1])
+    for calibrator in (TemperatureScaling(model), VectorScaling(model)):
+        for method in ("predict", "predict_proba", "decision_function"):
+            with pytest.raises(NotFittedError, match="not fitted yet"):
+                getattr(calibrator, method)(X)

@@ -44,6 +44,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 import array_api_compat
+from sklearn.exceptions import NotFittedError
 
 from ..functional import cross_entropy, cross_entropy_grad, log_softmax, softmax, softmax_jvp
 from ..loss import is_foreign_array
@@ -257,6 +258,11 @@ class _PrefitCalibrator:
                 ) from None
         return idx.astype(np.int64)
 
+    def _check_fitted(self, attribute):
+        if not hasattr(self, attribute):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 "held-out labelled data before using it.")
+
     def _prepare_fit(self, X, y):
         if not hasattr(self.estimator, "classes_"):
             raise ValueError("calibration needs a fitted estimator; call fit on it first")
@@ -335,6 +341,7 @@ class TemperatureScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Scaled logits ``z / T``, shape (n_samples, n_classes)."""
+        self._check_fitted("temperature_")
         z, dtype = _logits_and_dtype(self.estimator, X)
         return _in_dtype(z / self.temperature_, dtype)
 
@@ -371,5 +378,6 @@ class VectorScaling(_PrefitCalibrator):
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated logits ``w * z + b``, shape (n_samples, n_classes)."""
+        self._check_fitted("scale_")
         z, dtype = _logits_and_dtype(self.estimator, X)
         return _in_dtype(z * self.scale_ + self.shift_, dtype)
