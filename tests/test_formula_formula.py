@@ -100,3 +100,21 @@ def test_bad_formulas():
     model = sf.fit("y ~ C(region)", df)
     with pytest.raises(ValueError, match="west"):
         model.predict(df.iloc[:2].assign(region="west"))
+
+
+def test_repeated_index_labels_and_a_missing_column_at_prediction():
+    """Rows are tracked by position (an index repeated after pd.concat is fine, as in statsmodels); a
+    column the formula needs but the new data lack is named."""
+    rng = np.random.default_rng(0)
+    n = 80
+    df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.uniform(1, 2, n), "g": rng.choice(["u", "v"], n),
+                       "y": rng.choice(["a", "b", "c"], n)}, index=[0] * 40 + [1] * 40)
+    df.iloc[3, 0] = np.nan  # a dropped row, with its weight
+    w = np.arange(n) + 1.0
+    model = sf.fit("y ~ x1 + np.log(x2) + C(g)", df, sample_weight=w)
+    fresh = sf.fit("y ~ x1 + np.log(x2) + C(g)", df.reset_index(drop=True), sample_weight=w)
+    np.testing.assert_array_equal(model.coef_, fresh.coef_)
+    X, y, _ = sf.design("y ~ x1", df)
+    assert len(X) == n - 1 and list(X.index[:2]) == [0, 0]
+    with pytest.raises(ValueError, match=r"lack the column\(s\) \['x2'\]"):
+        model.predict_proba(pd.DataFrame({"x1": [0.1], "g": ["u"]}))

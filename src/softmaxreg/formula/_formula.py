@@ -95,6 +95,9 @@ class FormulaSpec:
         import pandas as pd
 
         frame = data if columns is not None else pd.DataFrame(data)
+        absent = sorted(set(getattr(self.model_spec, "required_variables", ())) - set(map(str, frame.columns)))
+        if absent:
+            raise ValueError(f"the data lack the column(s) {absent} that the formula {self.formula!r} uses.")
         from formulaic.errors import DataMismatchWarning
 
         with warnings.catch_warnings():
@@ -188,13 +191,16 @@ def _design(formula, data):
             f"the left side of the formula, {lhs!r}, must name a column of the data "
             f"(columns: {list(columns)})."
         )
-    matrix = formulaic.model_matrix(rhs, data)
+    # Rows are tracked by position: the data's own index may repeat labels (after pd.concat).
+    matrix = formulaic.model_matrix(rhs, data.reset_index(drop=True))
     spec = FormulaSpec(formula, matrix.model_spec)
-    rows = data.index.get_indexer(matrix.index)
+    rows = np.asarray(matrix.index, dtype=np.intp)
     y = np.asarray(data[lhs])[rows]
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y.tolist()):
         raise ValueError(f"the response {lhs!r} has missing values; drop those rows first.")
-    return matrix[spec.feature_names].astype(np.float64), y, spec, rows
+    X = matrix[spec.feature_names].astype(np.float64)
+    X.index = data.index[rows]
+    return X, y, spec, rows
 
 
 def fit(formula, data, *, sample_weight=None, **params):
