@@ -337,8 +337,22 @@ def test_dataframes_keep_feature_names_and_any_labels():
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("labels", [[None, 1, 2] * 10, [0.0, np.nan, 1.0] * 10,
+                                    pd.Series(pd.array([None, "a", "b"] * 10, dtype="string")),
+                                    pd.Series(pd.to_datetime(["2020-01-01", None, "2020-01-02"] * 10))])
+def test_missing_labels_are_refused_not_made_a_class(labels):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    for model in (SoftmaxRegression(), SoftmaxRegression(solver="sgd", max_iter=2)):
+        with pytest.raises(ValueError, match=r"missing label\(s\).*first at row [01]"):
+            model.fit(X, labels)
+    for classes, words in (([0, 1, None], "missing label"), ([0, 1, 1], "more than once"),
+                           ([[0, 1, 2]], "1-D")):
+        with pytest.raises(ValueError, match=words):
+            SoftmaxRegression(solver="sgd").partial_fit(X, np.arange(30) % 3, classes=classes)
+
+
 @pytest.mark.parametrize("names", [[(0, "x"), (1, "y"), (2, "z")], [2.5, "a", 1],
-                                   [None, "b", (1,)], [True, "x", 3]])
+                                   [frozenset(), "b", (1,)], [True, "x", 3]])
 def test_labels_of_any_hashable_type(names):
     X, y = dataset("iris")
     ref = SoftmaxRegression().fit(X, y)

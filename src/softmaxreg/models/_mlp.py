@@ -19,7 +19,8 @@ from softmaxreg.nn import init as nn_init
 from softmaxreg.solvers import get_schedule
 
 from ._mlp_params import DEPRECATED, MLP_CONSTRAINTS, SCHEDULES, resolve_deprecated
-from ._validation import check_finite, check_params, check_sample_weight, class_weight_to_sample_weight
+from ._validation import (check_classes, check_finite, check_no_missing_labels, check_params, check_sample_weight,
+                          class_weight_to_sample_weight)
 
 __all__ = ["MLPClassifier"]
 
@@ -406,6 +407,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 "class_weight='balanced' needs all the data at once; pass a dict to partial_fit."
             )
         first = not hasattr(self, "coefs_")
+        if classes is not None:
+            classes = check_classes(classes)
         X, y = self._validate_Xy(X, y, reset=first)
         if first:
             known = np.unique(np.asarray(classes) if classes is not None else y)
@@ -511,6 +514,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return tuple(int(s) for s in sizes), cfg
 
     def _validate_Xy(self, X, y, reset):
+        check_no_missing_labels(y)
         dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
         # C order, as for SoftmaxRegression: minibatches gather whole rows.
         X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype], order="C",

@@ -24,8 +24,10 @@ from ._validation import (
     Options,
     RandomStateLike,
     as_label_array,
+    check_classes,
     check_finite,
     check_label_targets,
+    check_no_missing_labels,
     check_params,
     check_sample_weight,
     class_weight_to_sample_weight,
@@ -400,6 +402,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             )
         state = getattr(self, "_partial_state", None)
         fitted = hasattr(self, "coef_")
+        if classes is not None:
+            classes = check_classes(classes)
         X, y = self._validate_Xy(X, y, reset=not fitted)
         if sp.issparse(X) and X.format == "csc":
             X = X.tocsr()
@@ -813,6 +817,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         )
 
     def _validate_Xy(self, X, y, reset):
+        check_no_missing_labels(y)
         y = as_label_array(y)
         # Dense X in C order, as scikit-learn's LogisticRegression asks: a fit reads X
         # many times, and the fused passes need rows contiguous (a Fortran-ordered X,

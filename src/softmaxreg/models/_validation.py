@@ -309,12 +309,51 @@ def _label_kind(v):
     return "other"
 
 
+def check_no_missing_labels(y, name="y"):
+    """Refuse missing labels (None, NaN, NaT, pandas' NA) before anything converts ``y``.
+
+    A missing value is no class: taken as one (None sorts as a label of its own)
+    it would be predicted back, and pandas' NA cannot even be compared.
+
+    >>> check_no_missing_labels(["a", None, "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: y holds 1 missing label(s) (None, NaN, NaT or NA), first at row 1; drop or label those rows.
+    """
+    import pandas as pd
+
+    if sp.issparse(y):
+        return
+    values = y if hasattr(y, "isna") else np.asarray(y, dtype=object) if isinstance(y, (list, tuple)) else y
+    try:
+        missing = np.asarray(pd.isna(values), dtype=bool)
+    except (TypeError, ValueError):  # something pandas cannot look into: the usual checks decide
+        return
+    if missing.ndim == 1 and missing.any():
+        rows = np.flatnonzero(missing)
+        raise ValueError(f"{name} holds {rows.size} missing label(s) (None, NaN, NaT or NA), first at row "
+                         f"{rows[0]}; drop or label those rows.")
+
+
+def check_classes(classes):
+    """``classes=`` of ``partial_fit`` as a 1-D array of distinct labels, none missing."""
+    check_no_missing_labels(classes, "classes")
+    arr = as_label_array(classes)
+    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+    if arr.ndim != 1:
+        raise ValueError(f"classes must be a 1-D list of labels, got shape {arr.shape}.")
+    if len(set(arr.tolist())) != arr.shape[0]:
+        raise ValueError(f"classes lists a label more than once: {arr.tolist()}.")
+    return arr
+
+
 def check_label_targets(y):
     """Accept class labels of any hashable type; reject continuous or multi-output ``y``.
 
     scikit-learn's ``check_classification_targets`` refuses object arrays of
-    tuples or of mixed types (mixed int/str labels, None); those are valid
-    class labels here as long as each is hashable and none is NaN.  Object
+    tuples or of mixed types (mixed int/str labels); those are valid class
+    labels here as long as each is hashable and none is missing
+    (:func:`check_no_missing_labels` runs first).  Object
     arrays holding only numbers are checked as numbers, so ``[0.5, 1.7]`` is
     still refused as continuous.
     """
