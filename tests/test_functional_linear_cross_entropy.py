@@ -289,6 +289,7 @@ def test_topk_ties_go_to_the_smaller_class_as_argmax(block_size):
         (lambda: linear_cross_entropy(X, WEIGHT, LABELS, class_weight=np.ones(3)), r"class_weight must have shape"),
         (lambda: linear_cross_entropy(X, WEIGHT, LABELS, sample_weight=-np.ones(N)), r"non-negative"),
         (lambda: linear_cross_entropy(X, WEIGHT, LABELS, block_size=(0, 4)), r"block_size must be a pair"),
+        (lambda: linear_cross_entropy(X, WEIGHT, LABELS, block_size=(1.5, 4)), r"block_size must be a pair"),
         (lambda: linear_topk(X, WEIGHT, 0), r"k must be an integer in \[1, n_classes\]"),
         (lambda: linear_topk(X, WEIGHT, K + 1), r"k must be an integer"),
     ],

@@ -133,3 +133,11 @@ def test_encoded_names_that_collide_are_an_error():
     frame = pd.DataFrame({"color": ["red", "blue", "red"], "color=red": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"'color=red'.*same name.*rename"):
         Preprocessor().fit(frame)
+
+
+def test_lists_complex_and_empty_inputs():
+    assert Preprocessor().fit([[1, 2], [3, 4]]).feature_names_out_ == ["x0", "x1"]
+    for bad, words in (([[1, 2], [3]], "rows of equal length"), (pd.DataFrame({"d": [1 + 1j, 2]}), "complex"),
+                       (pd.DataFrame({"d": []}), "nothing to fit on")):
+        with pytest.raises(ValueError, match=words):
+            Preprocessor().fit(bad)

@@ -465,3 +465,17 @@ def test_unconverged_fit_is_flagged_in_inference_and_summary():
         warnings.simplefilter("error", ConvergenceWarning)
         text = str(done.summary())
     assert "not the optimum" not in text and "Converged:" in text
+
+
+def test_effects_and_intervals_refuse_non_finite_rows():
+    from softmaxreg import SoftmaxRegression
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(90, 3)), np.arange(90) % 3
+    model = SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+    with pytest.raises(ValueError, match="NaN at row 0"):
+        model.marginal_effects(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="NaN at row 0"):
+        model.predict_interval(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match=r"at\['x0'\] = inf"):
+        model.marginal_effects(at={"x0": np.inf})

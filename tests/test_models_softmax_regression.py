@@ -767,3 +767,18 @@ def test_float32_in_float32_out(dtype, n_classes):
             assert out.dtype == dtype, method
         np.testing.assert_allclose(out, getattr(ref, method)(X.astype(np.float64)),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_non_numeric_columns_and_overflowing_weights_are_named():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    y = np.arange(30) % 3
+    for bad in (frame.assign(s="x"), frame.assign(d=pd.Timestamp("2020-01-01")),
+                frame.assign(c=pd.Categorical(["u"] * 30))):
+        with pytest.raises(ValueError, match=r"non-numeric columns \['[sdc]'\]"):
+            SoftmaxRegression().fit(bad, y)
+    model = SoftmaxRegression().fit(frame.assign(flag=True), y)  # booleans are numbers
+    with pytest.raises(ValueError, match=r"non-numeric columns \['s'\]"):
+        model.predict(frame.assign(flag=True, s="x"))
+    with pytest.raises(ValueError, match="more than float64 can hold"):
+        SoftmaxRegression().fit(X, y, sample_weight=np.full(30, 1e308))

@@ -199,10 +199,11 @@ class _Problem:
         n, k = self.n, self.k
         if block_size is not None:
             try:
-                rows, classes = (int(v) for v in block_size)
+                rows, classes = block_size
             except (TypeError, ValueError):
                 raise ValueError(f"block_size must be a pair (rows, classes) of positive integers, got {block_size!r}") from None
-            if rows < 1 or classes < 1:
+            if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (rows, classes)) \
+                    or rows < 1 or classes < 1:
                 raise ValueError(f"block_size must be a pair (rows, classes) of positive integers, got {block_size!r}")
             return min(rows, max(n, 1)), min(classes, k)
         item = self.dtype.itemsize

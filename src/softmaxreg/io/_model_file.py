@@ -376,6 +376,11 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
         )
     if not hasattr(estimator, "classes_"):
         raise ValueError(f"the {kind} is not fitted; call fit before saving it")
+    if preprocessor is not None and not isinstance(preprocessor, Preprocessor):
+        raise TypeError(f"preprocessor must be a softmaxreg.io.Preprocessor, got {type(preprocessor).__name__}")
+    if calibration is not None and not isinstance(calibration, dict):
+        raise TypeError(f"calibration must be a dict such as {{'method': 'temperature', 'temperature': 1.2}}, "
+                        f"got {type(calibration).__name__}")
     if calibration is not None and calibration.get("method") not in ("temperature", "vector"):
         raise ValueError(f"unknown calibration method {calibration.get('method')!r}")
 

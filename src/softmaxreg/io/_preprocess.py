@@ -84,6 +84,15 @@ class Preprocessor:
         values, so that a row of weight 2 counts as that row twice.
         """
         self.notes_: list[str] = []
+        if not isinstance(X, pd.DataFrame) and not sp.issparse(X):
+            try:
+                X = np.asarray(X)
+            except ValueError:  # ragged nested lists
+                raise ValueError(f"{name}: features must be a 2-D table (rows of equal length)") from None
+            if X.ndim != 2:
+                raise ValueError(f"{name}: features must be a 2-D table, got {X.ndim} dimension(s)")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"{name}: nothing to fit on ({X.shape[0]} rows, {X.shape[1]} columns)")
         w = self._check_weights(sample_weight, X.shape[0], name)
         if isinstance(X, pd.DataFrame):
             self.kind_ = "frame"
@@ -161,6 +170,8 @@ class Preprocessor:
         return w
 
     def _fit_column(self, col: pd.Series, cname: str, name: str, w=None) -> dict:
+        if pd.api.types.is_complex_dtype(col):
+            raise ValueError(f"{name}: column {cname!r} holds complex numbers; give real features")
         if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
             values = pd.to_numeric(col, errors="coerce").astype(float)
             spec = {"name": cname, "type": "numeric", "fill": None}

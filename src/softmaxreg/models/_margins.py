@@ -51,6 +51,7 @@ from scipy.special import ndtr, ndtri
 
 from ._array_api import to_numpy
 from ._delta import CHUNK_FLOATS, delta_parts, probability_jacobian
+from ._validation import check_finite
 from ._summary import _block_lines, _ci_labels, _header_lines, _table_width
 
 __all__ = ["MarginalEffects", "marginal_effects"]
@@ -94,6 +95,8 @@ def _points(X, w, at, features):
     if isinstance(at, dict):
         X = X.copy()
         for key, value in at.items():
+            if not np.isfinite(float(value)):
+                raise ValueError(f"at[{key!r}] = {value!r}: marginal effects are evaluated at finite values.")
             X[:, _column_index(key, features)] = float(value)
         return X, w / w.sum()
     if at == "overall":
@@ -204,6 +207,7 @@ def marginal_effects(model, X=None, *, at="overall", method="dydx", dummy=False,
         X, w = to_numpy(model._loss.X), np.asarray(to_numpy(model._loss.sample_weight), dtype=np.float64)
     else:
         X = model._validated(to_numpy(X))  # computed on the host, as the covariance is (a device X too)
+        check_finite(X, feature_names=getattr(model, "feature_names_in_", None))
         w = np.ones(X.shape[0])
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     X = X.astype(np.float64)

@@ -19,8 +19,8 @@ from softmaxreg.nn import init as nn_init
 from softmaxreg.solvers import get_schedule
 
 from ._mlp_params import DEPRECATED, MLP_CONSTRAINTS, SCHEDULES, resolve_deprecated
-from ._validation import (check_classes, check_finite, check_no_missing_labels, check_params, check_sample_weight,
-                          class_weight_to_sample_weight)
+from ._validation import (check_classes, check_finite, check_no_missing_labels, check_numeric_columns, check_params,
+                          check_sample_weight, class_weight_to_sample_weight)
 
 __all__ = ["MLPClassifier"]
 
@@ -515,6 +515,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_Xy(self, X, y, reset):
         check_no_missing_labels(y)
+        check_numeric_columns(X)
         dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
         # C order, as for SoftmaxRegression: minibatches gather whole rows.
         X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype], order="C",
@@ -835,6 +836,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         """Forward pass from ``coefs_``/``intercepts_`` alone (works for a model read from a file)."""
         check_is_fitted(self, "coefs_")
+        check_numeric_columns(X)
         X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
                           ensure_all_finite=False, reset=False)
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))

@@ -28,6 +28,7 @@ from scipy.special import expit, ndtri
 
 from ._array_api import to_numpy
 from ._delta import CHUNK_FLOATS, delta_parts
+from ._validation import check_finite
 
 __all__ = ["ProbabilityInterval", "predict_interval"]
 
@@ -68,6 +69,7 @@ def predict_interval(model, X, alpha=0.05, cov_type="nonrobust", groups=None):
     parts = delta_parts(model, cov_type, groups, what="prediction intervals")
     X = model._validated(to_numpy(X))  # computed on the host, as the covariance is (a device X too)
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    check_finite(X, feature_names=getattr(model, "feature_names_in_", None))
     W, free, V = parts.W, parts.free, parts.cov
     K, D = W.shape
     n = X.shape[0]

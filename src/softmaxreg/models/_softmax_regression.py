@@ -28,6 +28,7 @@ from ._validation import (
     check_finite,
     check_label_targets,
     check_no_missing_labels,
+    check_numeric_columns,
     check_params,
     check_sample_weight,
     class_weight_to_sample_weight,
@@ -818,6 +819,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
 
     def _validate_Xy(self, X, y, reset):
         check_no_missing_labels(y)
+        check_numeric_columns(X)
         y = as_label_array(y)
         # Dense X in C order, as scikit-learn's LogisticRegression asks: a fit reads X
         # many times, and the fused passes need rows contiguous (a Fortran-ordered X,
@@ -868,6 +870,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if getattr(self, "formula_", None) is not None:  # set by softmaxreg.formula.fit
             X = self.formula_.transform(X)
+        check_numeric_columns(X)
         X = validate_data(
             self,
             X,

@@ -176,6 +176,27 @@ def compute_dtype(X, dtype):
     return [np.float64, np.float32]
 
 
+def check_numeric_columns(X, name="X"):
+    """Refuse a DataFrame with columns that are not numbers (text, categories, dates), naming them, before
+    NumPy's conversion fails on the first cell it cannot read.
+
+    >>> import pandas as pd
+    >>> check_numeric_columns(pd.DataFrame({"a": [1.0], "s": ["x"], "d": pd.to_datetime(["2020-01-01"])}))
+    Traceback (most recent call last):
+    ...
+    ValueError: X has non-numeric columns ['s', 'd']; encode them (e.g. softmaxreg.io.Preprocessor one-hot encodes text and categories) or drop them.
+    """
+    import pandas as pd
+
+    if not isinstance(X, pd.DataFrame):
+        return
+    bad = [str(c) for c, t in X.dtypes.items()
+           if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_timedelta64_dtype(t)]
+    if bad:
+        raise ValueError(f"{name} has non-numeric columns {bad}; encode them (e.g. softmaxreg.io.Preprocessor "
+                         "one-hot encodes text and categories) or drop them.")
+
+
 def check_finite(X, name="X", feature_names=None):
     """Raise a ValueError naming the first row and column of ``X`` holding NaN or inf.
 
@@ -228,8 +249,13 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError(
             f"sample_weight must be finite and non-negative; row {bad[0]} has {sw[bad[0]]}."
         )
-    if not sw.sum() > 0:
+    with np.errstate(over="ignore"):
+        total = sw.sum()
+    if not total > 0:
         raise ValueError("sample_weight sums to zero; give at least one row a positive weight.")
+    if not np.isfinite(total):
+        raise ValueError("sample_weight sums to more than float64 can hold; rescale the weights (only their "
+                         "ratios matter to the fit).")
     return sw
 
 
