@@ -176,6 +176,11 @@ def test_rank_deficient_design_named_by_columns(tmp_path, csv, capsys):
                          "-o", tmp_path / "a.srm")
     assert code != 0
     assert "'const' is constant" in err and "color=red" in err and "--formula" in err and "x4" not in err
+    from softmaxreg.cli._commands import _with_column_names  # a label such as 'x1' is not a column
+    import types
+
+    pre = types.SimpleNamespace(feature_names_out_=["a", "b"], columns_=[])
+    assert _with_column_names("y holds labels ['x1', 'x0']", pre, None) == "y holds labels ['x1', 'x0']"
     assert not (tmp_path / "a.srm").exists()
     frame.drop(columns="const").to_csv(path, index=False)
     code, out, err = run(capsys, "train", path, "--target", "grade", "--penalty", "none", "--sample-weight", "w",

@@ -340,3 +340,11 @@ def test_unpenalized_fit_of_a_rank_deficient_design_is_refused_as_in_memory():
         SoftmaxRegression(penalty=None, reference_class=0).fit(*_dask(X, y, chunks=50))
     assert str(on_dask.value) == str(in_memory.value)
     SoftmaxRegression(penalty="l2").fit(*_dask(X, y, chunks=50))  # a penalty identifies it
+
+
+def test_missing_labels_in_a_partition_are_refused():
+    X, _, _ = _data(n=200)
+    labels = np.array(["a", "b", "c", "d"] * 50, dtype=object)
+    labels[170] = None
+    with pytest.raises(ValueError, match=r"partition 3.*missing label"):
+        SoftmaxRegression().fit(*_dask(X, labels, chunks=50))

@@ -254,3 +254,8 @@ def test_an_epoch_without_pairs_is_nan_and_warned():
     empty = [h for h in m.history_ if h["pairs"] == 0]
     assert empty and all(np.isnan(h["objective"]) for h in empty)
     assert all(np.isfinite(h["objective"]) for h in m.history_ if h["pairs"])
+
+
+def test_no_pairs_without_subsampling_names_the_window():
+    with pytest.warns(UserWarning, match="no sentence has two words within window=5"):
+        SkipGram(vector_size=2, epochs=1, sample=0, min_count=1, random_state=0).fit([["a"], ["b"]])

@@ -782,3 +782,10 @@ def test_non_numeric_columns_and_overflowing_weights_are_named():
         model.predict(frame.assign(flag=True, s="x"))
     with pytest.raises(ValueError, match="more than float64 can hold"):
         SoftmaxRegression().fit(X, y, sample_weight=np.full(30, 1e308))
+
+
+def test_object_columns_of_numbers_are_numbers():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    frame = pd.DataFrame(X, columns=["a", "b"]).astype(object)
+    np.testing.assert_allclose(SoftmaxRegression().fit(frame, np.arange(30) % 3).coef_,
+                               SoftmaxRegression().fit(X, np.arange(30) % 3).coef_)

@@ -87,3 +87,9 @@ def test_eval_mode_computes_the_loss_only_and_bad_use_is_clear():
         nn.LinearCrossEntropy(3, 4, ignore_index=1.5)
     with pytest.raises(ValueError, match="class_weight must have shape"):
         nn.LinearCrossEntropy(3, 4, class_weight=np.ones(3))
+
+
+def test_class_weight_must_be_finite_and_non_negative_when_built():
+    for weight in ([1.0, np.nan, 1.0, 1.0], [1.0, -1.0, 1.0, 1.0]):
+        with pytest.raises(ValueError, match="finite and non-negative"):
+            nn.LinearCrossEntropy(3, 4, class_weight=np.array(weight))

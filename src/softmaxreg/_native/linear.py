@@ -660,6 +660,7 @@ def predict(X, coef, intercept, what=PROBA):
     out = np.empty((n, K) if what != LABELS else (0, K), np.float64)
     labels = np.empty(n if what == LABELS else 0, dtype=np.int64)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
+
     def rows(r):
         w = _workspace(K, X.shape[1], X.dtype)
         return _predict(X[r], W, b, out[r], labels[r], what, w.T4[0], w.T4[2], w.S, w.Xq)

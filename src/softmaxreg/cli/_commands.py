@@ -9,6 +9,7 @@ into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -320,8 +321,20 @@ def _with_column_names(message, pre, estimator):
     """An estimator's message about the matrix it saw (columns ``x0, x1, ...``) in the data's column
     names; for a rank-deficient design with one-hot columns and an intercept, how to code them."""
     names = pre.feature_names_out_
-    message = re.sub(r"(?<![\w=])x(\d+)(?![\w=])",
-                     lambda m: names[int(m.group(1))] if int(m.group(1)) < len(names) else m.group(0), message)
+
+    def name(m):
+        j = int(m.group(2))
+        return m.group(1) + (names[j] if j < len(names) else f"x{j}")
+
+    def listed(m):
+        return "feature(s) [" + re.sub(r"(')x(\d+)(?=')", name, m.group(1)) + "]"
+
+    # the estimator's own forms only (a label such as 'x1' elsewhere in a message is left alone):
+    # "feature 'x3'", "x3 = ..." and "... * x3" in a dependence, and the list after "feature(s)"
+    message = re.sub(r"feature\(s\) \[([^\]]*)\]", listed, message)
+    message = re.sub(r"(feature ')x(\d+)(?=')", name, message)
+    message = re.sub(r"((?:^|[(;] ))x(\d+)(?= = )", name, message)
+    message = re.sub(r"(\* )x(\d+)\b", name, message)
     message = message.replace("penalty='l2'", "--penalty l2")
     categorical = [c["name"] for c in pre.columns_ if c["type"] == "categorical"]
     if "not identified" in message and categorical and getattr(estimator, "fit_intercept", False):
@@ -404,7 +417,7 @@ def _column_record(column):
     (booleans included: True and False as the data write them)."""
     if pd.api.types.is_bool_dtype(column):
         return [str(v) for v in column.tolist()]
-    if pd.api.types.is_integer_dtype(column):
+    if pd.api.types.is_integer_dtype(column) and not column.isna().any():
         return column.to_numpy(dtype=np.int64)
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype=float)
@@ -605,8 +618,6 @@ def _write_predictions(frame: pd.DataFrame, path: str) -> None:
             text = frame.to_csv(index=False, float_format="%.17g", sep="\t" if fmt == "tsv" else ",")
             data = text.encode("utf-8")
             if path.lower().endswith(".gz"):
-                import gzip
-
                 data = gzip.compress(data, mtime=0)
             fh.write(data)
 

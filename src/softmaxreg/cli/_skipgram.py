@@ -79,7 +79,8 @@ def cmd_skipgram(args) -> int:
     took = f"{secs:.2f} s" if secs < 60 else format_duration(secs)
     last = model.history_[-1]
     loss = (f"last epoch's loss {last['objective']:.4f} per pair" if last["pairs"] else
-            "the last epoch drew no pairs (a corpus this small needs a lower --sample, 0 for none)")
+            ("the last epoch drew no pairs (a corpus this small needs a lower --sample, 0 for none)"
+             if model.sample > 0 else "the last epoch drew no pairs (no sentence has two words in a window)"))
     print(f"trained {len(model.index_to_key_)} words x {model.vector_size} in {took}, {model.n_epochs_} epochs, "
           f"{model.words_per_second_:,.0f} words/s, {loss}", flush=True)
     print(f"saved the vectors to {out}", flush=True)

@@ -209,9 +209,10 @@ def _fast_labels(logits, target, axis, weight, ignore_index, label_smoothing, te
     k = fast_kernels(logits)
     if k is None or reduction not in _REDUCTIONS:
         return None
-    if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
-                                     or not isinstance(ignore_index, (int, np.integer))):
-        return None
+    try:
+        ignore_index = check_ignore_index(ignore_index)
+    except TypeError:
+        return None  # _Problem words the error
     target = as_array(target)
     if type(target) is not np.ndarray or target.dtype.kind not in "iu":
         return None

@@ -18,6 +18,8 @@ file, so ``softmaxreg predict`` takes the same raw data as ``train``.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -118,7 +120,7 @@ class Preprocessor:
                 out.append(c["name"])
             else:
                 out.extend(f"{c['name']}={v}" for v in c["categories"])
-        dup = sorted({n for n in out if out.count(n) > 1})
+        dup = sorted(n for n, count in collections.Counter(out).items() if count > 1)
         if dup:
             raise ValueError(
                 f"{name}: the encoded columns {dup} would have the same name (a one-hot column "
@@ -165,8 +167,10 @@ class Preprocessor:
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != (n,):
             raise ValueError(f"{name}: sample_weight has shape {w.shape}; expected ({n},), one per row")
-        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
-            raise ValueError(f"{name}: sample_weight must be finite, >= 0 and not all zero")
+        with np.errstate(over="ignore"):
+            total = w.sum()
+        if not (np.isfinite(w).all() and (w >= 0).all() and 0 < total < np.inf):
+            raise ValueError(f"{name}: sample_weight must be finite, >= 0, not all zero, and sum to a finite number")
         return w
 
     def _fit_column(self, col: pd.Series, cname: str, name: str, w=None) -> dict:

@@ -18,11 +18,12 @@ from softmaxreg.loss import DaskLinearSoftmaxLoss, LinearSoftmaxLoss
 from softmaxreg.solvers import PlateauStop, get_schedule, sgd
 
 from ._fitted import refine_mle, set_fitted
-from ._identification import check_design_rank
+from ._identification import RANK_CHECK_MAX_COLUMNS, check_design_rank
 from ._validation import (
     as_label_array,
     check_finite,
     check_label_targets,
+    check_no_missing_labels,
     class_weight_to_sample_weight,
     label_codes,
     normalize_dtype,
@@ -141,6 +142,7 @@ def _scan_chunk(X, y, sw):
     labels = as_label_array(np.asarray(y))
     try:
         if labels.size:
+            check_no_missing_labels(labels)
             check_label_targets(labels)
     except ValueError as exc:
         bad = (bad + "; " if bad else "") + f"y: {exc}"
@@ -315,9 +317,16 @@ def dask_fit(model, X, y, sample_weight=None, *, persist="auto"):
     if model.penalty is None and solver != "sgd":
         # As in memory, an unpenalized MLE must be identified; the rank check needs only the design's
         # Gram matrix (one pass). Separation needs the rows themselves and is not checked here.
-        gram, n_rows = _design_gram(X, sw, model.fit_intercept)
-        check_design_rank(gram, n_rows, fit_intercept=model.fit_intercept, feature_names=names,
-                          dtype=work_dtype)
+        n_columns = X.shape[1] + int(model.fit_intercept)
+        if n_columns > RANK_CHECK_MAX_COLUMNS:
+            import warnings
+
+            warnings.warn(f"identification check skipped: {n_columns} design columns exceed "
+                          f"{RANK_CHECK_MAX_COLUMNS}; collinearity is not checked.", UserWarning, stacklevel=3)
+        else:
+            gram, n_rows = _design_gram(X, sw, model.fit_intercept)
+            check_design_rank(gram, n_rows, fit_intercept=model.fit_intercept, feature_names=names,
+                              dtype=work_dtype)
     model.n_features_in_ = int(X.shape[1])
     if names is not None:
         model.feature_names_in_ = names

@@ -80,7 +80,7 @@ from ._coding import (
     _row_chunks,
 )
 
-__all__ = ["IdentificationError", "check_identification", "check_design_rank"]
+__all__ = ["IdentificationError", "check_identification", "check_design_rank", "RANK_CHECK_MAX_COLUMNS"]
 
 # Above this many non-zeros in the separation LP's constraint matrix, a random
 # subset of rows is checked first (a non-separable subset settles the question).
@@ -94,6 +94,7 @@ _VERIFIED = weakref.WeakKeyDictionary()
 
 # Widest design (columns incl. the intercept) the identification check handles.
 _RANK_MAX_COLUMNS = 2000
+RANK_CHECK_MAX_COLUMNS = _RANK_MAX_COLUMNS  # for callers that form the Gram matrix themselves
 
 
 class IdentificationError(ValueError):
@@ -407,7 +408,8 @@ def check_design_rank(gram, n_rows, *, fit_intercept, feature_names=None, dtype=
     weight, the design :math:`\tilde x = (1, x)` with the intercept first when
     ``fit_intercept``, and ``n_rows`` their number. The criterion is the same
     (a column whose part independent of the earlier ones is within the
-    tolerance of zero), on ``G = R^T R``; the separation check needs the rows
+    tolerance of zero), on ``G = R^T R`` as for a sparse design (the tolerance
+    then applies to squared norms); the separation check needs the rows
     themselves and is not made.
 
     Raises

@@ -74,7 +74,8 @@ class InferenceMethods:
                 penalty=self.penalty,
                 **({} if dask_data else {"groups": groups}),
             )
-            result.converged = bool(getattr(self, "converged_", True))
+            converged = getattr(self, "converged_", None)  # None: unknown (e.g. set by hand)
+            result.converged = None if converged is None else bool(converged)
             if key is None:
                 return self._checked_convergence(result)
             self._inference_cache[key] = result

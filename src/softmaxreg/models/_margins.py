@@ -51,8 +51,8 @@ from scipy.special import ndtr, ndtri
 
 from ._array_api import to_numpy
 from ._delta import CHUNK_FLOATS, delta_parts, probability_jacobian
-from ._validation import check_finite
 from ._summary import _block_lines, _ci_labels, _header_lines, _table_width
+from ._validation import check_finite
 
 __all__ = ["MarginalEffects", "marginal_effects"]
 

@@ -440,10 +440,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             X = X.astype(self.coefs_[0].dtype, copy=False)
         new = np.setdiff1d(np.unique(y), known)
         if new.size:
-            if getattr(self, "_classes_fixed", False):
+            fixed = getattr(self, "_classes_fixed", None)  # None: read from a file, which does not say
+            if fixed is None or fixed:
+                how = ("given to the first partial_fit call as classes=[...]" if fixed else
+                       "of a model read from a file (which keeps its classes; refit to add some)")
                 raise ValueError(
-                    f"y holds labels {new.tolist()} that are not among the classes {known.tolist()} "
-                    "given to the first partial_fit call as classes=[...]."
+                    f"y holds labels {new.tolist()} that are not among the classes {known.tolist()} {how}."
                 )
             self._grow_classes(new, cfg)
         codes = np.searchsorted(self.classes_, y)

@@ -341,10 +341,11 @@ class SkipGram(BaseEstimator):
         self.words_per_second_ = words / elapsed if elapsed > 0 else float("inf")
         empty = [h["iteration"] for h in self.history_ if h["pairs"] == 0]
         if empty:
-            warnings.warn(
-                f"epoch(s) {empty} drew no (center, context) pairs, so they trained nothing (their "
-                f"objective is NaN): the corpus is too small for subsampling with sample={self.sample}; "
-                "lower sample (0 turns subsampling off) or use a larger corpus.", UserWarning, stacklevel=3)
+            why = (f"the corpus is too small for subsampling with sample={self.sample}; lower sample (0 "
+                   "turns subsampling off) or use a larger corpus" if self.sample > 0 else
+                   f"no sentence has two words within window={self.window}; give longer sentences")
+            warnings.warn(f"epoch(s) {empty} drew no (center, context) pairs, so they trained nothing (their "
+                          f"objective is NaN): {why}.", UserWarning, stacklevel=3)
 
     def _pair_batches(self, sentences, keep, rng, clock0):
         """Minibatches ``(centers, contexts, clock)`` of one epoch; ``clock`` counts the words consumed."""

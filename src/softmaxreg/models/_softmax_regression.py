@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxreg.functional import log_softmax, softmax
-from softmaxreg.loss import LinearSoftmaxLoss, fused_predict
+from softmaxreg.loss import LinearSoftmaxLoss, fused_predict, is_foreign_array
 from softmaxreg.metrics import object_array
 from softmaxreg.solvers import SCHEDULE_NAMES, get_schedule, lbfgs, newton_cg, proximal, sgd
 
@@ -384,6 +384,8 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
         >>> model.classes_.tolist(), model.coef_.shape
         ([0, 1, 2], (3, 1))
         """
+        if classes is not None and not is_foreign_array(classes):  # every path: host, device, Dask
+            classes = check_classes(classes)
         saved = dict(self.__dict__)
         try:
             if is_dask_collection(X):  # one call per partition, in a random order
@@ -403,8 +405,6 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
             )
         state = getattr(self, "_partial_state", None)
         fitted = hasattr(self, "coef_")
-        if classes is not None:
-            classes = check_classes(classes)
         X, y = self._validate_Xy(X, y, reset=not fitted)
         if sp.issparse(X) and X.format == "csc":
             X = X.tocsr()

@@ -190,8 +190,17 @@ def check_numeric_columns(X, name="X"):
 
     if not isinstance(X, pd.DataFrame):
         return
-    bad = [str(c) for c, t in X.dtypes.items()
-           if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_timedelta64_dtype(t)]
+
+    def numbers(column):
+        t = column.dtype
+        if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_timedelta64_dtype(t):
+            return True
+        if t == object:  # numbers held as Python objects convert; text does not
+            converted = pd.to_numeric(column, errors="coerce")
+            return not (converted.isna() & column.notna()).any()
+        return False
+
+    bad = [str(c) for j, c in enumerate(X.columns) if not numbers(X.iloc[:, j])]
     if bad:
         raise ValueError(f"{name} has non-numeric columns {bad}; encode them (e.g. softmaxreg.io.Preprocessor "
                          "one-hot encodes text and categories) or drop them.")

@@ -92,6 +92,8 @@ class LinearCrossEntropy(Module):
         if class_weight is not None and np.shape(class_weight) != (self.n_classes,):
             raise ValueError(f"class_weight must have shape (n_classes,) = ({self.n_classes},), "
                              f"got {np.shape(class_weight)}.")
+        if class_weight is not None and not np.all(np.isfinite(class_weight) & (np.asarray(class_weight) >= 0)):
+            raise ValueError("class_weight must be finite and non-negative.")
         rng = np.random.default_rng(rng)
         init_fn = get_initializer(init)
         shape = (self.n_classes, self.in_features)

@@ -8,7 +8,7 @@ from softmaxreg import metrics
 
 from ._displays import CalibrationDisplay, ConfusionMatrixDisplay, axes_for, check_fitted, class_names
 
-__all__ = ["calibration", "confusion_matrix"]  # and the Displays' from_estimator
+__all__ = ["calibration", "confusion_matrix"]
 
 
 def _labels_of(y, n: int, name: str = "y"):
@@ -19,7 +19,7 @@ def _labels_of(y, n: int, name: str = "y"):
 
 
 def calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "uniform",
-                kind: str = "top-label", sample_weight=None):
+                kind: str = "top-label", sample_weight=None) -> "matplotlib.axes.Axes":
     r"""Reliability diagram: the accuracy in each confidence bin against the bin's mean confidence.
 
     With probabilities :math:`p_i = \mathrm{model.predict\_proba}(X)_i`, the
@@ -92,7 +92,7 @@ def _calibration(model, X, y, ax=None, *, n_bins: int = 10, strategy: str = "uni
 
 
 def confusion_matrix(model, X, y, ax=None, *, normalize: str | None = None, sample_weight=None,
-                     cmap: str = "Blues"):
+                     cmap: str = "Blues") -> "matplotlib.axes.Axes":
     r"""Confusion matrix of ``model.predict(X)`` against ``y``: cell (i, j) counts true i predicted j.
 
     .. math::

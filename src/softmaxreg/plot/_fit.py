@@ -39,7 +39,7 @@ def _feature_names(model, est, n: int):
 
 
 def coefficients(model, ax=None, *, image_shape=None, center: bool = False,
-                 cmap: str = "RdBu_r"):
+                 cmap: str = "RdBu_r") -> "matplotlib.axes.Axes":
     r"""The coefficients ``coef_`` of shape (n_classes, n_features): a heat map, or one image per class.
 
     Cell (k, j) is :math:`W_{kj}`, the change of class :math:`k`'s logit
@@ -124,7 +124,7 @@ def _coefficients(model, ax=None, *, image_shape=None, center: bool = False,
     return CoefficientsDisplay(ax, coef=coef, image_shape=shape, im_=im)
 
 
-def training_curve(model, ax=None, *, log: bool = False):
+def training_curve(model, ax=None, *, log: bool = False) -> "matplotlib.axes.Axes":
     r"""The objective of the fit per iteration (full-batch solvers) or epoch (SGD, MLP).
 
     SoftmaxRegression's ``history_`` holds the per-sample objective

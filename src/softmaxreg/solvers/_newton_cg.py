@@ -14,8 +14,8 @@ __all__ = ["newton_cg", "newton_refine"]
 # iteration, or ran into its cap (early iterations end on the trust-region
 # boundary after a few steps, where building one would not pay), and for a
 # fresh one when a preconditioned CG needed _REBUILD_AFTER or its cap (the
-# Hessian has moved on). The cap matters for small problems: CG on a badly
-# scaled 10-parameter problem ran into its 10 steps for hundreds of iterations.
+# Hessian has moved on). The cap matters for problems with fewer parameters
+# than the thresholds, where a badly scaled Hessian keeps CG at its cap.
 _PRECONDITION_AFTER = 20
 _REBUILD_AFTER = 40
 
