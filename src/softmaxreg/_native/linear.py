@@ -563,10 +563,12 @@ class _Workspace(NamedTuple):
     Gb: np.ndarray  # (K, p) in X's dtype: the gradient of the current _BLOCK rows
 
 
-def _workspace(K, p, dtype):
-    """Zeroed buffers for ``K`` classes, ``p`` features and X of ``dtype``."""
-    return _Workspace(np.zeros((4, K, _ROWS)), np.zeros((5, _ROWS)), np.zeros((_ROWS, K), dtype),
-                      np.zeros((4, p), dtype), np.zeros((K, p), dtype))
+def _workspace(K, p, dtype, grad=True):
+    """Zeroed buffers for ``K`` classes, ``p`` features and X of ``dtype``; without ``grad`` (prediction,
+    losses) the gradient's buffers are empty."""
+    k, q = (K, p) if grad else (0, 0)
+    return _Workspace(np.zeros((4, K, _ROWS)), np.zeros((5, _ROWS)), np.zeros((_ROWS, k), dtype),
+                      np.zeros((4, p), dtype), np.zeros((k, q), dtype))
 
 
 def _pass_rows(X, codes, Y, sw, W, b, V, vb, what, P):
@@ -624,7 +626,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
 
     def losses(r):
         f = np.zeros(E)
-        w = _workspace(K, p, X.dtype)
+        w = _workspace(K, p, X.dtype, grad=False)
         Zt = np.zeros((E * K, _ROWS))  # every point's logits of a block
         bad = _losses_pass(X[r], codes[r], Y[r], sw[r], W, b, K, f, Zt, w.T4[2], w.T4[3], w.S, w.Xq,
                            np.empty((0, K)))
@@ -662,7 +664,7 @@ def predict(X, coef, intercept, what=PROBA):
     b = np.ascontiguousarray(intercept, dtype=np.float64)
 
     def rows(r):
-        w = _workspace(K, X.shape[1], X.dtype)
+        w = _workspace(K, X.shape[1], X.dtype, grad=False)
         return _predict(X[r], W, b, out[r], labels[r], what, w.T4[0], w.T4[2], w.S, w.Xq)
 
     if sum(_over_rows(n, rows)):
