@@ -186,3 +186,32 @@ def test_rank_deficient_design_named_by_columns(tmp_path, csv, capsys):
     code, out, err = run(capsys, "train", path, "--target", "grade", "--penalty", "none", "--sample-weight", "w",
                          "--no-fit-intercept", "-o", tmp_path / "b.srm")
     assert code == 0, err  # the one-hot columns take the intercept's place
+
+
+def test_formula_models_name_their_terms_and_store_hc0(tmp_path, csv, capsys):
+    path, frame = csv
+    model = tmp_path / "f.srm"
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--formula", "grade ~ zeta + mu",
+                         "--penalty", "none", "--reference-class", "mid", "-o", model)
+    assert code == 0, err
+    code, out, err = run(capsys, "summary", model, "--cov-type", "HC0")
+    assert code == 0, err
+    assert "zeta" in out and "mu" in out and "x0" not in out
+    code, out, err = run(capsys, "train", path, "--target", "grade", "--formula", "grade ~ zeta + mu",
+                         "--penalty", "none", "-o", tmp_path / "g.srm")  # symmetric coding: no standard errors
+    assert code == 0, err
+    code, out, err = run(capsys, "summary", tmp_path / "g.srm")
+    assert code == 0 and "zeta" in out and "x0" not in out
+
+
+def test_stdout_is_for_predict_only_and_max_rows_without_labels(tmp_path, csv, capsys):
+    path, frame = csv
+    code, out, err = run(capsys, "train", path, "--target", "grade", "-o", "-")
+    assert code != 0 and "for predict" in err
+    code, out, err = run(capsys, "train", path, "--target", "grade", "-o", tmp_path / "m.srm")
+    assert code == 0, err
+    frame.drop(columns="grade").to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run(capsys, "predict", tmp_path / "m.srm", tmp_path / "new.csv", "--max-rows", "5",
+                         "-o", tmp_path / "p.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 5

@@ -123,7 +123,7 @@ def _load_for_model(spec, bundle: ModelBundle, args, *, require_target=True):
     except ValueError as exc:
         if target and require_target is False and f"no column {target!r}" in str(exc):
             data = load_data(spec, None, format=getattr(args, "format", None),
-                             require_target=False, n_features=n_features)
+                             require_target=False, n_features=n_features, max_rows=getattr(args, "max_rows", None))
         else:
             raise
     if data.X.shape[0] == 0:
@@ -544,6 +544,8 @@ def cmd_train(args) -> int:
 
 
 def _check_output_dir(path) -> None:
+    if os.fspath(path) == "-":  # only predict writes to stdout; a binary file there would be garbage
+        raise ValueError("-o - (standard output) is for predict's CSV; give this command a file name")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path!r}: the folder {directory!r} does not exist")
@@ -668,6 +670,7 @@ def cmd_calibrate(args) -> int:
                        "calibration_samples": int(Z.shape[0]),
                        "calibration_metrics": {"before": _scalar_metrics(before), "after": _scalar_metrics(after)}}
     out_path = args.output or args.model
+    _check_output_dir(out_path)
     _out(f"calibrated on {data.name} ({Z.shape[0]:,} samples): {detail}")
     _out(_metrics_table({"before": _scalar_metrics(before), "after": _scalar_metrics(after)}))
     save_model(out_path, bundle)
@@ -726,7 +729,8 @@ def cmd_summary(args) -> int:
     limit = args.max_rows or 10
     rows = []
     for k, c in enumerate(bundle.classes_):
-        rows.append([str(c), "(intercept)", float(est.intercept_[k])])
+        if getattr(est, "fit_intercept", True):
+            rows.append([str(c), "(intercept)", float(est.intercept_[k])])
         order = np.argsort(-np.abs(est.coef_[k]), kind="stable") if by_size else np.arange(est.coef_.shape[1])
         for j in order[: limit]:
             rows.append([str(c), names[j] if j < len(names) else f"x{j}", float(est.coef_[k, j])])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..io import load_model, save_onnx
@@ -32,10 +31,10 @@ def add_export_parser(sub, common) -> None:
 
 def cmd_export(args) -> int:
     """Load ``args.model``, write ``args.output``; returns the exit status."""
+    from ._commands import _check_output_dir
+
     out = args.output
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {out!r}: the folder {directory!r} does not exist")
+    _check_output_dir(out)
     bundle = load_model(args.model)
     save_onnx(bundle, out, calibrated=not args.uncalibrated,
               compute_dtype="float32" if args.float32 else "float64")

@@ -155,6 +155,9 @@ def cmd_train_formula(args) -> int:
     inf = _inference_record(estimator, args)
     if inf is not None:
         meta["inference"] = inf
+        robust = _inference_record(estimator, args, cov_type="HC0")  # summary --cov-type HC0, as for train
+        if robust is not None:
+            meta["inference_HC0"] = robust
     bundle.metadata = meta
     _out(f"design: {', '.join(estimator.feature_names_in_)}"
          + (" (with intercept)" if estimator.fit_intercept else ""))

@@ -258,6 +258,9 @@ class ModelBundle:
     def feature_names(self) -> list[str]:
         if self.preprocessor is not None:
             return list(self.preprocessor.feature_names_out_)
+        names = getattr(self.estimator, "feature_names_in_", None)  # a formula's terms, a DataFrame's columns
+        if names is not None:
+            return [str(n) for n in names]
         n = int(getattr(self.estimator, "n_features_in_", 0))
         return [f"x{j}" for j in range(n)]
 
@@ -420,6 +423,8 @@ def save_model(path, estimator, *, preprocessor: Preprocessor | None = None,
         },
         "classes": _classes_record(estimator.classes_),
         "feature_names": (list(preprocessor.feature_names_out_) if preprocessor is not None
+                          else [str(n) for n in estimator.feature_names_in_]
+                          if getattr(estimator, "feature_names_in_", None) is not None
                           else [f"x{j}" for j in range(int(getattr(estimator, "n_features_in_", 0)))]),
         "preprocessing": preprocessor.to_dict() if preprocessor is not None else None,
         "calibration": enc.encode(calibration, "calibration") if calibration else None,
