@@ -215,3 +215,17 @@ def test_stdout_is_for_predict_only_and_max_rows_without_labels(tmp_path, csv, c
                          "-o", tmp_path / "p.csv")
     assert code == 0, err
     assert len(pd.read_csv(tmp_path / "p.csv")) == 5
+
+
+def test_evaluate_warns_of_unseen_categories_and_a_wrong_separator_is_hinted(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "g": rng.choice(["u", "v"], 60),
+                          "y": rng.choice(["a", "b"], 60)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.assign(g="w").to_csv(tmp_path / "t.csv", index=False)
+    assert run(capsys, "train", tmp_path / "d.csv", "--target", "y", "-o", tmp_path / "m.srm")[0] == 0
+    code, out, err = run(capsys, "evaluate", tmp_path / "m.srm", tmp_path / "t.csv")
+    assert code == 0 and "60 rows of 'g' hold categories not seen in training" in err
+    code, out, err = run(capsys, "train", tmp_path / "d.csv", "--format", "tsv", "--target", "y", "-o",
+                         tmp_path / "x.srm")
+    assert code != 0 and "read as one column" in err

@@ -552,11 +552,19 @@ def _check_output_dir(path) -> None:
 
 
 # ----------------------------------------------------------------- evaluate
+def _warn_unseen(args, bundle):
+    """Say how many rows hold categories the training data did not (they encode as all zeros)."""
+    unseen = getattr(bundle.preprocessor, "unseen_", None) or {}
+    for col, n in unseen.items():
+        _say(args, f"softmaxreg: warning: {n} rows of {col!r} hold categories not seen in training (encoded as all zeros)")
+
+
 def cmd_evaluate(args) -> int:
     bundle = load_model(args.model)
     data = _load_for_model(args.data, bundle, args)
     _check_labels(data.y, data, training=False)
     Z = bundle.transform(data.X, repr(data.name))
+    _warn_unseen(args, bundle)
     y, _ = _to_codes(data.y, bundle.classes_, repr(data.name))
     m = evaluate_model(bundle, Z, y, calibrated=True)
     columns = {}
@@ -637,9 +645,7 @@ def cmd_predict(args) -> int:
     if args.proba:
         for j, c in enumerate(classes):
             frame[f"proba_{c}"] = proba[:, j]
-    unseen = getattr(bundle.preprocessor, "unseen_", None) or {}
-    for col, n in unseen.items():
-        _say(args, f"softmaxreg: warning: {n} rows of {col!r} hold categories not seen in training (encoded as all zeros)")
+    _warn_unseen(args, bundle)
     _write_predictions(frame, args.output)
     if args.output != "-":
         _say(args, f"softmaxreg: wrote {len(frame):,} predictions to {args.output}")

@@ -136,8 +136,12 @@ def _split_target(frame: pd.DataFrame, name: str, target: str | None, require_ta
             target = matches[0]
         else:
             cols = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
+            hint = ""
+            if frame.shape[1] == 1 and any(sep in str(frame.columns[0]) for sep in (",", "\t", ";")):
+                hint = (" (the header was read as one column: is the field separator another than the one "
+                        "assumed? check --format)")
             raise ValueError(
-                f"{name!r} has no column {target!r}; choose --target from: {cols}"
+                f"{name!r} has no column {target!r}; choose --target from: {cols}{hint}"
             )
     y = frame[target]
     if y.isna().any():
