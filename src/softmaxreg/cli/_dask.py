@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from ..io import ModelBundle, load_model, save_model, scan_parquet, scan_zarr
-from ._options import estimator_options
+from ._options import estimator_options, pop_sample_weight
 from ._progress import TrainingProgress, format_duration
 
 __all__ = ["add_dask_options", "with_dask"]
@@ -242,7 +242,7 @@ def cmd_train(args) -> int:
     _check_output_dir(args.output)
     with dask_client(args.dask, args):
         data = _scan(args.data, args.target)
-        sample_weight = _pop_weight_column(data, getattr(args, "sample_weight", None))
+        sample_weight = pop_sample_weight(data, getattr(args, "sample_weight", None))
         estimator = build_estimator(args)
         # the labels an option names are matched to the data's (a pass over y, only then)
         named = (getattr(args, "reference_class", None) is not None
@@ -305,19 +305,6 @@ def _labels_of(y):
     import dask.array as da
 
     return np.asarray((y.unique() if hasattr(y, "unique") else da.unique(y)).compute())
-
-
-def _pop_weight_column(data, column):
-    """``--sample-weight COLUMN`` of a Parquet data set: the column as frequency weights, no longer a feature."""
-    if column is None:
-        return None
-    if not hasattr(data.X, "columns") or column not in data.X.columns:
-        raise ValueError(f"--sample-weight: {data.name} has no column {column!r} "
-                         f"(columns: {', '.join(map(str, data.feature_names))})")
-    weights = data.X[column].astype(np.float64)
-    data.X = data.X.drop(columns=[column])
-    data.feature_names = [n for n in data.feature_names if n != column]
-    return weights  # negative, NaN or all-zero weights are refused by the fit, named by partition
 
 
 def _model_for_dask(args):

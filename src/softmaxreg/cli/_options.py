@@ -85,21 +85,29 @@ def estimator_options(args, y) -> dict:
 
 
 def pop_sample_weight(data, column):
-    """Take the weight ``column`` out of ``data``'s features; return its values (float64)."""
+    """Take the weight ``column`` out of ``data``'s features; return its values (float64).
+
+    For a Dask data set the column stays lazy: the fit refuses negative, NaN or
+    all-zero weights, named by partition.
+    """
     if column is None:
         return None
-    if not isinstance(data.X, pd.DataFrame) or column not in data.X.columns:
-        names = list(data.X.columns) if isinstance(data.X, pd.DataFrame) else data.feature_names
+    columns = getattr(data.X, "columns", None)
+    if columns is None or column not in columns:
         raise ValueError(f"--sample-weight: {data.name} has no column {column!r} "
-                         f"(columns: {', '.join(map(str, names))})")
-    w = pd.to_numeric(data.X[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(w) & (w >= 0))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"--sample-weight: column {column!r} of {data.name} must hold numbers >= 0; "
-                         f"row {row} has {data.X[column].iloc[row]!r}")
-    if not (w > 0).any():
-        raise ValueError(f"--sample-weight: column {column!r} is zero everywhere")
+                         f"(columns: {', '.join(map(str, data.feature_names))})")
+    raw = data.X[column]
+    if hasattr(raw, "compute"):
+        w = raw.astype(np.float64)
+    else:
+        w = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(w) & (w >= 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"--sample-weight: column {column!r} of {data.name} must hold numbers >= 0; "
+                             f"row {row} has {raw.iloc[row]!r}")
+        if not (w > 0).any():
+            raise ValueError(f"--sample-weight: column {column!r} is zero everywhere")
     data.X = data.X.drop(columns=[column])
     data.feature_names = [n for n in data.feature_names if n != column]
     return w
