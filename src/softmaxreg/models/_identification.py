@@ -20,7 +20,7 @@ require_reference=False) -> None``
   ``X``: in-order Cholesky of the Gram matrix, Schur complement
   ``<= rtol * ||X_j||^2``).  The message gives the dependence
   (``x3 = 1 * x1 + 1 * x2``, a constant column, a zero column).  Fewer rows
-  than columns is reported at once; designs wider than ``_RANK_MAX_COLUMNS``
+  than columns is reported at once; designs wider than ``RANK_CHECK_MAX_COLUMNS``
   are not checked (a warning says so).
 * *Separation* (Albert and Anderson, 1984): the MLE exists iff no direction
   :math:`\theta \ne 0` has all margins
@@ -93,8 +93,7 @@ _LP_TIME_LIMIT = 60.0
 _VERIFIED = weakref.WeakKeyDictionary()
 
 # Widest design (columns incl. the intercept) the identification check handles.
-_RANK_MAX_COLUMNS = 2000
-RANK_CHECK_MAX_COLUMNS = _RANK_MAX_COLUMNS  # for callers that form the Gram matrix themselves
+RANK_CHECK_MAX_COLUMNS = 2000  # also read by callers that form the Gram matrix themselves
 
 
 class IdentificationError(ValueError):
@@ -382,10 +381,10 @@ def check_identification(
             f"{len(columns)} design columns per class, so the features are linearly dependent. "
             "Fit with a penalty (penalty='l2') or use fewer features."
         )
-    if len(columns) > _RANK_MAX_COLUMNS:
+    if len(columns) > RANK_CHECK_MAX_COLUMNS:
         warnings.warn(
             f"identification check skipped: {len(columns)} design columns exceed "
-            f"{_RANK_MAX_COLUMNS}; collinearity and separation are not checked.",
+            f"{RANK_CHECK_MAX_COLUMNS}; collinearity and separation are not checked.",
             UserWarning,
             stacklevel=2,
         )

@@ -441,7 +441,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         new = np.setdiff1d(np.unique(y), known)
         if new.size:
             fixed = getattr(self, "_classes_fixed", None)  # None: read from a file, which does not say
-            if fixed is None or fixed:
+            if fixed is not False:
                 how = ("given to the first partial_fit call as classes=[...]" if fixed else
                        "of a model read from a file (which keeps its classes; refit to add some)")
                 raise ValueError(
