@@ -168,6 +168,10 @@ def test_hessp_with_cached_probabilities_is_the_same(dtype):
     cached = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=False, v_coef=v, v_intercept=None, proba=P)
     np.testing.assert_allclose(cached[1], plain[1], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(cached[2], plain[2], rtol=1e-12, atol=1e-15)
+    # With the loss asked for too, the loss is the one at coef (the probabilities alone cannot give it).
+    both = FU.linear_softmax_pass(X, y, s, coef, intercept, loss=True, v_coef=v, v_intercept=None, proba=P)
+    assert both[0] == pytest.approx(FU.linear_softmax_pass(X, y, s, coef, intercept)[0], rel=1e-12)
+    np.testing.assert_allclose(both[1], plain[1], rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="proba must be"):
         FU.linear_softmax_pass(X, y, s, coef, intercept, proba=np.empty((3, 6)))
 

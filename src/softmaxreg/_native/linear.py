@@ -316,8 +316,8 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     holds target probabilities. ``sw`` are the sample weights divided by their
     sum. ``what`` is a bit set of LOSS, GRAD, HESSP (GRAD and HESSP exclusive).
     ``bad`` counts rows whose logits are not finite (the caller falls back).
-    ``P`` (n, K) receives the probabilities, or, for HESSP, supplies them
-    (then the logits at W are not recomputed: 2 products per row instead of 3);
+    ``P`` (n, K) receives the probabilities, or, for HESSP without LOSS, supplies
+    them (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
     Blocks of ``_ROWS`` rows go through :func:`_block_logits`,
     :func:`_block_terms` and :func:`_block_update`, and the tiles prefetch
@@ -329,7 +329,8 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     K = W.shape[0]
     use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
-    cached = (what & HESSP) != 0 and P.shape[0] == n
+    # The loss needs the softmax's row sums, which cached probabilities do not carry.
+    cached = (what & HESSP) != 0 and (what & LOSS) == 0 and P.shape[0] == n
     sweeps = (0 if cached else 1) + (1 if what & HESSP else 0)  # logits sweeps per block
     Zt, Zvt, Pt, Rt = T4[0], T4[1], T4[2], T4[3]
     loss = 0.0
@@ -489,7 +490,9 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     proba : ndarray of shape (n_samples, n_classes), float64, optional
         Without ``v_coef``: filled with the probabilities at ``coef``. With
         ``v_coef``: the probabilities at ``coef`` from an earlier pass, which
-        saves recomputing the logits (a third of a Hessian-vector product).
+        saves recomputing the logits (a third of a Hessian-vector product);
+        with ``loss`` too, the logits are recomputed (the loss needs them) and
+        ``proba`` is filled again.
 
     Returns
     -------
