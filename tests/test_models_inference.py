@@ -425,6 +425,27 @@ def test_default_fit_matches_statsmodels_on_unscaled_data(solver, cov_type):
     assert model.converged_
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1e5, 1e7])
+@pytest.mark.parametrize("reference_class", [0, 2])
+def test_a_column_in_other_units_changes_nothing_but_its_own_row(scale, reference_class):
+    # The same model with one column measured in other units (a population count next to a share):
+    # the fit converges to the same likelihood and the standard errors are rescaled exactly, as
+    # statsmodels' are; neither the solver's stopping nor the test for a singular information matrix
+    # may depend on the units.
+    from softmaxreg.models import SoftmaxRegression
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 3))
+    y = rng.integers(0, 3, 300)
+    ref = SoftmaxRegression(penalty=None, reference_class=reference_class).fit(X, y)
+    model = SoftmaxRegression(penalty=None, reference_class=reference_class).fit(X * [scale, 1, 1], y)
+    assert model.converged_
+    res, ref_res = model.inference(), ref.inference()
+    unit = np.tile([1.0, 1.0 / scale, 1.0, 1.0], res.bse.size // 4)
+    np.testing.assert_allclose(res.bse, ref_res.bse * unit, rtol=1e-6)
+    assert res.llf == pytest.approx(ref_res.llf, rel=1e-10)
+
+
 def test_summary_reads_like_its_table():
     from softmaxreg.models import SoftmaxRegression
 

@@ -112,19 +112,33 @@ def _group_codes(groups, n_samples):
 
 
 def _invert(H, null, describe):
-    """Inverse of a symmetric PD matrix (Moore-Penrose when ``null`` spans its null space)."""
+    """Inverse of a symmetric PD matrix (Moore-Penrose when ``null`` spans its null space).
+
+    Computed on ``D^-1 H D^-1`` with ``D = sqrt(diag(H))``, which has a unit
+    diagonal, so that neither the test for singularity nor the rounding depends
+    on the units of the features: a column measured in thousands is as
+    identified as the same column in units. With ``null``, the inverse of the
+    scaled matrix is a generalized one, and projecting it onto the complement
+    of ``null`` makes it the Moore-Penrose inverse of ``H``.
+    """
     H = 0.5 * (H + H.T)
-    top = float(np.max(np.abs(np.diag(H)))) if H.size else 1.0
+    diag = np.diag(H)
+    d = np.sqrt(np.where(diag > 0, diag, 1.0))
+    Hs = H / np.outer(d, d)
+    u = None
     if null is not None:
-        H = H + top * np.outer(null, null)
-    evals, evecs = np.linalg.eigh(H)
+        u = d * null
+        u /= np.linalg.norm(u)
+        Hs = Hs + np.outer(u, u)  # the scaled null direction, at the scale of the unit diagonal
+    evals, evecs = np.linalg.eigh(Hs)
     tol = H.shape[0] * np.finfo(np.float64).eps * max(float(evals.max()), 1e-300) * 1e2
     if evals.min() <= tol:
-        v = evecs[:, 0]
-        raise IdentificationError(describe(v, evals.min() / evals.max()))
-    inv = (evecs / evals) @ evecs.T
+        raise IdentificationError(describe(evecs[:, 0], max(float(evals.min()), 0.0) / float(evals.max())))
+    inv = ((evecs / evals) @ evecs.T) / np.outer(d, d)
     if null is not None:
-        inv -= np.outer(null, null) / top
+        n = null / np.linalg.norm(null)
+        inv = inv - np.outer(n, n @ inv)
+        inv = inv - np.outer(inv @ n, n)
     return 0.5 * (inv + inv.T)
 
 

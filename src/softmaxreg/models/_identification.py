@@ -298,10 +298,11 @@ def _separation_message(theta, A, sample, own, other, classes, columns, free_ind
         ) + " are separated"
     # The LP's vertex solution may touch the closest samples (zero margin), so
     # it cannot tell perfect from quasi-complete separation; the count is a floor.
+    tends = (f"at least {n_perfect} samples get fitted probability -> 1 for their class" if n_perfect
+             else "some fitted probabilities go to 0")
     return (
         f"perfect or quasi-complete separation: {what} by {by}; along this direction the "
-        f"likelihood keeps increasing (at least {n_perfect} samples get fitted probability "
-        "-> 1 for their class), so the maximum-likelihood estimate does not exist and the "
+        f"likelihood keeps increasing ({tends}), so the maximum-likelihood estimate does not exist and the "
         "coefficients diverge. Fit with a penalty (penalty='l2'), or drop or merge the "
         "named features or classes."
     )

@@ -134,7 +134,11 @@ def newton_cg(
         x_new = x + p
         f_new, g_new = fun.loss_gradient(x_new)
         actual = f - f_new
-        rho = actual / predicted if math.isfinite(f_new) else -math.inf
+        # Near the optimum of a badly scaled problem both reductions fall to the rounding of f, and their
+        # ratio is noise that would shrink the radius to nothing; the same small margin added to both
+        # (Conn, Gould and Toint, Trust-Region Methods, 17.4.2) makes that ratio about 1.
+        margin = 10 * eps * max(1.0, abs(f))
+        rho = (actual + margin) / (predicted + margin) if math.isfinite(f_new) else -math.inf
         if rho < 0.25:
             radius = 0.25 * step_norm
         elif rho > 0.75 and step_norm >= 0.99 * radius:
@@ -142,8 +146,9 @@ def newton_cg(
         if rho > 0.15:
             small_change = abs(actual) <= 4 * eps * max(1.0, abs(f))
             x, f, g = x_new, f_new, g_new
-            gmax = max_abs(xp, g)
-            if small_change and gmax > tol:
+            gmax, gmax_before = max_abs(xp, g), gmax
+            # The objective no longer resolves progress; the gradient may still (a badly scaled column).
+            if small_change and tol < gmax and gmax > 0.5 * gmax_before:
                 converged = True
                 message = "objective no longer changes in floating point"
                 history.append(float(f))
