@@ -309,7 +309,16 @@ def test_partial_fit_classes_errors():
         clf.partial_fit(X, y % 2, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="fewer than two classes"):
         MLPClassifier().partial_fit(X, np.zeros(len(y)), classes=[0])
+    with pytest.raises(ValueError, match="seen only one class"):
+        MLPClassifier().partial_fit(X, np.zeros(len(y)))
     assert clf.n_iter_ == 1  # failed calls left it unchanged
+
+
+def test_dtype_accepts_numpy_dtypes():
+    X, y = _data()
+    for dtype in (np.float32, np.dtype("float32"), "float32"):
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype, random_state=0).fit(X, y)
+        assert clf.coefs_[0].dtype == np.float32 and clf.predict_proba(X).dtype == np.float32
 
 
 def test_partial_fit_adds_unseen_classes():

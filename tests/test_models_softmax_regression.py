@@ -789,3 +789,16 @@ def test_object_columns_of_numbers_are_numbers():
     frame = pd.DataFrame(X, columns=["a", "b"]).astype(object)
     np.testing.assert_allclose(SoftmaxRegression().fit(frame, np.arange(30) % 3).coef_,
                                SoftmaxRegression().fit(X, np.arange(30) % 3).coef_)
+
+
+@pytest.mark.parametrize("penalty, l1_ratio", [("l2", 1.0), (None, 0.5), ("l1", 0.5)])
+def test_l1_ratio_that_disagrees_with_the_penalty_warns(penalty, l1_ratio):
+    # scikit-learn 1.8 picks the penalty from l1_ratio alone; here penalty picks it, so say so.
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:, :3]  # not separable: penalty=None has an estimate
+    with pytest.warns(UserWarning, match="no effect with penalty"):
+        SoftmaxRegression(penalty, C=10.0, l1_ratio=l1_ratio, max_iter=50).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SoftmaxRegression("l1", C=10.0, l1_ratio=1.0, solver="proximal", max_iter=50).fit(X, y)
+    assert not [w for w in caught if "no effect" in str(w.message)]

@@ -20,7 +20,7 @@ from softmaxreg.solvers import get_schedule
 
 from ._mlp_params import DEPRECATED, MLP_CONSTRAINTS, SCHEDULES, resolve_deprecated
 from ._validation import (check_classes, check_finite, check_no_missing_labels, check_numeric_columns, check_params,
-                          check_sample_weight, class_weight_to_sample_weight)
+                          check_sample_weight, class_weight_to_sample_weight, normalize_dtype)
 
 __all__ = ["MLPClassifier"]
 
@@ -417,6 +417,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     f"classes={known.tolist()} lists fewer than two classes; a classifier needs "
                     "at least two."
                 )
+            if known.size < 2:  # as SoftmaxRegression (and scikit-learn): no one-class model to grow from
+                raise ValueError(
+                    f"partial_fit has seen only one class ({known[0]!r}); pass classes=[...] listing "
+                    "all labels, or a batch holding at least two classes."
+                )
             rng = np.random.default_rng(self.random_state)
             net, linears = self._build(hidden, X.shape[1], max(known.size, 1), X.dtype, rng)
             _seed_dropout(net, rng)
@@ -520,7 +525,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_numeric_columns(X)
         dtype = {None: [np.float64, np.float32], "float32": np.float32, "float64": np.float64}
         # C order, as for SoftmaxRegression: minibatches gather whole rows.
-        X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[self.dtype], order="C",
+        X, y = validate_data(self, X, y, accept_sparse=("csr", "csc"), dtype=dtype[normalize_dtype(self.dtype)],
+                             order="C",
                              ensure_all_finite=False, reset=reset)
         check_finite(X, feature_names=getattr(self, "feature_names_in_", None))
         if sp.issparse(X):

@@ -16,6 +16,7 @@ from ._validation import (
     Interval,
     Options,
     check_finite,
+    check_l1_ratio,
     check_params,
     check_sample_weight,
     compute_dtype,
@@ -48,6 +49,9 @@ class MultiLabelLogisticRegression(ClassifierMixin, BaseEstimator):
     penalty : {"l2", "l1", "elasticnet", None}, default="l2"
     C : float, default=1.0
     l1_ratio : float in [0, 1], default=None
+        Elastic-net mixing; required for ``penalty="elasticnet"``. ``penalty``
+        chooses the penalty (not ``l1_ratio``, as in scikit-learn 1.8 and later): any
+        other value than 1 with "l1" or 0 with "l2" is ignored with a warning.
     fit_intercept : bool, default=True
     solver : {"auto", "lbfgs", "newton-cg", "proximal"}, default="auto"
         "auto": "lbfgs" for "l2"/None, "proximal" for "l1"/"elasticnet".
@@ -150,8 +154,7 @@ class MultiLabelLogisticRegression(ClassifierMixin, BaseEstimator):
         check_params(self, self._parameter_constraints)
         if self.threshold >= 1:
             raise ValueError(f"threshold must be < 1, got {self.threshold}.")
-        if self.penalty == "elasticnet" and self.l1_ratio is None:
-            raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
+        check_l1_ratio(self.penalty, self.l1_ratio)
         names = np.asarray(y.columns, dtype=object) if hasattr(y, "columns") else None
         Y = self._check_indicator(y)
         X = validate_data(

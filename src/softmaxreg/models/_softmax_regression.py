@@ -26,6 +26,7 @@ from ._validation import (
     as_label_array,
     check_classes,
     check_finite,
+    check_l1_ratio,
     check_label_targets,
     check_no_missing_labels,
     check_numeric_columns,
@@ -88,7 +89,9 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
     C : float, default=1.0
         Inverse regularization strength (> 0).
     l1_ratio : float in [0, 1], default=None
-        Elastic-net mixing; required for ``penalty="elasticnet"``.
+        Elastic-net mixing; required for ``penalty="elasticnet"``. ``penalty``
+        chooses the penalty (not ``l1_ratio``, as in scikit-learn 1.8 and later): any
+        other value than 1 with "l1" or 0 with "l2" is ignored with a warning.
     fit_intercept : bool, default=True
     solver : {"auto", "lbfgs", "newton-cg", "sgd", "proximal"}, default="auto"
         "auto" is "newton-cg" (trust-region Newton with exact Hessian-vector
@@ -640,8 +643,7 @@ class SoftmaxRegression(InferenceMethods, ClassifierMixin, BaseEstimator):
                 f"learning_rate=0.1, learning_rate_schedule={self.learning_rate!r}."
             )
         check_params(self, self._parameter_constraints)
-        if self.penalty == "elasticnet" and self.l1_ratio is None:
-            raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
+        check_l1_ratio(self.penalty, self.l1_ratio)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
         if self.solver == "sgd" and self.tol is None:

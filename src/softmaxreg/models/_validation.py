@@ -2,6 +2,8 @@
 
 import numbers
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -12,6 +14,7 @@ __all__ = [
     "compute_dtype",
     "check_params",
     "check_finite",
+    "check_l1_ratio",
     "check_sample_weight",
     "class_weight_to_sample_weight",
     "Interval",
@@ -416,3 +419,19 @@ def check_label_targets(y):
                 raise ValueError(f"y[{i}] is NaN; drop or label the row before fitting.")
         return
     check_classification_targets(y)
+
+
+def check_l1_ratio(penalty, l1_ratio):
+    """Refuse ``penalty="elasticnet"`` without ``l1_ratio``; warn when ``l1_ratio`` disagrees with another penalty.
+
+    scikit-learn 1.8 and later pick L1 or elastic net from ``l1_ratio`` alone;
+    here ``penalty`` picks them, so code written for those versions would
+    otherwise silently fit another model.
+    """
+    if penalty == "elasticnet" and l1_ratio is None:
+        raise ValueError("penalty='elasticnet' needs l1_ratio in [0, 1].")
+    same = {"l1": 1.0, "l2": 0.0}.get(penalty)  # the l1_ratio that agrees with penalty, if any
+    if penalty != "elasticnet" and l1_ratio is not None and l1_ratio != same:
+        warnings.warn(
+            f"l1_ratio={l1_ratio!r} has no effect with penalty={penalty!r}: the penalty is chosen by penalty "
+            "(penalty='l1', or penalty='elasticnet' with l1_ratio in [0, 1]).", UserWarning, stacklevel=3)
