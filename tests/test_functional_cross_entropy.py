@@ -209,6 +209,17 @@ def test_binary_cross_entropy_tails():
     np.testing.assert_array_equal(out, [1000.0, 1000.0])
 
 
+@pytest.mark.parametrize("name", ["weight", "pos_weight"])
+def test_binary_cross_entropy_weights_may_not_enlarge_the_loss(name):
+    # As in PyTorch: a weight broadcasts to the logits' shape, never beyond it.
+    x, t = np.zeros((2, 3)), np.ones((2, 3))
+    assert binary_cross_entropy(x, t, reduction="none", **{name: np.full(3, 2.0)}).shape == (2, 3)
+    with pytest.raises(ValueError, match=f"{name} of shape \\(4, 2, 3\\) does not broadcast"):
+        binary_cross_entropy(x, t, reduction="none", **{name: np.ones((4, 2, 3))})
+    with pytest.raises(ValueError, match="does not broadcast"):
+        binary_cross_entropy(x, t, **{name: np.ones(2)})
+
+
 def test_binary_cross_entropy_keeps_tiny_losses_and_infinite_logits():
     """A confident right answer costs softplus(-x) = e^-x (no cancellation to 0); an infinite logit costs
     0 when right and inf when wrong, never NaN."""

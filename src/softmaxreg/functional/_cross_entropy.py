@@ -379,6 +379,19 @@ def cross_entropy_grad(
     return into(out, pb.cast(restore_axis(xp, g, pb.axis)))
 
 
+def _weights_like(xp, w, name, shape, dtype, device):
+    """``w`` as an array of ``dtype`` that broadcasts to ``shape`` without enlarging it (as PyTorch requires)."""
+    w = xp.astype(xp.asarray(as_array(w), device=device), dtype)
+    shape = tuple(shape)
+    try:
+        fits = np.broadcast_shapes(tuple(w.shape), shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} of shape {tuple(w.shape)} does not broadcast to the logits' shape {shape}")
+    return w
+
+
 def binary_cross_entropy(
     logits: Any,
     target: Any,
@@ -436,10 +449,10 @@ def binary_cross_entropy(
         # 0 * inf would make a certain, right prediction NaN.
         pos_term = xp.where(t == 0, zero, t * sp_neg)
         if pos_weight is not None:
-            pos_term = pos_term * xp.astype(xp.asarray(as_array(pos_weight), device=device), compute)
+            pos_term = pos_term * _weights_like(xp, pos_weight, "pos_weight", x.shape, compute, device)
         loss = pos_term + xp.where(t == 1, zero, (1.0 - t) * sp_pos)
         if weight is not None:
-            loss = loss * xp.astype(xp.asarray(as_array(weight), device=device), compute)
+            loss = loss * _weights_like(xp, weight, "weight", x.shape, compute, device)
     if reduction == "sum":
         loss = xp.sum(loss)
     elif reduction == "mean":
