@@ -500,3 +500,23 @@ def test_effects_and_intervals_refuse_non_finite_rows():
         model.predict_interval(np.full((2, 3), np.nan))
     with pytest.raises(ValueError, match=r"at\['x0'\] = inf"):
         model.marginal_effects(at={"x0": np.inf})
+
+
+def test_remove_data_drops_the_training_rows_and_keeps_computed_results():
+    import pickle
+
+    from softmaxreg.models import SoftmaxRegression
+
+    X, y = make_data(0, 2000, 5, 3)
+    model = SoftmaxRegression(penalty=None, reference_class=0).fit(X, y)
+    table = model.inference().bse.copy()
+    assert len(pickle.dumps(model)) > X.nbytes  # the training rows travel with a fitted model
+    assert model.remove_data() is model
+    small = pickle.loads(pickle.dumps(model))
+    assert len(pickle.dumps(model)) < X.nbytes / 4
+    np.testing.assert_array_equal(small.inference().bse, table)
+    assert str(small.summary()) == str(model.summary())
+    assert small.llf == model.llf
+    np.testing.assert_array_equal(small.predict_proba(X), model.predict_proba(X))
+    with pytest.raises(ValueError, match="remove_data"):
+        small.inference("HC0")

@@ -46,11 +46,12 @@ class InferenceMethods:
         ``cov_type="cluster"`` needs ``groups``, one cluster label per training row.
         """
         check_is_fitted(self)
-        if getattr(self, "_loss", None) is None:
-            raise ValueError(
-                "inference needs the training data of a full fit; call fit (not partial_fit) first."
-            )
         key = cov_type if groups is None else None  # cluster results are not cached
+        if key not in self._inference_cache and getattr(self, "_loss", None) is None:
+            raise ValueError(
+                "inference needs the training data of a full fit; call fit (not partial_fit) first "
+                "(remove_data() keeps only the results computed before it)."
+            )
         if key not in self._inference_cache:
             from ._inference import compute_inference
 
@@ -80,6 +81,21 @@ class InferenceMethods:
                 return self._checked_convergence(result)
             self._inference_cache[key] = result
         return self._checked_convergence(self._inference_cache[key])
+
+    def remove_data(self):
+        """Drop the model's reference to its training data, as statsmodels' ``remove_data``; returns self.
+
+        A fitted model keeps its training loss (``X``, ``y`` and the weights) so
+        that :meth:`inference` can be computed later, and pickle, joblib and
+        ``copy.deepcopy`` carry those arrays with the model. After this call the
+        model predicts as before and keeps the inference results already
+        computed (``inference(cov_type)``, ``summary``, ``llf``, ... for those
+        ``cov_type``); others, and marginal effects at the training rows, then
+        need a refit.
+        """
+        check_is_fitted(self)
+        self._loss = None
+        return self
 
     def _checked_convergence(self, result):
         if result.converged is False:
