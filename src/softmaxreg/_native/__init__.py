@@ -11,6 +11,7 @@ Laid out by idea, as PyTorch's CPU kernels are over ``ATen/cpu/vec``:
 ``rows``        the softmax family on rows (softmax, log_softmax, logsumexp)
 ``labels``      cross-entropy with integer labels and its gradient
 ``tiles``       the register tiles of the fused linear pass (IR)
+``columns``     the fused linear pass's row-wise steps on a block: softmax, loss, dloss/dlogits (IR)
 ``linear``      the fused linear-softmax pass: loss, gradient, Hessian product, prediction
 ``sgd``         one epoch of minibatch SGD, the features split over threads
 ``threads``     the serial kernels run on a range of the work per thread

@@ -36,10 +36,9 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .mathfn import exp64, log1p
-from .rows import copy_into
+from .columns import GRAD, HESSP, LOSS, columns_softmax, columns_terms, columns_to_rows, rows_to_columns
 from .threads import over_ranges
-from .tiles import MAX_ASKED, dot4x1, dot4x5, strip1, strip2, strip3, strip4, strip5
+from .tiles import MAX_ASKED, block_logits, strip1, strip2, strip3, strip4, strip5
 from .vec import JIT
 
 __all__ = ["MIN_ELEMENTS", "PROBA", "LOGITS", "LABELS", "applies", "worthwhile", "linear_softmax_pass",
@@ -47,8 +46,6 @@ __all__ = ["MIN_ELEMENTS", "PROBA", "LOGITS", "LABELS", "applies", "worthwhile",
 
 # Rows per gradient block: the block's gradient is accumulated in X's dtype.
 _BLOCK = 256
-
-LOSS, GRAD, HESSP = 1, 2, 4
 
 @numba.njit(inline="always", **JIT)
 def _tiles(K):
@@ -103,81 +100,11 @@ def _share(nxt, per, stop):
 
 
 @numba.njit(inline="always", **JIT)
-def _logits4t(X, i, W, b, Zt, c, Xp, nxt, per, stop):
-    """Zt[k, c + q] = X[i + q] . W[k] + b[k] for q < 4, by 4-row x 5-class tiles, stored classes-first.
-
-    Each tile prefetches ``per`` rows of ``Xp`` from ``nxt`` (none past ``stop``);
-    returns the next row to prefetch.
-    """
-    K = W.shape[0]
-    k0 = 0
-    while k0 + 5 <= K:
-        dot4x5(X, i, W, k0, Zt, c, Xp, nxt, _share(nxt, per, stop))
-        nxt += per
-        k0 += 5
-    for k in range(k0, K):
-        dot4x1(X, i, W, k, Zt, c, Xp, nxt, _share(nxt, per, stop))
-        nxt += per
-    for k in range(K):
-        for q in range(4):
-            Zt[k, c + q] += b[k]
-    return nxt
-
-
-# The block-level steps: the logits and the softmax, called from several places, are compiled once
-# each (LLVM inlines them where it pays; inlined in Numba's IR, every call site would be typed and
-# lowered again). The terms and the update are inlined in Numba's IR: a separately compiled step is
-# optimized and emitted once on its own and again inside its caller, which cost more than typing the
-# few call sites.
-@numba.njit(**JIT)
-def _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop):
-    """Zt[k, q] = X[i0 + q] . W[k] + b[k] for q < nb, four rows at a time; returns the next row to prefetch.
-
-    The last group of fewer than four rows goes through the padded buffer
-    ``Xq`` (its spare rows repeat row ``i0``); Zt's other columns keep
-    whatever they held. Each tile prefetches ``per`` rows of X from ``nxt``,
-    none past ``stop`` (:func:`_prefetch_plan`).
-    """
-    for g in range(0, nb, 4):
-        if g + 4 <= nb:
-            src, base = X, i0 + g
-        else:
-            for q in range(4):
-                copy_into(Xq[q], X[i0 + g + q] if g + q < nb else X[i0])
-            src, base = Xq, 0
-        nxt = _logits4t(src, base, W, b, Zt, g, X, nxt, per, stop)
-    return nxt
-
-
-@numba.njit(**JIT)
-def _block_softmax(Zt, nb, Pt, m, s, inv):
-    """Pt = softmax of Zt's columns (classes down a column), m their max, s the sum of exp(z - m).
-
-    A column with a non-finite logit gets s = NaN (``z * 0`` is NaN exactly
-    for those) and garbage in Pt; returns how many of the first nb columns
-    have one. The loops run along the rows of the block, all ``_ROWS`` of
-    them (a fixed trip count), so they vectorize, exp included.
-    """
-    K = Zt.shape[0]
-    B = Zt.shape[1]
-    for q in range(B):
-        m[q] = Zt[0, q]
-        s[q] = 0.0
-    for k in range(1, K):
-        for q in range(B):
-            z = Zt[k, q]
-            m[q] = z if z > m[q] else m[q]
-    for k in range(K):
-        for q in range(B):
-            z = Zt[k, q]
-            e = exp64(z - m[q])
-            Pt[k, q] = e
-            s[q] += e + z * 0.0
-    for q in range(B):
-        inv[q] = 1.0 / s[q]
-    for k in range(K):
-        for q in range(B):
-            Pt[k, q] *= inv[q]
+def _block_softmax(Zt, nb, Pt, S):
+    """Pt = softmax of Zt's columns, S[0] their max, S[1] the sum of exp(z - max) (:func:`.columns.columns_softmax`);
+    returns how many of the first nb columns have a non-finite logit (their sum is NaN)."""
+    columns_softmax(Zt, Pt, S)
+    s = S[1]
     bad = 0
     for q in range(nb):
         bad += not (s[q] < np.inf)
@@ -185,84 +112,26 @@ def _block_softmax(Zt, nb, Pt, m, s, inv):
 
 
 @numba.njit(inline="always", **JIT)
-def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached):
+def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, target, sw, what, P, cached):
     """Loss of rows i0 .. i0 + nb and their dloss/dlogits into Rt (classes x rows); returns (loss, bad).
 
     Rows with a non-finite logit add nothing (their Rt is zero) and count in
     ``bad``. With ``cached`` the probabilities come from ``P`` (a
     Hessian-vector product at the point of the last pass); otherwise, if
-    ``P`` has rows, they are stored there.
+    ``P`` has rows, they are stored there. ``target`` holds the labels or the
+    target probabilities of every row (:func:`.columns.columns_terms`).
     """
-    K = Zt.shape[0]
-    B = Zt.shape[1]
-    m, s, inv, fin, d = S[0], S[1], S[2], S[3], S[4]
-    bad = 0
     # The block's rows as slices, indexed from 0: an index i0 + q might be
     # negative to Numba, and its wraparound turns LLVM's vector loads into gathers.
-    swb = sw[i0 : i0 + nb]
-    cb = codes[i0 : i0 + nb]
-    Yb = Y[i0 : i0 + nb]
     Pb = P[i0 : i0 + nb]
+    bad = 0
     if cached:
-        for q in range(nb):
-            for k in range(K):
-                Pt[k, q] = Pb[q, k]
-            fin[q] = 1.0
+        rows_to_columns(Pb, Pt)
     else:
-        bad = _block_softmax(Zt, nb, Pt, m, s, inv)
-        for q in range(nb):
-            fin[q] = 1.0 if s[q] < np.inf else 0.0
+        bad = _block_softmax(Zt, nb, Pt, S)
         if P.shape[0] > 0:
-            for q in range(nb):
-                for k in range(K):
-                    Pb[q, k] = Pt[k, q]
-    loss = 0.0
-    if what & LOSS:
-        # Each row's log-sum-exp, along the rows so that it vectorizes: s >= 1 (its largest term is
-        # exp(0)), so log s = log1p(s - 1), s - 1 exact. ``inv`` is free once the softmax is done.
-        lse = inv
-        for q in range(B):
-            lse[q] = m[q] + log1p(s[q] - 1.0)
-        for q in range(nb):
-            if fin[q] != 0.0:
-                if use_codes:
-                    loss += swb[q] * (lse[q] - Zt[cb[q], q])
-                else:
-                    acc = 0.0
-                    for k in range(K):
-                        acc += Yb[q, k] * (lse[q] - Zt[k, q]) if Yb[q, k] != 0.0 else 0.0
-                    loss += swb[q] * acc
-    if what & GRAD:
-        for k in range(K):
-            for q in range(nb):
-                Rt[k, q] = swb[q] * Pt[k, q]
-        if use_codes:
-            for q in range(nb):
-                Rt[cb[q], q] -= swb[q]
-        else:
-            for q in range(nb):
-                ysum = 0.0
-                for k in range(K):
-                    ysum += Yb[q, k]
-                for k in range(K):
-                    Rt[k, q] = Rt[k, q] * ysum - swb[q] * Yb[q, k]
-    elif what & HESSP:
-        for q in range(nb):
-            d[q] = 0.0
-        for k in range(K):
-            for q in range(nb):
-                d[q] += Pt[k, q] * Zvt[k, q]
-        for k in range(K):
-            for q in range(nb):
-                Rt[k, q] = swb[q] * Pt[k, q] * (Zvt[k, q] - d[q])
-    if bad:
-        for q in range(nb):
-            if fin[q] == 0.0:
-                for k in range(K):
-                    Rt[k, q] = 0.0
-    for k in range(K):
-        for q in range(nb, B):
-            Rt[k, q] = 0.0
+            columns_to_rows(Pt, Pb)
+    loss = columns_terms(Zt, Zvt, Pt, Rt, S, target[i0 : i0 + nb], sw[i0 : i0 + nb], nb, what, bad)
     return loss, bad
 
 
@@ -304,7 +173,7 @@ def _block_update(X, i0, nb, Rt, Rx, Gb, gb, nxt, per, stop):
 _ROWS = 32
 
 @numba.njit(**JIT)
-def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
+def _pass(X, target, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     """One pass over the rows of ``X``; adds the gradient (or Hessian-vector product) to ``G`` (K, p) and
     ``gb`` (K,), float64, and returns (loss, bad).
 
@@ -312,14 +181,14 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     per thread on a range of rows. The caller allocates every buffer
     (:func:`_workspace`), so the kernel compiles no allocator.
 
-    ``codes`` (int64, n) are the labels when ``Y`` is empty, else ``Y`` (n, K)
-    holds target probabilities. ``sw`` are the sample weights divided by their
+    ``target`` is the labels (int64, n) or the target probabilities (float64,
+    n x K): the pass is compiled for one or the other, as it is first used. ``sw`` are the sample weights divided by their
     sum. ``what`` is a bit set of LOSS, GRAD, HESSP (GRAD and HESSP exclusive).
     ``bad`` counts rows whose logits are not finite (the caller falls back).
     ``P`` (n, K) receives the probabilities, or, for HESSP without LOSS, supplies
     them (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
-    Blocks of ``_ROWS`` rows go through :func:`_block_logits`,
+    Blocks of ``_ROWS`` rows go through :func:`.tiles.block_logits`,
     :func:`_block_terms` and :func:`_block_update`, and the tiles prefetch
     the next block as they go: with a gradient or a Hessian product, the
     logits tiles for its first half and the update's strips for the second
@@ -327,7 +196,6 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     """
     n, p = X.shape
     K = W.shape[0]
-    use_codes = Y.shape[0] == 0
     accumulate = (what & (GRAD | HESSP)) != 0
     # The loss needs the softmax's row sums, which cached probabilities do not carry.
     cached = (what & HESSP) != 0 and (what & LOSS) == 0 and P.shape[0] == n
@@ -343,11 +211,11 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
         else:
             nxt, per, stop = _prefetch_plan(i0, n, tiles)
             mid, uper = stop, 0
-        if not cached:
-            nxt = _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, mid)
-        if what & HESSP:
-            nxt = _block_logits(X, i0, nb, V, vb, Zvt, Xq, nxt, per, mid)
-        lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, codes, Y, sw, use_codes, what, P, cached)
+        for sweep in range(sweeps):  # the logits at W, then at V (at V only, with cached probabilities)
+            at_v = cached or sweep == 1
+            nxt = block_logits(X, i0, nb, V if at_v else W, vb if at_v else b, Zvt if at_v else Zt, Xq, nxt, per,
+                               mid)
+        lb, bb = _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, target, sw, what, P, cached)
         loss += lb
         bad += bb
         if accumulate:
@@ -361,29 +229,27 @@ def _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
 
 
 @numba.njit(**JIT)
-def _losses_pass(X, codes, Y, sw, W, b, K, out, Zt, Pt, Rt, S, Xq, P):
+def _losses_pass(X, target, sw, W, b, K, out, Zt, Pt, Rt, S, Xq, P):
     """Adds to ``out[e]`` the data loss at each of the ``W.shape[0] // K`` points stacked in ``W``;
     returns the number of rows with a non-finite logit.
 
     Serial and without the GIL like :func:`_pass`, its buffers the caller's
     (``Zt`` of shape (W.shape[0], _ROWS), ``P`` empty). Point ``e``'s
     coefficients are rows ``e K .. (e + 1) K`` of ``W`` (and of ``b``): one
-    :func:`_block_logits` per block of rows makes every point's logits while
+    :func:`.tiles.block_logits` per block of rows makes every point's logits while
     the rows are in L1, so X is read once for all of them; its tiles prefetch
     the next block as they go (:func:`_prefetch_plan`).
     """
     n = X.shape[0]
     M = W.shape[0]
     E = M // K
-    use_codes = Y.shape[0] == 0
     bad = 0
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
         nxt, per, stop = _prefetch_plan(i0, n, (nb + 3) // 4 * _tiles(M))
-        _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
+        block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
         for e in range(E):
-            lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, codes, Y, sw, use_codes, LOSS, P,
-                                  False)
+            lb, bb = _block_terms(i0, nb, Zt[e * K:(e + 1) * K], Pt, Pt, Rt, S, target, sw, LOSS, P, False)
             out[e] += lb
             bad += bb
     return bad
@@ -409,10 +275,10 @@ def _predict(X, W, b, out, labels, what, Zt, Pt, S, Xq):
     for i0 in range(0, n, _ROWS):
         nb = min(_ROWS, n - i0)
         nxt, per, stop = _prefetch_plan(i0, n, (nb + 3) // 4 * _tiles(K))
-        _block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
+        block_logits(X, i0, nb, W, b, Zt, Xq, nxt, per, stop)
         ob = out[i0 : i0 + nb]  # indexed from 0 (see _block_terms)
         if what == PROBA:
-            bad += _block_softmax(Zt, nb, Pt, S[0], S[1], S[2])
+            bad += _block_softmax(Zt, nb, Pt, S)
             for q in range(nb):
                 for k in range(K):
                     ob[q, k] = Pt[k, q]
@@ -519,7 +385,7 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     K = coef.shape[0]
     W = _tile_copy(coef, X.dtype)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
-    codes, Y = _targets(y, K)
+    target = _target(y)
     what = LOSS if loss else 0
     if v_coef is not None:
         what |= HESSP
@@ -535,18 +401,16 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
         proba = np.empty((0, K))
     elif proba.shape != (X.shape[0], K) or proba.dtype != np.float64 or not proba.flags.c_contiguous:
         raise ValueError(f"proba must be a C-contiguous float64 array of shape {(X.shape[0], K)}")
-    f, G, gb, bad = _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, proba)
+    f, G, gb, bad = _threaded_pass(X, target, sw, W, b, V, vb, what, proba)
     if bad:
         return None
     return f, G, gb
 
 
-def _targets(y, K):
-    """``(codes, Y)`` for the kernels: int64 labels and an empty (0, K) ``Y``, or no codes and float64 ``Y``."""
+def _target(y):
+    """The kernels' ``target``: int64 labels, or float64 target probabilities (n, K)."""
     y = np.asarray(y)
-    if y.ndim == 1:
-        return np.ascontiguousarray(y, dtype=np.int64), np.empty((0, K))
-    return np.empty(0, dtype=np.int64), np.ascontiguousarray(y, dtype=np.float64)
+    return np.ascontiguousarray(y, dtype=np.int64 if y.ndim == 1 else np.float64)
 
 
 def _over_rows(n, work):
@@ -574,18 +438,18 @@ def _workspace(K, p, dtype, grad=True):
                       np.zeros((4, p), dtype), np.zeros((k, q), dtype))
 
 
-def _pass_rows(X, codes, Y, sw, W, b, V, vb, what, P):
+def _pass_rows(X, target, sw, W, b, V, vb, what, P):
     """:func:`_pass` on one range of rows with fresh buffers: (loss, G, gb, bad)."""
     K, p = W.shape
     G, gb = np.zeros((K, p)), np.zeros(K)
     w = _workspace(K, p, X.dtype)
-    loss, bad = _pass(X, codes, Y, sw, W, b, V, vb, what, P, G, gb, w.T4, w.S, w.Rx, w.Xq, w.Gb)
+    loss, bad = _pass(X, target, sw, W, b, V, vb, what, P, G, gb, w.T4, w.S, w.Rx, w.Xq, w.Gb)
     return loss, G, gb, bad
 
 
-def _threaded_pass(X, codes, Y, sw, W, b, V, vb, what, P):
+def _threaded_pass(X, target, sw, W, b, V, vb, what, P):
     """:func:`_pass` over row ranges in threads (:func:`_over_rows`), the parts summed."""
-    out = _over_rows(X.shape[0], lambda r: _pass_rows(X[r], codes[r], Y[r], sw[r], W, b, V, vb, what, P[r]))
+    out = _over_rows(X.shape[0], lambda r: _pass_rows(X[r], target[r], sw[r], W, b, V, vb, what, P[r]))
     f = sum(o[0] for o in out)
     G = sum(o[1] for o in out)
     gb = sum(o[2] for o in out)
@@ -624,14 +488,14 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     E, K, p = coefs.shape
     W = _tile_copy(coefs.reshape(E * K, p), X.dtype)
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
-    codes, Y = _targets(y, K)
+    target = _target(y)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
 
     def losses(r):
         f = np.zeros(E)
         w = _workspace(K, p, X.dtype, grad=False)
         Zt = np.zeros((E * K, _ROWS))  # every point's logits of a block
-        bad = _losses_pass(X[r], codes[r], Y[r], sw[r], W, b, K, f, Zt, w.T4[2], w.T4[3], w.S, w.Xq,
+        bad = _losses_pass(X[r], target[r], sw[r], W, b, K, f, Zt, w.T4[2], w.T4[3], w.S, w.Xq,
                            np.empty((0, K)))
         return f, bad
 

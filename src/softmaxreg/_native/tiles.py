@@ -12,17 +12,14 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .vec import AVX512, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
+from .vec import VECTOR_BITS, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
 
-__all__ = ["MAX_ASKED", "dot4x5", "dot4x1", "strip1", "strip2", "strip3", "strip4", "strip5"]
+__all__ = ["MAX_ASKED", "block_logits", "strip1", "strip2", "strip3", "strip4", "strip5"]
 
 # The most rows one tile prefetches (_sweep); _prefetch_plan never hands out more (8 groups of 4 rows per
 # block make at least 8 tile calls for the 32 rows of the next block).
 MAX_ASKED = 4
 
-#: Bits of a tile's vectors: a register's. A 4-row x 5-class tile of 512-bit accumulators on a machine
-#: without AVX-512 would take 40 of its 16 vector registers.
-VECTOR_BITS = 512 if AVX512 else 256
 
 
 def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None):
@@ -62,67 +59,115 @@ def _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between=None
         tail(j)
 
 
-def _dot_tile(classes):
-    r"""The intrinsic ``tile(X, i, W, k, Z, c, P, ip, npf)``: for q < 4 and m < ``classes``,
-    ``Z[k + m, c + q] = X[i + q] . W[k + m]``, summed in X's dtype and stored in Z's.
+def _dot(context, builder, classes, xs, ws, p, X_t, P_t, pre, ip, npf):
+    r"""The IR of a register tile: the ``4 x classes`` dot products ``xs[q] . ws[m]`` of ``p`` columns (row
+    pointers in X's dtype), summed in X's dtype; returns them as values, ``q * classes + m``.
 
-    A register tile written in vector IR: per step of one vector of columns (16
-    float32 or 8 float64) four loads of X and ``classes`` loads of W feed
-    ``4 * classes`` accumulators, while rows ``ip .. ip + npf - 1`` of ``P``
+    Per step of one vector of columns four loads of X and ``classes`` loads of W
+    feed ``4 * classes`` accumulators, while rows ``ip .. ip + npf - 1`` of ``P``
     are prefetched (:func:`_sweep`). The accumulators' lanes are then summed by
-    halving, and the last ``p mod lanes`` columns added one at a time. X and W
-    have the same number of columns; the caller keeps every row index in range.
+    halving, and the last ``p mod lanes`` columns added one at a time.
     """
+    ft = context.get_value_type(X_t.dtype)
+    lanes = VECTOR_BITS // X_t.dtype.bitwidth
+    vt = ir.VectorType(ft, lanes)
+    acc = [cgutils.alloca_once(builder, vt) for _ in range(4 * classes)]
+    sums = [cgutils.alloca_once(builder, ft) for _ in range(4 * classes)]
+    for a in acc:
+        builder.store(ir.Constant(vt, [0.0] * lanes), a)
 
-    def typer(typingctx, X, i, W, k, Z, c, P, ip, npf):
-        sig = types.void(X, i, W, k, Z, c, P, ip, npf)
+    def step(j):
+        xv = [vector_at(builder, r, j, vt) for r in xs]
+        for m in range(classes):
+            wv = vector_at(builder, ws[m], j, vt)
+            for q in range(4):
+                a = acc[q * classes + m]
+                builder.store(vector_fma(builder, xv[q], wv, builder.load(a)), a)
 
-        def codegen(context, builder, signature, args):
-            X_t, _, W_t, _, Z_t, _, P_t, _, _ = signature.args
-            x, w, z, pre = (context.make_array(t)(context, builder, a)
-                            for t, a in ((X_t, args[0]), (W_t, args[2]), (Z_t, args[4]), (P_t, args[6])))
-            i, k, c, ip, npf = (context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 3, 5, 7, 8))
-            i64 = ir.IntType(64)
-            ft = context.get_value_type(X_t.dtype)
-            lanes = VECTOR_BITS // X_t.dtype.bitwidth
-            vt = ir.VectorType(ft, lanes)
-            xs, ws = rows_of(context, builder, X_t, x, i, 4), rows_of(context, builder, W_t, w, k, classes)
-            acc = [cgutils.alloca_once_value(builder, ir.Constant(vt, [0.0] * lanes)) for _ in range(4 * classes)]
-            sums = [cgutils.alloca_once_value(builder, ir.Constant(ft, 0.0)) for _ in range(4 * classes)]
+    def between():
+        for a, s in zip(acc, sums):
+            builder.store(lane_sum(builder, builder.load(a)), s)
 
-            def step(j):
-                xv = [vector_at(builder, r, j, vt) for r in xs]
-                for m in range(classes):
-                    wv = vector_at(builder, ws[m], j, vt)
-                    for q in range(4):
-                        a = acc[q * classes + m]
-                        builder.store(vector_fma(builder, xv[q], wv, builder.load(a)), a)
+    def tail(j):
+        xv = [builder.load(builder.gep(r, [j])) for r in xs]
+        for m in range(classes):
+            wv = builder.load(builder.gep(ws[m], [j]))
+            for q in range(4):
+                a = sums[q * classes + m]
+                builder.store(builder.fma(xv[q], wv, builder.load(a)), a)
 
-            def between():
-                for a, s in zip(acc, sums):
-                    builder.store(lane_sum(builder, builder.load(a)), s)
+    _sweep(context, builder, X_t, p, P_t, pre, ip, npf, step, tail, between)
+    return [builder.load(s) for s in sums]
 
-            def tail(j):
-                xv = [builder.load(builder.gep(r, [j])) for r in xs]
-                for m in range(classes):
-                    wv = builder.load(builder.gep(ws[m], [j]))
-                    for q in range(4):
-                        a = sums[q * classes + m]
-                        builder.store(builder.fma(xv[q], wv, builder.load(a)), a)
 
-            _sweep(context, builder, X_t, builder.extract_value(x.shape, 1), P_t, pre, ip, npf, step, tail, between)
+@intrinsic
+def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
+    r"""``Z[k, q] = X[i0 + q] . W[k] + b[k]`` for q < nb (the products in X's dtype, Z and b float64),
+    four rows at a time; returns the next row to prefetch.
+
+    Each group of four rows goes through register tiles of 5 classes, then one
+    tile per class left over (:func:`_dot`). The last group of fewer than four
+    rows is copied into the padded buffer ``Xq`` (4, p), its spare rows
+    repeating row ``i0``; Z's other columns keep whatever they held. Each tile
+    prefetches ``per`` rows of X from the next row to prefetch, none at or past
+    ``stop``, and moves that row on by ``per``.
+    """
+    sig = types.int64(X, i0, nb, W, b, Z, Xq, nxt, per, stop)
+
+    def codegen(context, builder, signature, args):
+        X_t, _, _, W_t, b_t, Z_t, Xq_t, _, _, _ = signature.args
+        x, w, bias, z, xq = (context.make_array(signature.args[n])(context, builder, args[n]) for n in (0, 3, 4, 5, 6))
+        i0, nb, first, per, stop = (context.cast(builder, args[n], signature.args[n], types.int64)
+                                    for n in (1, 2, 7, 8, 9))
+        i64 = ir.IntType(64)
+        const = lambda v: ir.Constant(i64, v)  # noqa: E731
+        K = builder.extract_value(w.shape, 0)
+        p = builder.extract_value(x.shape, 1)
+        nxt = cgutils.alloca_once_value(builder, first)
+
+        def item(aryty, ary, *idx):
+            return cgutils.get_item_pointer(context, builder, aryty, ary, list(idx))
+
+        def share():  # rows the next tile prefetches: per, fewer near stop, never negative
+            n = builder.sub(stop, builder.load(nxt))
+            n = builder.select(builder.icmp_signed("<", per, n), per, n)
+            return builder.select(builder.icmp_signed("<", n, const(0)), const(0), n)
+
+        def tile(classes, k, g, xs):
+            ws = rows_of(context, builder, W_t, w, k, classes)
+            sums = _dot(context, builder, classes, xs, ws, p, X_t, X_t, x, builder.load(nxt), share())
             for m in range(classes):
                 for q in range(4):
-                    v = builder.load(sums[q * classes + m])
-                    out = cgutils.get_item_pointer(context, builder, Z_t, z, [builder.add(k, ir.Constant(i64, m)),
-                                                                              builder.add(c, ir.Constant(i64, q))])
-                    builder.store(context.cast(builder, v, X_t.dtype, Z_t.dtype), out)
-            return context.get_dummy_value()
+                    out = item(Z_t, z, builder.add(k, const(m)), builder.add(g, const(q)))
+                    builder.store(context.cast(builder, sums[q * classes + m], X_t.dtype, Z_t.dtype), out)
+            builder.store(builder.add(builder.load(nxt), per), nxt)
 
-        return sig, codegen
+        groups = builder.udiv(builder.add(nb, const(3)), const(4))
+        with cgutils.for_range(builder, groups) as gl:
+            g = builder.mul(gl.index, const(4))
+            full = builder.icmp_signed("<=", builder.add(g, const(4)), nb)
+            with builder.if_then(builder.not_(full)):
+                for q in range(4):
+                    at = builder.add(g, const(q))
+                    src = builder.select(builder.icmp_signed("<", at, nb), builder.add(i0, at), i0)
+                    with cgutils.for_range(builder, p) as jl:
+                        value = builder.load(item(X_t, x, src, jl.index))
+                        builder.store(value, item(Xq_t, xq, const(q), jl.index))
+            xs = [builder.select(full, item(X_t, x, builder.add(i0, builder.add(g, const(q))), const(0)),
+                                 item(Xq_t, xq, const(q), const(0))) for q in range(4)]
+            fives = builder.udiv(K, const(5))
+            with cgutils.for_range(builder, fives) as tl:
+                tile(5, builder.mul(tl.index, const(5)), g, xs)
+            with cgutils.for_range_slice(builder, builder.mul(fives, const(5)), K, const(1), inc=True) as (k, _):
+                tile(1, k, g, xs)
+            with cgutils.for_range(builder, K) as kl:
+                bk = builder.load(item(b_t, bias, kl.index))
+                for q in range(4):
+                    out = item(Z_t, z, kl.index, builder.add(g, const(q)))
+                    builder.store(builder.fadd(builder.load(out), bk), out)
+        return builder.load(nxt)
 
-    typer.__name__ = typer.__qualname__ = f"_dot4x{classes}"
-    return intrinsic(typer)
+    return sig, codegen
 
 
 def _strip_tile(classes, vectors=4):
@@ -222,5 +267,4 @@ def _strip_tile(classes, vectors=4):
     return intrinsic(typer)
 
 
-dot4x5, dot4x1 = _dot_tile(5), _dot_tile(1)
 strip1, strip2, strip3, strip4, strip5 = (_strip_tile(c) for c in range(1, 6))

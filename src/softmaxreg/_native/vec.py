@@ -20,13 +20,16 @@ from numba.extending import intrinsic
 
 from .cpu import AVX512
 
-__all__ = ["AVX512", "FASTMATH", "JIT", "SHUFFLE_K"]
+__all__ = ["AVX512", "FASTMATH", "JIT", "SHUFFLE_K", "VECTOR_BITS"]
 
 # Reassociation lets LLVM vectorise the sums and the max; IEEE semantics for inf and NaN stay
 # (no "nnan"/"ninf"), which the detection of non-finite rows relies on.
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: Options of every compiled kernel: cached on disk, released GIL, NumPy's error model.
 JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+#: Bits of the vectors of the fused linear pass (its tiles and block steps): a register's. A 4-row x 5-class
+#: tile of 512-bit accumulators on a machine without AVX-512 would take 40 of its 16 vector registers.
+VECTOR_BITS = 512 if AVX512 else 256
 
 
 @intrinsic
