@@ -38,7 +38,7 @@ import numpy as np
 
 from .columns import GRAD, HESSP, LOSS, columns_softmax, columns_terms, columns_to_rows, rows_to_columns
 from .threads import over_ranges
-from .tiles import MAX_ASKED, block_logits, strip1, strip2, strip3, strip4, strip5
+from .tiles import MAX_ASKED, block_logits, block_update
 from .vec import JIT
 
 __all__ = ["MIN_ELEMENTS", "PROBA", "LOGITS", "LABELS", "applies", "worthwhile", "linear_softmax_pass",
@@ -46,6 +46,9 @@ __all__ = ["MIN_ELEMENTS", "PROBA", "LOGITS", "LABELS", "applies", "worthwhile",
 
 # Rows per gradient block: the block's gradient is accumulated in X's dtype.
 _BLOCK = 256
+# Rows per block: the block's logits, softmax and gradient update run in turn,
+# the block's rows staying in L2 between them, the softmax vectorized along rows.
+_ROWS = 32
 
 @numba.njit(inline="always", **JIT)
 def _tiles(K):
@@ -94,12 +97,6 @@ def _prefetch_halves(i0, r1, tiles, strips):
 
 
 @numba.njit(inline="always", **JIT)
-def _share(nxt, per, stop):
-    """How many rows from ``nxt`` one tile prefetches: ``per``, fewer near ``stop``, never negative."""
-    return max(0, min(per, stop - nxt))
-
-
-@numba.njit(inline="always", **JIT)
 def _block_softmax(Zt, nb, Pt, S):
     """Pt = softmax of Zt's columns, S[0] their max, S[1] the sum of exp(z - max) (:func:`.columns.columns_softmax`);
     returns how many of the first nb columns have a non-finite logit (their sum is NaN)."""
@@ -135,43 +132,6 @@ def _block_terms(i0, nb, Zt, Zvt, Pt, Rt, S, target, sw, what, P, cached):
     return loss, bad
 
 
-@numba.njit(inline="always", **JIT)
-def _block_update(X, i0, nb, Rt, Rx, Gb, gb, nxt, per, stop):
-    """Gb += Rt[:, :nb] X[i0 : i0 + nb] by strips of up to five classes (Rx holds Rt transposed, in
-    X's dtype), gb += Rt's row sums.
-
-    Each strip call prefetches ``per`` rows of X from ``nxt``, none past ``stop``
-    (:func:`_prefetch_halves`).
-    """
-    K = Rt.shape[0]
-    for q in range(nb):
-        for k in range(K):
-            Rx[q, k] = Rt[k, q]
-    k0 = 0
-    while k0 + 5 <= K:
-        strip5(Gb, k0, X, i0, nb, Rx, X, nxt, _share(nxt, per, stop))
-        nxt += per
-        k0 += 5
-    left = K - k0
-    if left == 1:
-        strip1(Gb, k0, X, i0, nb, Rx, X, nxt, _share(nxt, per, stop))
-    elif left == 2:
-        strip2(Gb, k0, X, i0, nb, Rx, X, nxt, _share(nxt, per, stop))
-    elif left == 3:
-        strip3(Gb, k0, X, i0, nb, Rx, X, nxt, _share(nxt, per, stop))
-    elif left == 4:
-        strip4(Gb, k0, X, i0, nb, Rx, X, nxt, _share(nxt, per, stop))
-    for k in range(K):
-        acc = 0.0
-        for q in range(nb):
-            acc += Rt[k, q]
-        gb[k] += acc
-
-
-# Rows per block: the block's logits, softmax and gradient update run in turn,
-# the block's rows staying in L2 between them, the softmax vectorized along rows.
-_ROWS = 32
-
 @numba.njit(**JIT)
 def _pass(X, target, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     """One pass over the rows of ``X``; adds the gradient (or Hessian-vector product) to ``G`` (K, p) and
@@ -189,7 +149,7 @@ def _pass(X, target, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
     them (then the logits at W are not recomputed: 2 products per row instead of 3);
     pass an empty (0, K) array for neither.
     Blocks of ``_ROWS`` rows go through :func:`.tiles.block_logits`,
-    :func:`_block_terms` and :func:`_block_update`, and the tiles prefetch
+    :func:`_block_terms` and :func:`.tiles.block_update`, and the tiles prefetch
     the next block as they go: with a gradient or a Hessian product, the
     logits tiles for its first half and the update's strips for the second
     (:func:`_prefetch_halves`), else the logits tiles for all of it (:func:`_prefetch_plan`).
@@ -219,7 +179,7 @@ def _pass(X, target, sw, W, b, V, vb, what, P, G, gb, T4, S, Rx, Xq, Gb):
         loss += lb
         bad += bb
         if accumulate:
-            _block_update(X, i0, nb, Rt, Rx, Gb, gb, mid, uper, stop)
+            block_update(X, i0, nb, Rt, Rx, Gb, gb, mid, uper, stop)
             if i0 % _BLOCK == _BLOCK - _ROWS or i0 + _ROWS >= n:
                 for k in range(K):
                     for j in range(p):

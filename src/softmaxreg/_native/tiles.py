@@ -14,7 +14,7 @@ from numba.extending import intrinsic
 
 from .vec import VECTOR_BITS, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
 
-__all__ = ["MAX_ASKED", "block_logits", "strip1", "strip2", "strip3", "strip4", "strip5"]
+__all__ = ["MAX_ASKED", "block_logits", "block_update"]
 
 # The most rows one tile prefetches (_sweep); _prefetch_plan never hands out more (8 groups of 4 rows per
 # block make at least 8 tile calls for the 32 rows of the next block).
@@ -170,9 +170,9 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
     return sig, codegen
 
 
-def _strip_tile(classes, vectors=4):
-    r"""The intrinsic ``tile(G, k, X, i, n, R, P, ip, npf)``: for m < ``classes``,
-    ``G[k + m] += sum_{q < n} R[q, k + m] X[i + q]``, the rows added in order, R in X's dtype.
+def _strip(context, builder, classes, G_t, g, k, X_t, x, i, n, R_t, r, P_t, pre, ip, npf, vectors=4):
+    r"""The IR of a strip tile: for m < ``classes``, ``G[k + m] += sum_{q < n} R[q, k + m] X[i + q]``, the
+    rows added in order, R in X's dtype.
 
     A strip of ``vectors`` vectors of columns of the ``classes`` rows of G stays
     in registers while the loop runs down the ``n`` rows of X: per row,
@@ -188,83 +188,129 @@ def _strip_tile(classes, vectors=4):
     also prefetch the strip's cache lines of one row of ``P`` each, so every
     whole vector of those rows is prefetched once, spread over the strips.
     """
+    i64 = ir.IntType(64)
+    zero = ir.Constant(i64, 0)
+    npf = builder.select(builder.icmp_signed("<", npf, zero), zero, npf)
+    npf = builder.select(builder.icmp_signed(">", npf, n), n, npf)
+    ft = context.get_value_type(X_t.dtype)
+    lanes = VECTOR_BITS // X_t.dtype.bitwidth
+    vt = ir.VectorType(ft, lanes)
+    al = X_t.dtype.bitwidth // 8
+    gs = rows_of(context, builder, G_t, g, k, classes)
 
-    def typer(typingctx, G, k, X, i, n, R, P, ip, npf):
-        sig = types.void(G, k, X, i, n, R, P, ip, npf)
+    def strip(j, count, wide):
+        """G[k + m, j : j + count * w] += ..., w = lanes if ``wide`` else 1 (``count`` 1)."""
+        ty = vt if wide else ft
+        at = [builder.add(j, ir.Constant(i64, v * lanes)) for v in range(count)]
 
-        def codegen(context, builder, signature, args):
-            G_t, _, X_t, _, _, R_t, P_t, _, _ = signature.args
-            g, x, r, pre = (context.make_array(t)(context, builder, a)
-                            for t, a in ((G_t, args[0]), (X_t, args[2]), (R_t, args[5]), (P_t, args[6])))
-            k, i, n, ip, npf = (context.cast(builder, args[a], signature.args[a], types.int64) for a in (1, 3, 4, 7, 8))
-            i64 = ir.IntType(64)
-            zero = ir.Constant(i64, 0)
-            npf = builder.select(builder.icmp_signed("<", npf, zero), zero, npf)
-            npf = builder.select(builder.icmp_signed(">", npf, n), n, npf)
-            ft = context.get_value_type(X_t.dtype)
-            lanes = VECTOR_BITS // X_t.dtype.bitwidth
-            vt = ir.VectorType(ft, lanes)
-            al = X_t.dtype.bitwidth // 8
-            gs = rows_of(context, builder, G_t, g, k, classes)
+        def ptr(row, o):
+            return lanes_at(builder, row, o, vt) if wide else builder.gep(row, [o])
 
-            def strip(j, count, wide):
-                """G[k + m, j : j + count * w] += ..., w = lanes if ``wide`` else 1 (``count`` 1)."""
-                ty = vt if wide else ft
-                at = [builder.add(j, ir.Constant(i64, v * lanes)) for v in range(count)]
+        acc = [[cgutils.alloca_once(builder, ty) for _ in at] for _ in range(classes)]
+        for m in range(classes):
+            for a, o in zip(acc[m], at):
+                builder.store(builder.load(ptr(gs[m], o), align=al), a)
 
-                def ptr(row, o):
-                    return lanes_at(builder, row, o, vt) if wide else builder.gep(row, [o])
-
-                acc = [[cgutils.alloca_once(builder, ty) for _ in at] for _ in range(classes)]
-                for m in range(classes):
-                    for a, o in zip(acc[m], at):
-                        builder.store(builder.load(ptr(gs[m], o), align=al), a)
-
-                def row_step(q, prefetching):
-                    if prefetching:
-                        ahead = cgutils.get_item_pointer(context, builder, P_t, pre, [builder.add(ip, q), zero])
-                        prefetch(builder, [builder.gep(ahead, [o]) for o in at])
-                    row = cgutils.get_item_pointer(context, builder, X_t, x, [builder.add(i, q), zero])
-                    xv = [builder.load(ptr(row, o), align=al) for o in at]
-                    for m in range(classes):
-                        c = builder.load(cgutils.get_item_pointer(context, builder, R_t, r,
-                                                                  [q, builder.add(k, ir.Constant(i64, m))]))
-                        if wide:
-                            c = splat_value(builder, c, vt)
-                        for a, v in zip(acc[m], xv):
-                            old = builder.load(a)
-                            builder.store(vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
-
-                # In a strip of whole vectors the first npf rows prefetch, the rest do not: two loops, no
-                # test inside either. Single columns prefetch nothing.
-                first = npf if wide else zero
+        def row_step(q, prefetching):
+            if prefetching:
+                ahead = cgutils.get_item_pointer(context, builder, P_t, pre, [builder.add(ip, q), zero])
+                prefetch(builder, [builder.gep(ahead, [o]) for o in at])
+            row = cgutils.get_item_pointer(context, builder, X_t, x, [builder.add(i, q), zero])
+            xv = [builder.load(ptr(row, o), align=al) for o in at]
+            for m in range(classes):
+                c = builder.load(cgutils.get_item_pointer(context, builder, R_t, r,
+                                                          [q, builder.add(k, ir.Constant(i64, m))]))
                 if wide:
-                    with cgutils.for_range(builder, npf) as rows:
-                        row_step(rows.index, True)
-                with cgutils.for_range_slice(builder, first, n, ir.Constant(i64, 1), inc=True) as (q, _):
-                    row_step(q, False)
-                for m in range(classes):
-                    for a, o in zip(acc[m], at):
-                        builder.store(builder.load(a), ptr(gs[m], o), align=al)
+                    c = splat_value(builder, c, vt)
+                for a, v in zip(acc[m], xv):
+                    old = builder.load(a)
+                    builder.store(vector_fma(builder, v, c, old) if wide else builder.fma(v, c, old), a)
 
-            p = builder.extract_value(x.shape, 1)
-            step = ir.Constant(i64, lanes * vectors)
-            strips = builder.udiv(p, step)
-            with cgutils.for_range(builder, strips) as loop:
-                strip(builder.mul(loop.index, step), vectors, True)
-            whole = builder.udiv(p, ir.Constant(i64, lanes))
-            with cgutils.for_range_slice(builder, builder.mul(strips, ir.Constant(i64, vectors)), whole,
-                                         ir.Constant(i64, 1), inc=True) as (s, _):
-                strip(builder.mul(s, ir.Constant(i64, lanes)), 1, True)
-            with cgutils.for_range_slice(builder, builder.mul(whole, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
-                                         inc=True) as (j, _):
-                strip(j, 1, False)
-            return context.get_dummy_value()
+        # In a strip of whole vectors the first npf rows prefetch, the rest do not: two loops, no
+        # test inside either. Single columns prefetch nothing.
+        first = npf if wide else zero
+        if wide:
+            with cgutils.for_range(builder, npf) as rows:
+                row_step(rows.index, True)
+        with cgutils.for_range_slice(builder, first, n, ir.Constant(i64, 1), inc=True) as (q, _):
+            row_step(q, False)
+        for m in range(classes):
+            for a, o in zip(acc[m], at):
+                builder.store(builder.load(a), ptr(gs[m], o), align=al)
 
-        return sig, codegen
+    p = builder.extract_value(x.shape, 1)
+    step = ir.Constant(i64, lanes * vectors)
+    strips = builder.udiv(p, step)
+    with cgutils.for_range(builder, strips) as loop:
+        strip(builder.mul(loop.index, step), vectors, True)
+    whole = builder.udiv(p, ir.Constant(i64, lanes))
+    with cgutils.for_range_slice(builder, builder.mul(strips, ir.Constant(i64, vectors)), whole,
+                                 ir.Constant(i64, 1), inc=True) as (s, _):
+        strip(builder.mul(s, ir.Constant(i64, lanes)), 1, True)
+    with cgutils.for_range_slice(builder, builder.mul(whole, ir.Constant(i64, lanes)), p, ir.Constant(i64, 1),
+                                 inc=True) as (j, _):
+        strip(j, 1, False)
 
-    typer.__name__ = typer.__qualname__ = f"_strip{classes}"
-    return intrinsic(typer)
 
+@intrinsic
+def block_update(typingctx, X, i0, nb, R, Rx, G, gb, nxt, per, stop):
+    r"""``G += R[:, :nb] X[i0 : i0 + nb]`` and ``gb += R[:, :nb].sum(1)``: a block's gradient update.
 
-strip1, strip2, strip3, strip4, strip5 = (_strip_tile(c) for c in range(1, 6))
+    ``R`` (K, B) float64 is dloss/dlogits classes-first; it is first copied
+    transposed into ``Rx`` (B, K) in X's dtype, the update's products being in
+    X's dtype, as ``G`` (K, p). Then strips of 5 classes (:func:`_strip`), and
+    one strip for the 1 to 4 classes left over. Each strip prefetches ``per``
+    rows of X from ``nxt``, none at or past ``stop`` (the 5-class strips move
+    ``nxt`` on by ``per`` each).
+    """
+    sig = types.void(X, i0, nb, R, Rx, G, gb, nxt, per, stop)
+
+    def codegen(context, builder, signature, args):
+        X_t, _, _, R_t, Rx_t, G_t, gb_t, _, _, _ = signature.args
+        x, r, rx, g, gbias = (context.make_array(signature.args[n])(context, builder, args[n]) for n in (0, 3, 4, 5, 6))
+        i0, nb, first, per, stop = (context.cast(builder, args[n], signature.args[n], types.int64)
+                                    for n in (1, 2, 7, 8, 9))
+        i64 = ir.IntType(64)
+        const = lambda v: ir.Constant(i64, v)  # noqa: E731
+        K = builder.extract_value(r.shape, 0)
+
+        def item(aryty, ary, *idx):
+            return cgutils.get_item_pointer(context, builder, aryty, ary, list(idx))
+
+        with cgutils.for_range(builder, nb) as ql:
+            with cgutils.for_range(builder, K) as kl:
+                value = builder.load(item(R_t, r, kl.index, ql.index))
+                builder.store(context.cast(builder, value, R_t.dtype, Rx_t.dtype), item(Rx_t, rx, ql.index, kl.index))
+        nxt = cgutils.alloca_once_value(builder, first)
+
+        def share():  # rows the next strip prefetches: per, fewer near stop, never negative
+            n = builder.sub(stop, builder.load(nxt))
+            n = builder.select(builder.icmp_signed("<", per, n), per, n)
+            return builder.select(builder.icmp_signed("<", n, const(0)), const(0), n)
+
+        def strip(classes, k):
+            _strip(context, builder, classes, G_t, g, k, X_t, x, i0, nb, Rx_t, rx, X_t, x, builder.load(nxt), share())
+
+        fives = builder.udiv(K, const(5))
+        with cgutils.for_range(builder, fives) as tl:
+            strip(5, builder.mul(tl.index, const(5)))
+            builder.store(builder.add(builder.load(nxt), per), nxt)
+        k0 = builder.mul(fives, const(5))
+        done = builder.append_basic_block("update.rest.done")
+        cases = builder.switch(builder.sub(K, k0), done)
+        for left in range(1, 5):
+            block = builder.append_basic_block(f"update.rest.{left}")
+            cases.add_case(const(left), block)
+            builder.position_at_end(block)
+            strip(left, k0)
+            builder.branch(done)
+        builder.position_at_end(done)
+        with cgutils.for_range(builder, K) as kl:
+            acc = cgutils.alloca_once_value(builder, ir.Constant(ir.DoubleType(), 0.0))
+            with cgutils.for_range(builder, nb) as ql:
+                builder.store(builder.fadd(builder.load(acc), builder.load(item(R_t, r, kl.index, ql.index))), acc)
+            out = item(gb_t, gbias, kl.index)
+            builder.store(builder.fadd(builder.load(out), builder.load(acc)), out)
+        return context.get_dummy_value()
+
+    return sig, codegen
