@@ -226,7 +226,7 @@ def _predict(X, W, b, out, labels, what, Zt, Pt, S, Xq):
 
     Serial and without the GIL like :func:`_pass` (:func:`predict` runs one
     call per thread on a range of rows, with buffers of its own: ``Zt`` and ``Pt``
-    of shape (K, _ROWS), ``S`` (3, _ROWS), ``Xq`` (4, p)). Each block's tiles
+    of shape (K, _ROWS), ``S`` (5, _ROWS), ``Xq`` (4, p)). Each block's tiles
     prefetch the next block as they go (:func:`_prefetch_plan`).
     """
     n = X.shape[0]
@@ -239,9 +239,7 @@ def _predict(X, W, b, out, labels, what, Zt, Pt, S, Xq):
         ob = out[i0 : i0 + nb]  # indexed from 0 (see _block_terms)
         if what == PROBA:
             bad += _block_softmax(Zt, nb, Pt, S)
-            for q in range(nb):
-                for k in range(K):
-                    ob[q, k] = Pt[k, q]
+            columns_to_rows(Pt, ob)
             continue
         for q in range(nb):
             check = 0.0  # NaN exactly when some logit of the row is inf or NaN
@@ -249,9 +247,7 @@ def _predict(X, W, b, out, labels, what, Zt, Pt, S, Xq):
                 check += Zt[k, q] * 0.0
             bad += check != 0.0
         if what == LOGITS:
-            for q in range(nb):
-                for k in range(K):
-                    ob[q, k] = Zt[k, q]
+            columns_to_rows(Zt, ob)
         else:
             lb = labels[i0 : i0 + nb]
             for q in range(nb):
