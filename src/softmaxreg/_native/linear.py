@@ -2,7 +2,7 @@ r"""Fused, threaded passes over a dense ``X`` for :class:`LinearSoftmaxLoss` and
 
 One pass streams ``X`` once: each thread takes a contiguous range of rows in
 blocks of ``_ROWS``; per block it computes the logits :math:`z = W x + b`
-(4-row x 5-class register tiles written in vector IR, stored classes-first),
+(register tiles of 4 rows and several classes, in vector IR, stored classes-first),
 the softmax, the rows' loss and :math:`r = s\,(p - y)` (or, for a
 Hessian-vector product, the softmax JVP
 :math:`r = s\,p \odot (z_V - \langle p, z_V \rangle)`) with the loops running
@@ -38,7 +38,7 @@ import numpy as np
 
 from .columns import GRAD, HESSP, LOSS, columns_softmax, columns_terms, columns_to_rows, rows_to_columns
 from .threads import over_ranges
-from .tiles import MAX_ASKED, block_logits, block_update
+from .tiles import DOT_CLASSES, MAX_ASKED, STRIP_CLASSES, block_logits, block_update
 from .vec import JIT
 
 __all__ = ["MIN_ELEMENTS", "PROBA", "LOGITS", "LABELS", "applies", "worthwhile", "linear_softmax_pass",
@@ -52,8 +52,8 @@ _ROWS = 32
 
 @numba.njit(inline="always", **JIT)
 def _tiles(K):
-    """Tiles per group of four rows over K classes: 5-class tiles, then one per class left over."""
-    return K // 5 + K % 5
+    """Tiles per group of four rows over K classes: tiles of DOT_CLASSES classes, then one per class left over."""
+    return K // DOT_CLASSES + K % DOT_CLASSES
 
 
 @numba.njit(inline="always", **JIT)
@@ -72,8 +72,9 @@ def _prefetch_plan(i0, r1, tiles):
 
 @numba.njit(inline="always", **JIT)
 def _strips(K):
-    """Strip tile calls per block's gradient update over K classes: 5-class strips, then one for the rest."""
-    return K // 5 + (1 if K % 5 else 0)
+    """Strip tile calls per block's gradient update over K classes: STRIP_CLASSES-class strips, then one for the
+    rest."""
+    return K // STRIP_CLASSES + (1 if K % STRIP_CLASSES else 0)
 
 
 @numba.njit(inline="always", **JIT)

@@ -14,11 +14,19 @@ from numba.extending import intrinsic
 
 from .vec import VECTOR_BITS, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
 
-__all__ = ["MAX_ASKED", "block_logits", "block_update"]
+__all__ = ["MAX_ASKED", "DOT_CLASSES", "STRIP_CLASSES", "STRIP_VECTORS", "block_logits", "block_update"]
 
 # The most rows one tile prefetches (_sweep); _prefetch_plan never hands out more (8 groups of 4 rows per
 # block make at least 8 tile calls for the 32 rows of the next block).
 MAX_ASKED = 4
+
+#: Classes per logits tile (of four rows), classes per update strip and vectors of columns per strip: as
+#: many accumulators as the vector registers hold beside the loads that feed them, 32 registers with AVX-512
+#: and 16 without. A tile whose accumulators do not fit spills them to the stack at every step, which halves
+#: its speed, and more when the thread's stack happens to alias the rows it loads.
+DOT_CLASSES = 5 if VECTOR_BITS == 512 else 2
+STRIP_CLASSES = 5
+STRIP_VECTORS = 4 if VECTOR_BITS == 512 else 2
 
 
 
@@ -105,7 +113,7 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
     r"""``Z[k, q] = X[i0 + q] . W[k] + b[k]`` for q < nb (the products in X's dtype, Z and b float64),
     four rows at a time; returns the next row to prefetch.
 
-    Each group of four rows goes through register tiles of 5 classes, then one
+    Each group of four rows goes through register tiles of ``DOT_CLASSES`` classes, then one
     tile per class left over (:func:`_dot`). The last group of fewer than four
     rows is copied into the padded buffer ``Xq`` (4, p), its spare rows
     repeating row ``i0``; Z's other columns keep whatever they held. Each tile
@@ -155,10 +163,11 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
                         builder.store(value, item(Xq_t, xq, const(q), jl.index))
             xs = [builder.select(full, item(X_t, x, builder.add(i0, builder.add(g, const(q))), const(0)),
                                  item(Xq_t, xq, const(q), const(0))) for q in range(4)]
-            fives = builder.udiv(K, const(5))
-            with cgutils.for_range(builder, fives) as tl:
-                tile(5, builder.mul(tl.index, const(5)), g, xs)
-            with cgutils.for_range_slice(builder, builder.mul(fives, const(5)), K, const(1), inc=True) as (k, _):
+            whole = builder.udiv(K, const(DOT_CLASSES))
+            with cgutils.for_range(builder, whole) as tl:
+                tile(DOT_CLASSES, builder.mul(tl.index, const(DOT_CLASSES)), g, xs)
+            with cgutils.for_range_slice(builder, builder.mul(whole, const(DOT_CLASSES)), K, const(1),
+                                         inc=True) as (k, _):
                 tile(1, k, g, xs)
             with cgutils.for_range(builder, K) as kl:
                 bk = builder.load(item(b_t, bias, kl.index))
@@ -170,7 +179,7 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
     return sig, codegen
 
 
-def _strip(context, builder, classes, G_t, g, k, X_t, x, i, n, R_t, r, P_t, pre, ip, npf, vectors=4):
+def _strip(context, builder, classes, G_t, g, k, X_t, x, i, n, R_t, r, P_t, pre, ip, npf, vectors=STRIP_VECTORS):
     r"""The IR of a strip tile: for m < ``classes``, ``G[k + m] += sum_{q < n} R[q, k + m] X[i + q]``, the
     rows added in order, R in X's dtype.
 
@@ -258,9 +267,9 @@ def block_update(typingctx, X, i0, nb, R, Rx, G, gb, nxt, per, stop):
 
     ``R`` (K, B) float64 is dloss/dlogits classes-first; it is first copied
     transposed into ``Rx`` (B, K) in X's dtype, the update's products being in
-    X's dtype, as ``G`` (K, p). Then strips of 5 classes (:func:`_strip`), and
+    X's dtype, as ``G`` (K, p). Then strips of ``STRIP_CLASSES`` classes (:func:`_strip`), and
     one strip for the 1 to 4 classes left over. Each strip prefetches ``per``
-    rows of X from ``nxt``, none at or past ``stop`` (the 5-class strips move
+    rows of X from ``nxt``, none at or past ``stop`` (the whole strips move
     ``nxt`` on by ``per`` each).
     """
     sig = types.void(X, i0, nb, R, Rx, G, gb, nxt, per, stop)
@@ -291,14 +300,14 @@ def block_update(typingctx, X, i0, nb, R, Rx, G, gb, nxt, per, stop):
         def strip(classes, k):
             _strip(context, builder, classes, G_t, g, k, X_t, x, i0, nb, Rx_t, rx, X_t, x, builder.load(nxt), share())
 
-        fives = builder.udiv(K, const(5))
-        with cgutils.for_range(builder, fives) as tl:
-            strip(5, builder.mul(tl.index, const(5)))
+        whole = builder.udiv(K, const(STRIP_CLASSES))
+        with cgutils.for_range(builder, whole) as tl:
+            strip(STRIP_CLASSES, builder.mul(tl.index, const(STRIP_CLASSES)))
             builder.store(builder.add(builder.load(nxt), per), nxt)
-        k0 = builder.mul(fives, const(5))
+        k0 = builder.mul(whole, const(STRIP_CLASSES))
         done = builder.append_basic_block("update.rest.done")
         cases = builder.switch(builder.sub(K, k0), done)
-        for left in range(1, 5):
+        for left in range(1, STRIP_CLASSES):
             block = builder.append_basic_block(f"update.rest.{left}")
             cases.add_case(const(left), block)
             builder.position_at_end(block)
