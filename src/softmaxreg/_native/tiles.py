@@ -12,7 +12,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .vec import VECTOR_BITS, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
+from .vec import VECTOR_BITS, vector_loop, lane_sum, lanes_at, prefetch, rows_of, splat_value, vector_at, vector_fma
 
 __all__ = ["MAX_ASKED", "DOT_CLASSES", "STRIP_CLASSES", "STRIP_VECTORS", "block_logits", "block_update"]
 
@@ -239,9 +239,9 @@ def _strip(context, builder, classes, G_t, g, k, X_t, x, i, n, R_t, r, P_t, pre,
         # test inside either. Single columns prefetch nothing.
         first = npf if wide else zero
         if wide:
-            with cgutils.for_range(builder, npf) as rows:
-                row_step(rows.index, True)
-        with cgutils.for_range_slice(builder, first, n, ir.Constant(i64, 1), inc=True) as (q, _):
+            with vector_loop(builder, zero, npf) as q:
+                row_step(q, True)
+        with vector_loop(builder, first, n) as q:
             row_step(q, False)
         for m in range(classes):
             for a, o in zip(acc[m], at):
