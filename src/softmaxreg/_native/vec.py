@@ -457,8 +457,8 @@ def _kept_as_written(module):
 @contextmanager
 def vector_loop(builder, start, stop):
     """``for i in range(start, stop)`` (int64), yielding ``i``, for a body already written in vectors: LLVM is
-    told to keep the loop as written. Unrolled and interleaved again, the tiles' loops carried three to four
-    times their code (and its compile time) for no speed."""
+    told to keep the loop as written. Unrolled and interleaved again, the update strips' row loops carried
+    several times their code (and its compile time) for no speed."""
     i64 = ir.IntType(64)
     cond = builder.append_basic_block("vloop.cond")
     body = builder.append_basic_block("vloop.body")
