@@ -69,11 +69,11 @@ def test_loss_gradient_hessp_match_reference(n, dtype, probs, weighted):
 @pytest.mark.parametrize("k", [2, 5, 6, 9, 10, 13])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pass_every_tile_shape(n, p, k, dtype):
-    """The logits tiles cover whole vectors of columns and a tail (p = 15, 16, 17 for float32's
-    16 lanes; 15, 16, 17 and 33 for float64's 8); the gradient's strips of four vectors, of one
-    vector and single columns (p = 64, 81, 300 for float32; 33, 64, 81, 300 for float64); 5-class
-    tiles and every count of leftover classes (k = 2, 5, 6, 9, 10, 13); a last group of fewer
-    than 4 rows; and the next block asked for near the end of X and of a thread's rows."""
+    """The logits tiles cover whole vectors of columns and a tail (p = 15, 16, 17, 33 for 8 or 16
+    float32 lanes, 4 or 8 float64 ones); the gradient's strips of 2 or 4 vectors, of one vector and
+    single columns (p = 33, 64, 81, 300); whole tiles of 2 or 5 classes and every count of classes
+    left over by them and by the 5-class strips (k = 2, 5, 6, 9, 10, 13); a last group of fewer than
+    4 rows; and the next block asked for near the end of X and of a thread's rows."""
     X, y, _, coef, intercept = problem(n, p, k, dtype, seed=n + p + k)
     coef /= np.sqrt(p)  # logits of order 1: no saturated rows, whose Hessian float32 cannot resolve
     ref = reference(X, y, None, coef, intercept, (coef[::-1].copy(), intercept[::-1].copy()))
