@@ -88,6 +88,20 @@ def test_pass_every_tile_shape(n, p, k, dtype):
     np.testing.assert_allclose(hb, ref["hb"], rtol=rtol, atol=rtol * np.abs(ref["hb"]).max())
 
 
+def test_labels_out_of_range_are_refused_before_the_kernels_index_by_them():
+    X, y, _, coef, intercept = problem(40, 5, 3, np.float64, seed=1)
+    s = weights(None, 40)
+    for bad in (-1, 3):
+        y2 = y.copy()
+        y2[7] = bad
+        with pytest.raises(ValueError, match="class indices in \\[0, 3\\)"):
+            FU.linear_softmax_pass(X, y2, s, coef, intercept, grad=True)
+        with pytest.raises(ValueError, match="class indices"):
+            FU.linear_softmax_losses(X, y2, s, coef[None], intercept[None])
+    with pytest.raises(ValueError, match="3 columns"):
+        FU.linear_softmax_pass(X, np.ones((40, 4)) / 4, s, coef, intercept)
+
+
 def test_loss_only_and_gradient_by_finite_differences():
     X, y, _, coef, intercept = problem(300, 5, 4, np.float64, seed=3)
     s = weights(None, 300)

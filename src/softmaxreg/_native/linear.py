@@ -342,7 +342,7 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     K = coef.shape[0]
     W = _tile_copy(coef, X.dtype)
     b = np.ascontiguousarray(intercept, dtype=np.float64)
-    target = _target(y)
+    target = _target(y, K)
     what = LOSS if loss else 0
     if v_coef is not None:
         what |= HESSP
@@ -364,10 +364,18 @@ def linear_softmax_pass(X, y, sw, coef, intercept, *, loss=True, grad=False, v_c
     return f, G, gb
 
 
-def _target(y):
-    """The kernels' ``target``: int64 labels, or float64 target probabilities (n, K)."""
+def _target(y, K):
+    """The kernels' ``target``: int64 labels in ``[0, K)`` (the kernels index by them unchecked), or float64
+    target probabilities (n, K)."""
     y = np.asarray(y)
-    return np.ascontiguousarray(y, dtype=np.int64 if y.ndim == 1 else np.float64)
+    if y.ndim == 1:
+        y = np.ascontiguousarray(y, dtype=np.int64)
+        if y.size and not (0 <= y.min() and y.max() < K):
+            raise ValueError(f"labels must be class indices in [0, {K}), got values from {y.min()} to {y.max()}")
+        return y
+    if y.shape[1:] != (K,):
+        raise ValueError(f"target probabilities must have {K} columns, got shape {y.shape}")
+    return np.ascontiguousarray(y, dtype=np.float64)
 
 
 def _over_rows(n, work):
@@ -445,7 +453,7 @@ def linear_softmax_losses(X, y, sw, coefs, intercepts):
     E, K, p = coefs.shape
     W = _tile_copy(coefs.reshape(E * K, p), X.dtype)
     b = np.ascontiguousarray(intercepts.reshape(E * K), dtype=np.float64)
-    target = _target(y)
+    target = _target(y, K)
     sw = np.ascontiguousarray(sw, dtype=np.float64)
 
     def losses(r):
