@@ -177,7 +177,7 @@ def columns_terms(typingctx, Z, Zv, P, R, S, target, sw, nb, what, bad):
         c = _Columns(builder, B)
         vt, f64 = c.vt, ir.DoubleType()
         zero = ir.Constant(f64, 0.0)
-        row = lambda i: c.const(i)  # noqa: E731
+        row = c.const  # the rows of S
 
         def has(bit):
             return builder.icmp_unsigned("!=", builder.and_(flags, c.const(bit)), c.const(0))
@@ -185,9 +185,6 @@ def columns_terms(typingctx, Z, Zv, P, R, S, target, sw, nb, what, bad):
         def target_at(q, k=None):  # label q, or the target probability t[q, k]
             idx = [q] if k is None else [q, k]
             return builder.load(cgutils.get_item_pointer(context, builder, t_ty, tgt, idx))
-
-        def label(q):
-            return target_at(q)
 
         def load(a, k, q):
             return builder.load(c.element(a, k, q))
@@ -216,7 +213,7 @@ def columns_terms(typingctx, Z, Zv, P, R, S, target, sw, nb, what, bad):
                     lse = load(s, row(_THIRD), q)
                     w = load(s, row(_W), q)
                     if codes:
-                        term = builder.fsub(lse, load(z, label(q), q))
+                        term = builder.fsub(lse, load(z, target_at(q), q))
                     else:
                         acc = cgutils.alloca_once_value(builder, zero)
                         with cgutils.for_range(builder, K) as kl:
@@ -238,7 +235,7 @@ def columns_terms(typingctx, Z, Zv, P, R, S, target, sw, nb, what, bad):
                     q = loop.index
                     w = load(s, row(_W), q)
                     if codes:
-                        ptr = c.element(r, label(q), q)
+                        ptr = c.element(r, target_at(q), q)
                         builder.store(builder.fsub(builder.load(ptr), w), ptr)
                     else:
                         ysum = cgutils.alloca_once_value(builder, zero)
