@@ -22,6 +22,8 @@ The scratch ``S`` (5, B) holds per row: 0 the max of its logits, 1 the sum of
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -64,24 +66,12 @@ class _Columns:
         """A pointer to ``a[k, q]``."""
         return self.builder.gep(a.data, [self._offset(a, k, q)])
 
+    @contextmanager
     def groups(self):
         """A loop over the vectors of a row (``with``: yields the first column of each)."""
-        return _loop_by(self.builder, self.width, self.lanes)
-
-
-class _loop_by:
-    def __init__(self, builder, stop, step):
-        self.builder, self.stop, self.step = builder, stop, step
-
-    def __enter__(self):
         b = self.builder
-        i64 = ir.IntType(64)
-        self._range = cgutils.for_range(b, b.udiv(self.stop, ir.Constant(i64, self.step)))
-        loop = self._range.__enter__()
-        return b.mul(loop.index, ir.Constant(i64, self.step))
-
-    def __exit__(self, *exc):
-        return self._range.__exit__(*exc)
+        with cgutils.for_range(b, b.udiv(self.width, self.const(self.lanes))) as loop:
+            yield b.mul(loop.index, self.const(self.lanes))
 
 
 def _block_arrays(context, builder, signature, args, count):

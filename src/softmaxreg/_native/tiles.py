@@ -108,6 +108,38 @@ def _dot(context, builder, classes, xs, ws, p, X_t, P_t, pre, ip, npf):
     return [builder.load(s) for s in sums]
 
 
+class _BlockStep:
+    """The arguments of a block step ``(X, i0, nb, a, b, c, d, nxt, per, stop)`` inside its codegen: the arrays
+    (``arrays``, X first, with their types in ``types``), the rows ``i0 .. i0 + nb`` of X, and the next row to
+    prefetch, which each tile moves on by ``per`` (:meth:`advance`)."""
+
+    def __init__(self, context, builder, signature, args):
+        self.context, self.builder = context, builder
+        at = (0, 3, 4, 5, 6)
+        self.types = [signature.args[n] for n in at]
+        self.arrays = [context.make_array(signature.args[n])(context, builder, args[n]) for n in at]
+        self.i0, self.nb, first, self.per, self.stop = (context.cast(builder, args[n], signature.args[n], types.int64)
+                                                        for n in (1, 2, 7, 8, 9))
+        self.nxt = cgutils.alloca_once_value(builder, first)
+
+    def const(self, v):
+        return ir.Constant(ir.IntType(64), v)
+
+    def item(self, aryty, ary, *idx):
+        """A pointer to ``ary[idx]``."""
+        return cgutils.get_item_pointer(self.context, self.builder, aryty, ary, list(idx))
+
+    def share(self):
+        """Rows the next tile prefetches: ``per``, fewer near ``stop``, never negative."""
+        b = self.builder
+        n = b.sub(self.stop, b.load(self.nxt))
+        n = b.select(b.icmp_signed("<", self.per, n), self.per, n)
+        return b.select(b.icmp_signed("<", n, self.const(0)), self.const(0), n)
+
+    def advance(self):
+        self.builder.store(self.builder.add(self.builder.load(self.nxt), self.per), self.nxt)
+
+
 @intrinsic
 def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
     r"""``Z[k, q] = X[i0 + q] . W[k] + b[k]`` for q < nb (the products in X's dtype, Z and b float64),
@@ -123,32 +155,21 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
     sig = types.int64(X, i0, nb, W, b, Z, Xq, nxt, per, stop)
 
     def codegen(context, builder, signature, args):
-        X_t, _, _, W_t, b_t, Z_t, Xq_t, _, _, _ = signature.args
-        x, w, bias, z, xq = (context.make_array(signature.args[n])(context, builder, args[n]) for n in (0, 3, 4, 5, 6))
-        i0, nb, first, per, stop = (context.cast(builder, args[n], signature.args[n], types.int64)
-                                    for n in (1, 2, 7, 8, 9))
-        i64 = ir.IntType(64)
-        const = lambda v: ir.Constant(i64, v)  # noqa: E731
+        step = _BlockStep(context, builder, signature, args)
+        X_t, W_t, b_t, Z_t, Xq_t = step.types
+        x, w, bias, z, xq = step.arrays
+        i0, nb, const, item = step.i0, step.nb, step.const, step.item
         K = builder.extract_value(w.shape, 0)
         p = builder.extract_value(x.shape, 1)
-        nxt = cgutils.alloca_once_value(builder, first)
-
-        def item(aryty, ary, *idx):
-            return cgutils.get_item_pointer(context, builder, aryty, ary, list(idx))
-
-        def share():  # rows the next tile prefetches: per, fewer near stop, never negative
-            n = builder.sub(stop, builder.load(nxt))
-            n = builder.select(builder.icmp_signed("<", per, n), per, n)
-            return builder.select(builder.icmp_signed("<", n, const(0)), const(0), n)
 
         def tile(classes, k, g, xs):
             ws = rows_of(context, builder, W_t, w, k, classes)
-            sums = _dot(context, builder, classes, xs, ws, p, X_t, X_t, x, builder.load(nxt), share())
+            sums = _dot(context, builder, classes, xs, ws, p, X_t, X_t, x, builder.load(step.nxt), step.share())
             for m in range(classes):
                 for q in range(4):
                     out = item(Z_t, z, builder.add(k, const(m)), builder.add(g, const(q)))
                     builder.store(context.cast(builder, sums[q * classes + m], X_t.dtype, Z_t.dtype), out)
-            builder.store(builder.add(builder.load(nxt), per), nxt)
+            step.advance()
 
         groups = builder.udiv(builder.add(nb, const(3)), const(4))
         with cgutils.for_range(builder, groups) as gl:
@@ -174,7 +195,7 @@ def block_logits(typingctx, X, i0, nb, W, b, Z, Xq, nxt, per, stop):
                 for q in range(4):
                     out = item(Z_t, z, kl.index, builder.add(g, const(q)))
                     builder.store(builder.fadd(builder.load(out), bk), out)
-        return builder.load(nxt)
+        return builder.load(step.nxt)
 
     return sig, codegen
 
@@ -275,35 +296,25 @@ def block_update(typingctx, X, i0, nb, R, Rx, G, gb, nxt, per, stop):
     sig = types.void(X, i0, nb, R, Rx, G, gb, nxt, per, stop)
 
     def codegen(context, builder, signature, args):
-        X_t, _, _, R_t, Rx_t, G_t, gb_t, _, _, _ = signature.args
-        x, r, rx, g, gbias = (context.make_array(signature.args[n])(context, builder, args[n]) for n in (0, 3, 4, 5, 6))
-        i0, nb, first, per, stop = (context.cast(builder, args[n], signature.args[n], types.int64)
-                                    for n in (1, 2, 7, 8, 9))
-        i64 = ir.IntType(64)
-        const = lambda v: ir.Constant(i64, v)  # noqa: E731
+        step = _BlockStep(context, builder, signature, args)
+        X_t, R_t, Rx_t, G_t, gb_t = step.types
+        x, r, rx, g, gbias = step.arrays
+        i0, nb, const, item = step.i0, step.nb, step.const, step.item
         K = builder.extract_value(r.shape, 0)
-
-        def item(aryty, ary, *idx):
-            return cgutils.get_item_pointer(context, builder, aryty, ary, list(idx))
 
         with cgutils.for_range(builder, nb) as ql:
             with cgutils.for_range(builder, K) as kl:
                 value = builder.load(item(R_t, r, kl.index, ql.index))
                 builder.store(context.cast(builder, value, R_t.dtype, Rx_t.dtype), item(Rx_t, rx, ql.index, kl.index))
-        nxt = cgutils.alloca_once_value(builder, first)
-
-        def share():  # rows the next strip prefetches: per, fewer near stop, never negative
-            n = builder.sub(stop, builder.load(nxt))
-            n = builder.select(builder.icmp_signed("<", per, n), per, n)
-            return builder.select(builder.icmp_signed("<", n, const(0)), const(0), n)
 
         def strip(classes, k):
-            _strip(context, builder, classes, G_t, g, k, X_t, x, i0, nb, Rx_t, rx, X_t, x, builder.load(nxt), share())
+            _strip(context, builder, classes, G_t, g, k, X_t, x, i0, nb, Rx_t, rx, X_t, x, builder.load(step.nxt),
+                   step.share())
 
         whole = builder.udiv(K, const(STRIP_CLASSES))
         with cgutils.for_range(builder, whole) as tl:
             strip(STRIP_CLASSES, builder.mul(tl.index, const(STRIP_CLASSES)))
-            builder.store(builder.add(builder.load(nxt), per), nxt)
+            step.advance()
         k0 = builder.mul(whole, const(STRIP_CLASSES))
         done = builder.append_basic_block("update.rest.done")
         cases = builder.switch(builder.sub(K, k0), done)
